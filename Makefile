@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine with Python 3.10+:
+#   make demo   - set up, then run the preview workflow on the built-in tiny model (writes an mp4)
+#   make test   - set up, then run the test suite
+# TORCH_SPEC picks the torch build when the venv has none (e.g. a CUDA build's index URL args).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+
+.PHONY: setup test demo bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
+	# Pin the torch we have, so no dependency can pull another build (and gigabytes of CUDA).
+	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[test]"
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) output models/i2v/tiny-*

@@ -1,0 +1,284 @@
+"""The one place that knows whether a ComfyUI-compatible host is present.
+
+Everything else asks this module for progress bars, interrupt checks, folders and memory.
+Inside ComfyUI (or a host that offers the same modules, such as ``host_stub``) it uses
+``comfy.utils``, ``comfy.model_management`` and ``folder_paths``; elsewhere it falls back to
+tqdm, a process-wide interrupt flag and folders taken from environment variables.
+
+The probe runs on every call and only looks at ``sys.modules``: ComfyUI imports these modules
+before any node runs, and a host such as ``host_stub`` installs them only while it runs, so a
+cached answer would go stale between hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+MODEL_FOLDER = "i2v"  # our own model folder name inside ComfyUI's models dir
+DIFFUSERS_FOLDER = "diffusers"  # ComfyUI's stock folder for diffusers-format models
+
+
+def _module(name: str) -> ModuleType | None:
+    return sys.modules.get(name)
+
+
+def comfy_present() -> bool:
+    """True when a ComfyUI-compatible host has its modules loaded in this process."""
+    return _module("comfy.model_management") is not None and _module("folder_paths") is not None
+
+
+# --- interrupt -------------------------------------------------------------------------------
+
+
+class Interrupted(Exception):  # noqa: N818 - named after what happened, like ComfyUI's own
+    """Raised at the next step after :func:`request_interrupt` when no host is present."""
+
+
+_local_interrupt = threading.Event()
+
+
+def request_interrupt() -> None:
+    """Ask the running sample to stop at its next step (inside ComfyUI, ComfyUI's own flag)."""
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        mm.interrupt_current_processing(True)
+    else:
+        _local_interrupt.set()
+
+
+def clear_interrupt() -> None:
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        mm.interrupt_current_processing(False)
+    _local_interrupt.clear()
+
+
+def check_interrupt() -> None:
+    """Raise the host's interrupt exception if a cancel was requested.
+
+    Inside ComfyUI this raises ``comfy.model_management.InterruptProcessingException``: callers
+    must let it through (never wrap this in ``except Exception``), since ComfyUI relies on it
+    to end the prompt cleanly.
+    """
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+    if _local_interrupt.is_set():
+        _local_interrupt.clear()
+        raise Interrupted("interrupted by request")
+
+
+def interrupt_exceptions() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "cancelled", to re-raise before any broader handler."""
+    kinds: list[type[BaseException]] = [Interrupted, KeyboardInterrupt]
+    mm = _module("comfy.model_management")
+    exc = getattr(mm, "InterruptProcessingException", None) if mm is not None else None
+    if isinstance(exc, type):
+        kinds.append(exc)
+    return tuple(kinds)
+
+
+# --- progress --------------------------------------------------------------------------------
+
+
+class Progress:
+    """Step progress: ComfyUI's ProgressBar inside the host, tqdm elsewhere."""
+
+    def __init__(self, total: int, description: str = "", node_id: str | None = None):
+        self.total = max(int(total), 1)
+        self.current = 0
+        self._bar: Any = None
+        self._tqdm: Any = None
+        utils = _module("comfy.utils")
+        if utils is not None and hasattr(utils, "ProgressBar"):
+            try:
+                self._bar = utils.ProgressBar(self.total, node_id=node_id)
+            except TypeError:  # older hosts take only the total
+                self._bar = utils.ProgressBar(self.total)
+        elif log.isEnabledFor(logging.INFO) and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=self.total, desc=description or None, leave=False)
+
+    def update(self, n: int = 1) -> None:
+        self.current = min(self.current + n, self.total)
+        if self._bar is not None:
+            self._bar.update_absolute(self.current, self.total)
+        elif self._tqdm is not None:
+            self._tqdm.update(n)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+            self._tqdm = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- folders ---------------------------------------------------------------------------------
+
+
+def models_root() -> Path:
+    """The models folder outside ComfyUI (``I2V_MODELS_DIR``, default ``./models``)."""
+    fp = _module("folder_paths")
+    if fp is not None and getattr(fp, "models_dir", None):
+        return Path(fp.models_dir)
+    return Path(os.environ.get("I2V_MODELS_DIR", "models")).resolve()
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for diffusers-format models: the ``i2v`` folder(s), then ``diffusers``."""
+    fp = _module("folder_paths")
+    if fp is not None:
+        _register_model_folder(fp)
+        found: list[Path] = []
+        for name in (MODEL_FOLDER, DIFFUSERS_FOLDER):
+            try:
+                found += [Path(p) for p in fp.get_folder_paths(name)]
+            except (KeyError, AttributeError):
+                continue
+        return _unique(found)
+    root = models_root()
+    return [root / MODEL_FOLDER, root / DIFFUSERS_FOLDER]
+
+
+def tiny_models_dir() -> Path:
+    """Where the built-in tiny models are built: the first ``i2v`` model folder."""
+    return model_dirs()[0]
+
+
+def output_dir() -> Path:
+    """The output folder: ComfyUI's, else ``I2V_OUTPUT_DIR`` (default ``./output``)."""
+    fp = _module("folder_paths")
+    if fp is not None and hasattr(fp, "get_output_directory"):
+        return Path(fp.get_output_directory())
+    return Path(os.environ.get("I2V_OUTPUT_DIR", "output")).resolve()
+
+
+def _register_model_folder(fp: ModuleType) -> None:
+    names = getattr(fp, "folder_names_and_paths", None)
+    if isinstance(names, dict) and MODEL_FOLDER not in names and hasattr(fp, "add_model_folder_path"):
+        fp.add_model_folder_path(MODEL_FOLDER, os.path.join(fp.models_dir, MODEL_FOLDER))
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    seen: set[Path] = set()
+    out = []
+    for p in paths:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+# --- devices and memory ----------------------------------------------------------------------
+
+
+def default_device() -> torch.device:
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "get_torch_device"):
+        return torch.device(mm.get_torch_device())
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Memory free for a new run on ``device``: CUDA free memory, or available system RAM."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        # The torch caching allocator holds freed blocks that it will reuse for us.
+        reserved_free = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + reserved_free)
+    return available_ram_bytes()
+
+
+def total_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return _meminfo("MemTotal") or 16 * 2**30
+
+
+def available_ram_bytes() -> int:
+    value = _meminfo("MemAvailable")
+    if value is None:  # not Linux: be conservative rather than fail
+        log.warning("cannot read available RAM; assuming 8 GiB")
+        return 8 * 2**30
+    return value
+
+
+def _meminfo(field: str) -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def free_host_memory(bytes_needed: int, device: torch.device) -> None:
+    """Ask the host to unload its own models until ``bytes_needed`` is free (no-op outside)."""
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "free_memory"):
+        mm.free_memory(bytes_needed, device)
+
+
+# --- registration with ComfyUI's model management ---------------------------------------------
+
+
+class HostRegistration:
+    """Keeps a set of modules known to ComfyUI's model management.
+
+    Inside ComfyUI the modules are wrapped in a ``ModelPatcher`` and loaded through
+    ``load_models_gpu``: ComfyUI then counts them, frees its own models to make room for our
+    run, and unloads ours on "Unload models", ``/free`` or its OOM handler. When it does, it
+    calls ``on_unload`` so the pack's cache lets go of the pipeline.
+    Outside ComfyUI (or in a host without ``comfy.model_patcher``) this does nothing.
+    """
+
+    def __init__(self, modules: dict[str, torch.nn.Module], device: torch.device, size_bytes: int,
+                 on_unload: Callable[[], None], manages_placement: bool):
+        self._patcher: Any = None
+        mp = _module("comfy.model_patcher")
+        if mp is None or not hasattr(mp, "ModelPatcher"):
+            return
+        container = torch.nn.ModuleDict(modules)
+        # When offload hooks manage placement, tell ComfyUI the weights live on the CPU so it
+        # never moves them behind the hooks' back; it can still unload them.
+        load_device = torch.device("cpu") if manages_placement else device
+        patcher = mp.ModelPatcher(container, load_device=load_device, offload_device=torch.device("cpu"),
+                                  size=size_bytes)
+        callbacks = getattr(mp, "CallbacksMP", None)
+        if callbacks is not None and hasattr(patcher, "add_callback"):
+            patcher.add_callback(callbacks.ON_DETACH, lambda *_args: on_unload())
+        self._patcher = patcher
+
+    @property
+    def active(self) -> bool:
+        return self._patcher is not None
+
+    def ensure_loaded(self, memory_required: int) -> None:
+        """Tell ComfyUI the model is in use and how much working memory the run needs."""
+        mm = _module("comfy.model_management")
+        if self._patcher is None or mm is None or not hasattr(mm, "load_models_gpu"):
+            return
+        mm.load_models_gpu([self._patcher], memory_required=memory_required, force_full_load=True)
+
+    def release(self) -> None:
+        """Forget the patcher; ComfyUI drops its entry once the weights are collected."""
+        self._patcher = None
