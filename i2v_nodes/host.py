@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from .runtime import devices
+
 log = logging.getLogger(__name__)
 
 MODEL_FOLDER = "i2v"  # our own model folder name inside ComfyUI's models dir
@@ -197,38 +199,18 @@ def default_device() -> torch.device:
 
 
 def free_memory_bytes(device: torch.device) -> int:
-    """Memory free for a new run on ``device``: CUDA free memory, or available system RAM."""
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        # The torch caching allocator holds freed blocks that it will reuse for us.
-        reserved_free = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(free + reserved_free)
-    return available_ram_bytes()
+    """Memory free for a new run on ``device``, as the host counts it (CUDA free, or RAM)."""
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "get_free_memory"):
+        return int(mm.get_free_memory(device))
+    return devices.free_bytes(device)
 
 
 def total_memory_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.get_device_properties(device).total_memory)
-    return _meminfo("MemTotal") or 16 * 2**30
-
-
-def available_ram_bytes() -> int:
-    value = _meminfo("MemAvailable")
-    if value is None:  # not Linux: be conservative rather than fail
-        log.warning("cannot read available RAM; assuming 8 GiB")
-        return 8 * 2**30
-    return value
-
-
-def _meminfo(field: str) -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "get_total_memory"):
+        return int(mm.get_total_memory(device))
+    return devices.total_bytes(device)
 
 
 def free_host_memory(bytes_needed: int, device: torch.device) -> None:

@@ -1,0 +1,57 @@
+"""What the engine needs from its host, passed in rather than imported.
+
+The engine stays host-agnostic: nodes build a :class:`HostServices` from ``i2v_nodes.host``
+(ComfyUI's progress bar, interrupt and memory management when present), tests and scripts use
+:func:`standalone`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from . import devices
+
+
+class ProgressLike(Protocol):
+    def update(self, n: int = 1) -> None: ...
+    def close(self) -> None: ...
+
+
+class Registration(Protocol):
+    """A model registered with the host's memory management."""
+
+    def ensure_loaded(self, memory_required: int) -> None: ...
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HostServices:
+    progress: Callable[[int, str], ProgressLike]
+    check_interrupt: Callable[[], None]
+    free_bytes: Callable[[torch.device], int]
+    total_bytes: Callable[[torch.device], int]
+    # register(modules, device, size_bytes, on_unload, manages_placement) -> Registration
+    register_model: Callable[..., Registration] | None = None
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def standalone(check_interrupt: Callable[[], None] | None = None,
+               progress: Callable[[int, str], Any] | None = None) -> HostServices:
+    """Services with no host: OS memory figures, no progress bar, an optional interrupt check."""
+    return HostServices(
+        progress=progress or (lambda total, desc: _NoProgress()),
+        check_interrupt=check_interrupt or (lambda: None),
+        free_bytes=devices.free_bytes,
+        total_bytes=devices.total_bytes,
+    )
