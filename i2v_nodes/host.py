@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from .runtime import devices
+from .runtime.services import HostServices
 
 log = logging.getLogger(__name__)
 
@@ -264,3 +265,15 @@ class HostRegistration:
     def release(self) -> None:
         """Forget the patcher; ComfyUI drops its entry once the weights are collected."""
         self._patcher = None
+
+
+def services() -> HostServices:
+    """The host's capabilities in the form the engine takes them (probed now, per call)."""
+    mp = _module("comfy.model_patcher")
+    return HostServices(
+        progress=lambda total, description: Progress(total, description),
+        check_interrupt=check_interrupt,
+        free_bytes=free_memory_bytes,
+        total_bytes=total_memory_bytes,
+        register_model=HostRegistration if mp is not None and hasattr(mp, "ModelPatcher") else None,
+    )

@@ -1,4 +1,19 @@
 """ComfyUI V1 node classes, one file per node."""
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+from .encode_video import EncodeVideo
+from .load_model import LoadI2VModel
+from .sample import I2VSample
+from .vram_guard import VRAMGuard
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    "LoadI2VModel": LoadI2VModel,
+    "VRAMGuard": VRAMGuard,
+    "I2VSample": I2VSample,
+    "EncodeVideo": EncodeVideo,
+}
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
+    "LoadI2VModel": "Load Image-to-Video Model",
+    "VRAMGuard": "VRAM Guard (I2V)",
+    "I2VSample": "Image to Video Sample",
+    "EncodeVideo": "Encode Video (mp4/webm/gif/webp)",
+}

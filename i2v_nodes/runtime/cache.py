@@ -158,6 +158,12 @@ class ModelCache:
 
     # -- queries --------------------------------------------------------------------------------
 
+    def peek(self, key: CacheKey) -> Any:
+        """The cached value for ``key`` without taking it (diagnostics and tests), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry.value if entry is not None and not entry.stale else None
+
     def is_loaded(self, key: CacheKey) -> bool:
         with self._lock:
             entry = self._entries.get(key)

@@ -73,23 +73,29 @@ def default_cache() -> ModelCache:
 # --- validation --------------------------------------------------------------------------------
 
 
-def validate_settings(handle: ModelHandle, s: SampleSettings) -> None:
-    """Raise :class:`InputError` for the first setting that the model cannot take."""
+def validate_shape(handle: ModelHandle, width: object, height: object, num_frames: object,
+                   batch_size: object) -> None:
+    """Raise :class:`InputError` for a size, frame count or batch the model cannot take."""
     limits = families.get(handle.family).CONSTRAINTS
     step = limits.multiple_of
-    for name in ("width", "height"):
-        value = getattr(s, name)
+    for name, value in (("width", width), ("height", height)):
         _int_in_range(name, value, step, MAX_SIDE)
         if value % step:
             low, high = value // step * step, (value // step + 1) * step
             raise InputError(name, f"must be a multiple of {step} for this model, got {value}; "
                                    f"nearest valid: {low} or {high}")
-    _int_in_range("num_frames", s.num_frames, limits.min_frames, limits.max_frames)
+    _int_in_range("num_frames", num_frames, limits.min_frames, limits.max_frames)
+    _int_in_range("batch_size", batch_size, 1, MAX_BATCH)
+
+
+def validate_settings(handle: ModelHandle, s: SampleSettings) -> None:
+    """Raise :class:`InputError` for the first setting that the model cannot take."""
+    validate_shape(handle, s.width, s.height, s.num_frames, s.batch_size)
     _int_in_range("steps", s.steps, 1, 200)
     _int_in_range("seed", s.seed, 0, MAX_SEED)
-    _int_in_range("batch_size", s.batch_size, 1, MAX_BATCH)
     _int_in_range("target_fps", s.target_fps, 1, 240)
-    _int_in_range("decode_chunk_size", s.decode_chunk_size, 0, limits.max_frames)
+    _int_in_range("decode_chunk_size", s.decode_chunk_size, 0,
+                  families.get(handle.family).CONSTRAINTS.max_frames)
     if not isinstance(s.guidance_scale, (int, float)) or not math.isfinite(s.guidance_scale) \
             or not 0 <= s.guidance_scale <= 100:
         raise InputError("guidance_scale", f"expected a number from 0 to 100 (1 = no guidance), "

@@ -1,0 +1,25 @@
+"""What every node shares: the category, and errors that name the node they came from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..runtime.errors import I2VError
+
+CATEGORY = "i2v"
+MODEL_TYPE = "I2V_MODEL"
+
+
+@contextmanager
+def node_errors(class_name: str, unique_id: str | None) -> Iterator[None]:
+    """Prefix the pack's own errors with the node class and id (headless logs have no graph).
+
+    Only :class:`I2VError` is touched: the host's interrupt and unexpected errors pass unchanged.
+    """
+    try:
+        yield
+    except I2VError as exc:
+        where = f"{class_name} (node {unique_id})" if unique_id else class_name
+        exc.args = (f"{where}: {exc.args[0] if exc.args else exc}",) + exc.args[1:]
+        raise

@@ -1,0 +1,85 @@
+"""I2VSample: image + prompt to video frames, as ComfyUI IMAGE."""
+
+from __future__ import annotations
+
+from .. import host
+from ..runtime import sampling
+from ._common import CATEGORY, MODEL_TYPE, node_errors
+
+TIPS = {
+    "model": "From VRAMGuard (recommended) or LoadI2VModel.",
+    "image": "The first frame to animate. It is resized and centre-cropped to width x height, keeping its "
+             "aspect. Several images give one clip per image and seed.",
+    "prompt": "What should happen: describe the motion and the scene, e.g. 'waves rolling onto the beach, "
+              "camera slowly panning'.",
+    "negative_prompt": "What to avoid. I2VGen-XL benefits from a negative prompt against static or blurry "
+                       "output.",
+    "width": "Output width, a multiple of 8 (anything else is refused with the nearest valid values). Link "
+             "VRAMGuard's width here.",
+    "height": "Output height, a multiple of 8. Link VRAMGuard's height here.",
+    "num_frames": "Frames per clip; I2VGen-XL was trained on 16.",
+    "steps": "Denoising steps. 30 is a fast preview, 40-50 standard; past 60 quality barely improves.",
+    "guidance_scale": "How strongly to follow the prompt. 7-11 is the useful range; higher distorts. 1 or "
+                      "less turns guidance off (faster, follows the prompt less).",
+    "seed": "Noise seed: the same seed and settings give the same frames.",
+    "batch_size": "Clips per image, seeds seed, seed+1, ...; clip i is the same as a single run with seed+i.",
+    "target_fps": "Frames per second the model is conditioned on (motion speed), also passed on as the "
+                  "video's fps. Keep it at 8 or more, or motion stutters.",
+    "decode_chunk_size": "Frames decoded per VAE call. 0 = as VRAMGuard planned (the largest chunk that "
+                         "costs no extra peak memory). Lower saves memory, higher is a little faster.",
+}
+DEFAULT_NEGATIVE = "Distorted, discontinuous, ugly, blurry, low resolution, motionless, static"
+
+
+class I2VSample:
+    DESCRIPTION = (
+        "Turns an image and a prompt into video frames with the model's stock diffusers pipeline, with "
+        "per-step progress and cancel. Same seed, same frames. Outputs ComfyUI IMAGE frames (every clip "
+        "of the batch, one after another), so savers and upscalers work on them; EncodeVideo makes the "
+        "video file."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("IMAGE", "FLOAT", "INT")
+    RETURN_NAMES = ("frames", "fps", "frames_per_clip")
+    OUTPUT_TOOLTIPS = (
+        "All frames of all clips, [clips x frames, height, width, 3], values 0..1.",
+        "The target fps, for EncodeVideo.",
+        "Frames in one clip, so EncodeVideo can write one file per clip.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
+        size = {"min": 8, "max": sampling.MAX_SIDE, "step": 8}
+        return {
+            "required": {
+                "model": (MODEL_TYPE, {"tooltip": TIPS["model"]}),
+                "image": ("IMAGE", {"tooltip": TIPS["image"]}),
+                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": TIPS["prompt"]}),
+                "negative_prompt": ("STRING", {"multiline": True, "default": DEFAULT_NEGATIVE,
+                                               "tooltip": TIPS["negative_prompt"]}),
+                "width": ("INT", {"default": 512, **size, "tooltip": TIPS["width"]}),
+                "height": ("INT", {"default": 512, **size, "tooltip": TIPS["height"]}),
+                "num_frames": ("INT", {"default": 16, "min": 2, "max": 128, "tooltip": TIPS["num_frames"]}),
+                "steps": ("INT", {"default": 40, "min": 1, "max": 200, "tooltip": TIPS["steps"]}),
+                "guidance_scale": ("FLOAT", {"default": 9.0, "min": 0.0, "max": 100.0, "step": 0.1,
+                                             "tooltip": TIPS["guidance_scale"]}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": sampling.MAX_SEED,
+                                 "control_after_generate": True, "tooltip": TIPS["seed"]}),
+                "batch_size": ("INT", {"default": 1, "min": 1, "max": sampling.MAX_BATCH,
+                                       "tooltip": TIPS["batch_size"]}),
+                "target_fps": ("INT", {"default": 8, "min": 1, "max": 240, "tooltip": TIPS["target_fps"]}),
+                "decode_chunk_size": ("INT", {"default": 0, "min": 0, "max": 128,
+                                              "tooltip": TIPS["decode_chunk_size"]}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def sample(self, model, image, prompt, negative_prompt, width, height, num_frames, steps, guidance_scale,
+               seed, batch_size, target_fps, decode_chunk_size, unique_id=None):
+        with node_errors("I2VSample", unique_id):
+            settings = sampling.SampleSettings(prompt, negative_prompt, width, height, num_frames, steps,
+                                               float(guidance_scale), seed, batch_size, target_fps,
+                                               decode_chunk_size)
+            result = sampling.sample(model, image, settings, host.services())
+        return (result.frames, result.fps, result.frames_per_clip)

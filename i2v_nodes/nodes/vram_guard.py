@@ -1,0 +1,74 @@
+"""VRAMGuard: check that a run fits in device memory before any heavy work, or adapt the plan."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .. import host
+from ..runtime import memory, sampling
+from ._common import CATEGORY, MODEL_TYPE, node_errors
+
+TIPS = {
+    "model": "From LoadI2VModel.",
+    "width": "Output width in pixels, a multiple of 8. 512 is I2VGen-XL's sweet spot; memory grows with "
+             "width x height.",
+    "height": "Output height in pixels, a multiple of 8.",
+    "num_frames": "Frames per clip. I2VGen-XL was trained on 16; more costs memory linearly and motion may "
+                  "degrade.",
+    "batch_size": "Clips per input image (seeds seed, seed+1, ...).",
+    "policy": "error: stop before work if it does not fit, with advice. adapt: change memory options until "
+              "it fits (reported). off: estimate and report only.",
+    "headroom": "Fraction of the device's total memory kept free for other programs and estimate error. "
+                "0.10 = 10%.",
+}
+
+
+class VRAMGuard:
+    DESCRIPTION = (
+        "Estimates the peak memory of the run (from the model's real parameter sizes and its architecture "
+        "traced at your resolution and frame count, with CFG) and compares it with the device's free "
+        "memory, before anything loads. error: stop with the largest settings that would fit. adapt: turn "
+        "on memory options (decode chunking, VAE tiling, offload, sub-batches) until it fits; never "
+        "changes resolution or frames. off: just report. Link its INT outputs into I2VSample."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "guard"
+    RETURN_TYPES = (MODEL_TYPE, "INT", "INT", "INT", "INT", "STRING")
+    RETURN_NAMES = ("model", "width", "height", "num_frames", "batch_size", "report")
+    OUTPUT_TOOLTIPS = (
+        "The model with the memory plan attached; I2VSample runs with the planned options.",
+        "Width, passed through: link it into I2VSample's width.",
+        "Height, passed through: link it into I2VSample's height.",
+        "Frame count, passed through: link it into I2VSample's num_frames.",
+        "Clips per image, passed through: link it into I2VSample's batch_size.",
+        "What the guard estimated, what it changed and why.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
+        size = {"min": 8, "max": sampling.MAX_SIDE, "step": 8}
+        return {
+            "required": {
+                "model": (MODEL_TYPE, {"tooltip": TIPS["model"]}),
+                "width": ("INT", {"default": 512, **size, "tooltip": TIPS["width"]}),
+                "height": ("INT", {"default": 512, **size, "tooltip": TIPS["height"]}),
+                "num_frames": ("INT", {"default": 16, "min": 2, "max": 128, "tooltip": TIPS["num_frames"]}),
+                "batch_size": ("INT", {"default": 1, "min": 1, "max": sampling.MAX_BATCH,
+                                       "tooltip": TIPS["batch_size"]}),
+                "policy": (memory.POLICIES, {"default": "error", "tooltip": TIPS["policy"]}),
+                "headroom": ("FLOAT", {"default": 0.10, "min": 0.0, "max": 0.9, "step": 0.01,
+                                       "tooltip": TIPS["headroom"]}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def guard(self, model, width, height, num_frames, batch_size, policy, headroom, unique_id=None):
+        with node_errors("VRAMGuard", unique_id):
+            sampling.validate_shape(model, width, height, num_frames, batch_size)
+            shape = memory.RunShape(width, height, num_frames, batch_size, cfg=True)
+            services = host.services()
+            key = dataclasses.replace(model.cache_key, offload=model.offload)
+            loaded = sampling.default_cache().is_loaded(key)
+            budget = sampling.budget_for(model, services, float(headroom), loaded)
+            plan = memory.plan_run(model, shape, policy, budget)
+        return (model.with_plan(plan), width, height, num_frames, batch_size, plan.report)

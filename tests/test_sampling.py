@@ -1,0 +1,230 @@
+"""Sampling: reproducibility, equality with the stock pipeline, NaN handling, interrupt, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from i2v_nodes import host
+from i2v_nodes.runtime import sampling, services
+from i2v_nodes.runtime.errors import InputError, NonFiniteError
+from i2v_nodes.runtime.families import i2vgen_xl
+
+
+def run(handle, image, settings, cache=None, svc=None):
+    return sampling.sample(handle, image, settings, svc or services.standalone(), cache=cache)
+
+
+def test_frames_are_comfy_images(tiny_handle, still_image, small_settings):
+    result = run(tiny_handle, still_image, small_settings)
+    assert result.frames.shape == (8, 64, 64, 3)
+    assert result.frames.dtype == torch.float32 and result.frames.device.type == "cpu"
+    assert 0 <= float(result.frames.min()) and float(result.frames.max()) <= 1
+    assert result.frames_per_clip == 8 and result.fps == 8.0 and result.clips == 1
+    assert not result.frames.requires_grad
+
+
+def test_same_seed_same_frames_other_seed_different(tiny_handle, still_image, small_settings):
+    first = run(tiny_handle, still_image, small_settings).frames
+    again = run(tiny_handle, still_image, small_settings).frames
+    other = run(tiny_handle, still_image, dataclasses.replace(small_settings, seed=4)).frames
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    assert (first - other).abs().max() > 1e-3
+
+
+def test_batch_clip_i_equals_single_run_with_seed_plus_i(tiny_handle, still_image, small_settings):
+    batch = run(tiny_handle, still_image, dataclasses.replace(small_settings, batch_size=3, seed=10)).frames
+    assert batch.shape[0] == 3 * 8
+    for i in range(3):
+        single = run(tiny_handle, still_image, dataclasses.replace(small_settings, seed=10 + i)).frames
+        assert torch.equal(batch[i * 8:(i + 1) * 8], single), f"clip {i} differs from a run with seed {10 + i}"
+
+
+def test_several_images_give_image_major_clips(tiny_handle, still_image, small_settings):
+    flipped = still_image.flip(2)
+    both = torch.cat([still_image, flipped])
+    result = run(tiny_handle, both, dataclasses.replace(small_settings, batch_size=2))
+    assert result.clips == 4 and result.frames.shape[0] == 32
+    second_image_first_seed = run(tiny_handle, flipped, small_settings).frames
+    assert torch.equal(result.frames[16:24], second_image_first_seed)
+
+
+def test_equals_stock_pipeline_given_the_same_noise(tiny_handle, tiny_path, still_image, small_settings):
+    """The pack calls the stock pipeline; with the same noise it must give the same frames as a
+    stock call with upstream's default clip_skip=1 (the tower shim restores the attribute the
+    stock code expects from transformers < 5)."""
+    settings = dataclasses.replace(small_settings, decode_chunk_size=2)
+    ours = run(tiny_handle, still_image, settings).frames
+
+    stock = i2vgen_xl.pipeline_class().from_pretrained(tiny_path)
+    stock.set_progress_bar_config(disable=True)
+    if not hasattr(stock.text_encoder, "text_model"):
+        object.__setattr__(stock.text_encoder, "text_model", stock.text_encoder)
+    latents = i2vgen_xl.initial_latents(stock, [settings.seed], 8, 64, 64)
+    image = sampling.images_to_pil(still_image)[0]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(i2vgen_xl.IMAGE_LATENT_SEED)
+        reference = stock(image=image, prompt=settings.prompt, negative_prompt=settings.negative_prompt,
+                          latents=latents, width=64, height=64, num_frames=8, num_inference_steps=2,
+                          guidance_scale=9.0, target_fps=8, decode_chunk_size=2, output_type="pt",
+                          clip_skip=1).frames
+    assert torch.equal(ours, reference[0].permute(0, 2, 3, 1))
+
+
+def test_prompt_embeddings_follow_upstream_clip_skip_1(tiny_path):
+    pipe = i2vgen_xl.pipeline_class().from_pretrained(tiny_path)
+    ours = i2vgen_xl.encode_prompts(pipe, ["a dog running"])
+    ids = pipe.tokenizer(["a dog running"], padding="max_length", max_length=77, truncation=True,
+                         return_tensors="pt").input_ids
+    hidden = pipe.text_encoder(ids, output_hidden_states=True).hidden_states
+    last = pipe.text_encoder(ids).last_hidden_state
+    assert torch.equal(ours, pipe.text_encoder.final_layer_norm(hidden[-2]))
+    assert not torch.allclose(ours, last)  # clip_skip=None (the last layer) would be different
+
+
+def _sampled_pipeline(cache, handle):
+    key = dataclasses.replace(handle.cache_key, offload=handle.offload)
+    loaded = cache.peek(key)
+    assert loaded is not None
+    return loaded.pipeline
+
+
+def test_nan_from_half_precision_vae_is_retried_in_fp32(tiny_handle, still_image, small_settings, fresh_cache,
+                                                       caplog):
+    handle = dataclasses.replace(tiny_handle, vae_precision="bf16")
+    clean = run(handle, still_image, small_settings, cache=fresh_cache).frames
+    pipe = _sampled_pipeline(fresh_cache, handle)
+    calls = []
+
+    def poison_in_bf16(module, args, output):
+        calls.append(module.conv_in.weight.dtype)
+        if module.conv_in.weight.dtype == torch.bfloat16:
+            return output * float("nan")
+        return output
+
+    hook = pipe.vae.decoder.register_forward_hook(poison_in_bf16)
+    try:
+        retried = run(handle, still_image, small_settings, cache=fresh_cache).frames
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in calls and torch.float32 in calls
+    assert torch.isfinite(retried).all()
+    assert pipe.vae.dtype == torch.bfloat16  # restored after the retry
+    assert "retrying in fp32" in caplog.text
+    assert (retried - clean).abs().max() < 0.05  # the fp32 decode of the same latents
+
+
+def test_nan_from_fp32_vae_fails_with_where(tiny_handle, still_image, small_settings, fresh_cache):
+    run(tiny_handle, still_image, small_settings, cache=fresh_cache)
+    pipe = _sampled_pipeline(fresh_cache, tiny_handle)
+    hook = pipe.vae.decoder.register_forward_hook(lambda m, a, out: out * float("nan"))
+    try:
+        with pytest.raises(NonFiniteError, match="VAE decode of clip 0 .* NaN .* even in fp32"):
+            run(tiny_handle, still_image, small_settings, cache=fresh_cache)
+    finally:
+        hook.remove()
+
+
+def test_nan_from_the_unet_names_the_unet(tiny_handle, still_image, small_settings, fresh_cache):
+    run(tiny_handle, still_image, small_settings, cache=fresh_cache)
+    pipe = _sampled_pipeline(fresh_cache, tiny_handle)
+    hook = pipe.unet.conv_out.register_forward_hook(lambda m, a, out: out * float("nan"))
+    try:
+        with pytest.raises(NonFiniteError, match="denoised latents .* NaN .*UNet"):
+            run(tiny_handle, still_image, small_settings, cache=fresh_cache)
+    finally:
+        hook.remove()
+
+
+def test_interrupt_stops_within_one_step_and_cache_still_works(tiny_handle, still_image, small_settings,
+                                                               fresh_cache):
+    settings = dataclasses.replace(small_settings, steps=10)
+    run(tiny_handle, still_image, settings, cache=fresh_cache)
+    pipe = _sampled_pipeline(fresh_cache, tiny_handle)
+    unet_calls = []
+    counter = pipe.unet.register_forward_pre_hook(lambda m, a: unet_calls.append(1))
+
+    class Progress:
+        def __init__(self, total, description):
+            self.done = 0
+
+        def update(self, n=1):
+            self.done += n
+            if self.done == 3:
+                host.request_interrupt()  # as a user pressing cancel during step 3
+
+        def close(self):
+            pass
+
+    svc = dataclasses.replace(host.services(), progress=Progress)
+    try:
+        with pytest.raises(host.Interrupted):
+            run(tiny_handle, still_image, settings, cache=fresh_cache, svc=svc)
+    finally:
+        counter.remove()
+    assert len(unet_calls) == 3  # the step after the cancel never ran
+    assert "forward" not in pipe.unet.__dict__  # the hook is gone
+    loads = fresh_cache.loads
+    after = run(tiny_handle, still_image, small_settings, cache=fresh_cache)
+    assert fresh_cache.loads == loads and after.frames.shape[0] == 8
+
+
+def test_progress_counts_every_step_and_clip(tiny_handle, still_image, small_settings):
+    seen = []
+
+    class Progress:
+        def __init__(self, total, description):
+            seen.append(total)
+
+        def update(self, n=1):
+            seen.append(n)
+
+        def close(self):
+            pass
+
+    svc = dataclasses.replace(services.standalone(), progress=Progress)
+    run(tiny_handle, still_image, dataclasses.replace(small_settings, steps=3, batch_size=2), svc=svc)
+    assert seen[0] == 3 + 2 and sum(seen[1:]) == seen[0]
+
+
+def test_guidance_off_runs_without_cfg(tiny_handle, still_image, small_settings):
+    result = run(tiny_handle, still_image, dataclasses.replace(small_settings, guidance_scale=1.0))
+    assert result.frames.shape == (8, 64, 64, 3)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("width", 60, "input 'width': must be a multiple of 8 .* nearest valid: 56 or 64"),
+    ("height", 100, "input 'height': must be a multiple of 8 .* nearest valid: 96 or 104"),
+    ("width", 0, "input 'width': expected 8 to"),
+    ("num_frames", 1, "input 'num_frames': expected 2 to 128"),
+    ("num_frames", 129, "input 'num_frames': expected 2 to 128"),
+    ("steps", 0, "input 'steps': expected 1 to 200"),
+    ("steps", 201, "input 'steps': expected 1 to 200"),
+    ("seed", -1, "input 'seed'"),
+    ("batch_size", 0, "input 'batch_size'"),
+    ("target_fps", 0, "input 'target_fps'"),
+    ("guidance_scale", float("nan"), "input 'guidance_scale'"),
+    ("steps", 2.5, "input 'steps': expected a whole number"),
+])
+def test_bad_settings_are_refused_before_loading(tiny_handle, still_image, small_settings, fresh_cache, field,
+                                                 value, message):
+    with pytest.raises(InputError, match=message):
+        run(tiny_handle, still_image, dataclasses.replace(small_settings, **{field: value}), cache=fresh_cache)
+    assert fresh_cache.loads == 0
+
+
+@pytest.mark.parametrize("image, message", [
+    (torch.zeros(0, 64, 64, 3), "input 'image': expected an IMAGE of shape"),
+    (torch.zeros(1, 0, 64, 3), "input 'image': expected an IMAGE of shape"),
+    (torch.zeros(1, 64, 64), "input 'image': expected an IMAGE of shape"),
+    (torch.full((1, 8, 8, 3), float("nan")), "input 'image': the image is corrupt: 192 NaN"),
+    (torch.zeros(1, 8, 8, 3, dtype=torch.uint8), "input 'image': expected float values"),
+    ("not an image", "input 'image': expected an IMAGE tensor"),
+])
+def test_bad_images_are_refused_before_loading(tiny_handle, small_settings, fresh_cache, image, message):
+    with pytest.raises(InputError, match=message):
+        run(tiny_handle, image, small_settings, cache=fresh_cache)
+    assert fresh_cache.loads == 0
