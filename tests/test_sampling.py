@@ -40,7 +40,7 @@ def test_batch_clip_i_equals_single_run_with_seed_plus_i(tiny_handle, still_imag
     assert batch.shape[0] == 3 * 8
     for i in range(3):
         single = run(tiny_handle, still_image, dataclasses.replace(small_settings, seed=10 + i)).frames
-        assert torch.equal(batch[i * 8:(i + 1) * 8], single), f"clip {i} differs from a run with seed {10 + i}"
+        assert torch.equal(batch[i * 8:(i + 1) * 8], single), f"clip {i} differs from seed {10 + i}"
 
 
 def test_several_images_give_image_major_clips(tiny_handle, still_image, small_settings):
@@ -145,7 +145,7 @@ def test_interrupt_stops_within_one_step_and_cache_still_works(tiny_handle, stil
     run(tiny_handle, still_image, settings, cache=fresh_cache)
     pipe = _sampled_pipeline(fresh_cache, tiny_handle)
     unet_calls = []
-    counter = pipe.unet.register_forward_pre_hook(lambda m, a: unet_calls.append(1))
+    counter = pipe.unet.conv_in.register_forward_hook(lambda m, a, out: unet_calls.append(1))
 
     class Progress:
         def __init__(self, total, description):
@@ -165,7 +165,7 @@ def test_interrupt_stops_within_one_step_and_cache_still_works(tiny_handle, stil
             run(tiny_handle, still_image, settings, cache=fresh_cache, svc=svc)
     finally:
         counter.remove()
-    assert len(unet_calls) == 3  # the step after the cancel never ran
+    assert len(unet_calls) == 3  # the step after the cancel never computed
     assert "forward" not in pipe.unet.__dict__  # the hook is gone
     loads = fresh_cache.loads
     after = run(tiny_handle, still_image, small_settings, cache=fresh_cache)
@@ -212,7 +212,8 @@ def test_guidance_off_runs_without_cfg(tiny_handle, still_image, small_settings)
 def test_bad_settings_are_refused_before_loading(tiny_handle, still_image, small_settings, fresh_cache, field,
                                                  value, message):
     with pytest.raises(InputError, match=message):
-        run(tiny_handle, still_image, dataclasses.replace(small_settings, **{field: value}), cache=fresh_cache)
+        bad = dataclasses.replace(small_settings, **{field: value})
+        run(tiny_handle, still_image, bad, cache=fresh_cache)
     assert fresh_cache.loads == 0
 
 

@@ -90,7 +90,10 @@ def default_options(handle: ModelHandle, shape: RunShape) -> MemoryOptions:
     single run with seed + i)."""
     on_cpu = torch.device(handle.device).type == "cpu"
     options = MemoryOptions(offload=handle.offload, decode_chunk=1, clips_per_call=1 if on_cpu else 0)
-    return dataclasses.replace(options, decode_chunk=free_decode_chunk(handle, shape, options))
+    # planned on one clip, so the chunk (and with it the VAE's batch size, which moves the last
+    # bits of its output) is the same whatever the batch size
+    one_clip = dataclasses.replace(shape, batch_size=1)
+    return dataclasses.replace(options, decode_chunk=free_decode_chunk(handle, one_clip, options))
 
 
 def free_decode_chunk(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> int:

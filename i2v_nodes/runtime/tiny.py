@@ -113,6 +113,18 @@ def _bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
+def _apply_merges(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encoding of one word: merge the best-ranked adjacent pair until none is known."""
+    while len(pieces) > 1:
+        pairs = [(ranks.get(pair, len(ranks) + 1), i)
+                 for i, pair in enumerate(zip(pieces, pieces[1:], strict=False))]
+        rank, i = min(pairs)
+        if rank > len(ranks):
+            break
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
+    return pieces
+
+
 def build_clip_tokenizer(words: tuple[str, ...] | list[str] = tuple(TOKENIZER_WORDS)):
     """A CLIP tokenizer built offline: byte alphabet plus whole-word merges for ``words``."""
     from transformers import CLIPTokenizer
@@ -122,15 +134,17 @@ def build_clip_tokenizer(words: tuple[str, ...] | list[str] = tuple(TOKENIZER_WO
     for token in alphabet + [c + "</w>" for c in alphabet]:
         vocab.setdefault(token, len(vocab))
     merges: list[tuple[str, str]] = []
+    ranks: dict[tuple[str, str], int] = {}
     for word in words:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        # Add merges until the word comes out whole. BPE applies the best-ranked pair first, so
+        # merges made for earlier words (the "at" in "cat") decide the path; follow it.
+        pieces = _apply_merges(list(word[:-1]) + [word[-1] + "</w>"], ranks)
         while len(pieces) > 1:
             pair = (pieces[0], pieces[1])
-            merged = pair[0] + pair[1]
-            if pair not in merges:
-                merges.append(pair)
-            vocab.setdefault(merged, len(vocab))
-            pieces = [merged] + pieces[2:]
+            ranks[pair] = len(merges)
+            merges.append(pair)
+            vocab.setdefault(pair[0] + pair[1], len(vocab))
+            pieces = _apply_merges(pieces, ranks)
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab.setdefault(special, len(vocab))
     return CLIPTokenizer(

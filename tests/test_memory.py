@@ -1,0 +1,128 @@
+"""The memory tracer, the estimator and the guard's policies."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from i2v_nodes.runtime import memory, memtrace, models
+from i2v_nodes.runtime.errors import MemoryGuardError
+
+GiB = 2**30
+
+
+@pytest.fixture(scope="module")
+def full_size():
+    """The published I2VGen-XL, sized from its config, as if on a CUDA card (fp16, VAE fp32)."""
+    return models.describe_published("ali-vilab/i2vgen-xl", precision="fp16", device="cuda")
+
+
+def test_tracer_counts_live_tensors_not_all_allocations():
+    def steps(x):
+        a = x * 2  # 4 MiB live
+        b = a + 1  # 8 MiB live
+        del a  # back to 4 MiB
+        return b * 3  # 8 MiB: b and the result
+
+    with torch.device("meta"):
+        x = torch.empty(1024, 1024)  # 4 MiB of float32
+    assert memtrace.peak_bytes(steps, x) == 8 * 2**20
+
+
+def test_tracer_treats_attention_as_a_fused_kernel():
+    def attend(q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    with torch.device("meta"):
+        q = k = v = torch.empty(1, 8, 4096, 64)
+    # the output only (8 MiB), not the 4096 x 4096 score matrix per head (512 MiB)
+    assert memtrace.peak_bytes(attend, q, k, v) == 8 * 4096 * 64 * 4
+
+
+def test_estimate_grows_with_every_dimension(full_size):
+    base = memory.RunShape(256, 256, 8, batch_size=1)
+    options = memory.MemoryOptions(decode_chunk=1)
+    peak = memory.estimate(full_size, base, options).peak
+    for change in ({"width": 320}, {"height": 320}, {"num_frames": 12}, {"batch_size": 2}):
+        bigger = memory.estimate(full_size, dataclasses.replace(base, **change), options).peak
+        assert bigger > peak, change
+    no_cfg = memory.estimate(full_size, dataclasses.replace(base, cfg=False), options).peak
+    assert no_cfg < peak
+    fp32 = memory.estimate(dataclasses.replace(full_size, precision="fp32"), base, options).peak
+    assert fp32 > peak
+    offloaded = memory.estimate(full_size, base, dataclasses.replace(options, offload="model")).peak
+    assert offloaded < peak
+
+
+def test_weights_follow_the_real_parameter_bytes(full_size):
+    estimate = memory.estimate(full_size, memory.RunShape(256, 256, 8), memory.MemoryOptions(decode_chunk=1))
+    counts = dict(full_size.params)
+    expected = 2 * (counts["unet"] + counts["text_encoder"] + counts["image_encoder"]) + 4 * counts["vae"]
+    assert estimate.weights == expected
+
+
+def test_seed_tiers_fit_their_cards_in_fp16(full_size):
+    for side, frames, card in ((512, 16, 12), (768, 24, 24), (1024, 32, 40)):
+        budget = memory.Budget(free=card * GiB, total=card * GiB, headroom=0.10)
+        plan = memory.plan_run(full_size, memory.RunShape(side, side, frames), "error", budget)
+        assert plan.fits and plan.estimate.peak <= budget.usable, (side, frames)
+
+
+def test_error_policy_fails_with_the_largest_settings_that_fit(full_size):
+    budget = memory.Budget(free=12 * GiB, total=12 * GiB, headroom=0.10)
+    shape = memory.RunShape(768, 768, 24)
+    with pytest.raises(MemoryGuardError) as caught:
+        memory.plan_run(full_size, shape, "error", budget)
+    message = str(caught.value)
+    assert "DOES NOT FIT" in message
+    frames = int(message.split("- ")[1].split(" frames fit")[0])
+    assert 2 <= frames < 24
+    fits = memory.estimate(full_size, dataclasses.replace(shape, num_frames=frames),
+                           memory.default_options(full_size, shape)).peak
+    assert fits <= budget.usable
+    assert "fits with 24 frames" in message
+    assert "policy 'adapt' picks this" in message
+
+
+def test_adapt_policy_changes_memory_options_only(full_size):
+    budget = memory.Budget(free=12 * GiB, total=12 * GiB, headroom=0.10)
+    shape = memory.RunShape(768, 768, 24)
+    plan = memory.plan_run(full_size, shape, "adapt", budget)
+    assert plan.fits and plan.changes
+    assert plan.shape == shape  # never resolution or frames
+    assert plan.options != memory.default_options(full_size, shape)
+    assert "adapted:" in plan.report
+
+
+def test_adapt_on_cpu_never_offers_offload():
+    handle = models.describe_published("ali-vilab/i2vgen-xl", precision="fp32", device="cpu")
+    budget = memory.Budget(free=8 * GiB, total=16 * GiB, headroom=0.10)
+    with pytest.raises(MemoryGuardError) as caught:
+        memory.plan_run(handle, memory.RunShape(512, 512, 16), "adapt", budget)
+    assert "offload" not in str(caught.value).split("adapted:")[-1].split("\n")[0]
+
+
+def test_off_policy_only_reports(full_size):
+    budget = memory.Budget(free=1 * GiB, total=12 * GiB, headroom=0.10)
+    plan = memory.plan_run(full_size, memory.RunShape(512, 512, 16), "off", budget)
+    assert not plan.fits and "DOES NOT FIT" in plan.report
+
+
+def test_already_loaded_weights_count_as_available(full_size):
+    shape = memory.RunShape(512, 512, 16)
+    need = memory.estimate(full_size, shape, memory.default_options(full_size, shape)).peak
+    free = need - 2 * GiB  # the model's own 4.7 GiB of weights already sit in the "used" part
+    cold = memory.Budget(free=free, total=12 * GiB, headroom=0.0)
+    warm = dataclasses.replace(cold, already_loaded=int(4.7 * GiB))
+    assert not memory.plan_run(full_size, shape, "off", cold).fits
+    assert memory.plan_run(full_size, shape, "error", warm).fits
+
+
+def test_default_decode_chunk_never_raises_the_peak(full_size):
+    shape = memory.RunShape(1024, 1024, 32)
+    options = memory.default_options(full_size, shape)
+    phases = memory.estimate_phases(full_size, shape, options)
+    assert phases["decode"] <= phases["denoise"]
+    assert options.decode_chunk > 1

@@ -1,0 +1,138 @@
+"""Model names, handles, safety checks and the tiny-model builder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from i2v_nodes.runtime import models
+from i2v_nodes.runtime.errors import InputError, ModelError
+from i2v_nodes.runtime.tiny import TOKENIZER_WORDS, build_clip_tokenizer, ensure_tiny_model
+
+CPU = torch.device("cpu")
+
+
+def open_named(name, model_dirs, **options):
+    return models.open_model(name, models.LoadOptions(**options), model_dirs, CPU)
+
+
+def test_tiny_model_is_safetensors_only_and_loads_with_from_pretrained(tiny_path):
+    files = [p for p in tiny_path.rglob("*") if p.is_file()]
+    assert (tiny_path / "model_index.json").is_file()
+    assert any(p.suffix == ".safetensors" for p in files)
+    assert not [p for p in files if p.suffix in models.PICKLE_SUFFIXES]
+    index = json.loads((tiny_path / "model_index.json").read_text())
+    assert index["_class_name"] == "I2VGenXLPipeline"
+
+
+def test_tiny_model_build_is_deterministic(tmp_path, tiny_path):
+    rebuilt = ensure_tiny_model("tiny-i2vgen-xl", tmp_path)
+
+    def digest(root: Path) -> dict[str, str]:
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*.safetensors"))}
+
+    assert digest(rebuilt) == digest(tiny_path)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_offline_tokenizer_knows_its_words_and_falls_back_to_bytes():
+    tokenizer = build_clip_tokenizer()
+    known = tokenizer("a cat walking").input_ids
+    every_word = tokenizer(" ".join(TOKENIZER_WORDS)).input_ids
+    unknown = tokenizer("zyxw").input_ids
+    assert len(known) == 2 + 3  # start, three whole words, end
+    assert len(unknown) == 2 + 4  # start, one byte each, end
+    assert len(every_word) == 2 + len(TOKENIZER_WORDS)  # each listed word is one token
+    assert tokenizer.model_max_length == 77
+
+
+def test_handle_reads_parameter_counts_from_headers(tiny_handle, tiny_path):
+    from i2v_nodes.runtime.families import i2vgen_xl
+
+    pipe = i2vgen_xl.pipeline_class().from_pretrained(tiny_path)
+    for component, count in tiny_handle.params:
+        assert count == sum(p.numel() for p in getattr(pipe, component).parameters()), component
+    assert tiny_handle.family == "i2vgen-xl" and tiny_handle.local
+    assert tiny_handle.precision == "fp32" and tiny_handle.vae_precision == "fp32"  # CPU defaults
+
+
+def test_published_config_counts_the_real_model_without_weights():
+    handle = models.describe_published("ali-vilab/i2vgen-xl")
+    counts = dict(handle.params)
+    assert counts["unet"] == 1_420_469_224  # the published I2VGen-XL UNet
+    assert 83_000_000 < counts["vae"] < 85_000_000
+    assert 2.4e9 < handle.total_params < 2.5e9
+
+
+def test_model_list_has_tiny_local_folders_and_hub_ids(tmp_path, tiny_path):
+    local = tmp_path / "i2v" / "my-model"
+    shutil.copytree(tiny_path, local)
+    (tmp_path / "i2v" / "not-a-model").mkdir()
+    names = models.list_model_names([tmp_path / "i2v", tmp_path / "diffusers"])
+    assert names == ["tiny-i2vgen-xl", "my-model", "ali-vilab/i2vgen-xl"]
+    handle = open_named("my-model", [tmp_path / "i2v"])
+    assert handle.source == str(local.resolve())
+
+
+def test_unknown_model_name(model_dirs):
+    with pytest.raises(InputError, match="input 'model': unknown model 'nope'"):
+        open_named("nope", model_dirs)
+
+
+def test_folder_without_model_index(tmp_path):
+    (tmp_path / "i2v" / "broken").mkdir(parents=True)
+    with pytest.raises(InputError, match="has no model_index.json"):
+        open_named("broken", [tmp_path / "i2v"])
+
+
+def test_pickle_only_weights_are_refused(tmp_path, tiny_path):
+    unsafe = tmp_path / "i2v" / "unsafe"
+    shutil.copytree(tiny_path, unsafe)
+    for weights in (unsafe / "unet").glob("*.safetensors"):
+        weights.unlink()
+    (unsafe / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ModelError, match=r"only in pickle format \(diffusion_pytorch_model.bin\)"):
+        open_named("unsafe", [tmp_path / "i2v"])
+
+
+def test_corrupt_safetensors_header(tmp_path, tiny_path):
+    broken = tmp_path / "i2v" / "corrupt"
+    shutil.copytree(tiny_path, broken)
+    for weights in (broken / "vae").glob("*.safetensors"):
+        weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    with pytest.raises(ModelError, match="corrupt safetensors header"):
+        open_named("corrupt", [tmp_path / "i2v"])
+
+
+def test_hub_id_without_local_copy_says_what_to_download(model_dirs, monkeypatch):
+    monkeypatch.setattr(models, "_hub_cache_folder", lambda repo_id: None)
+    with pytest.raises(InputError, match="huggingface-cli download ali-vilab/i2vgen-xl --local-dir"):
+        open_named("ali-vilab/i2vgen-xl", model_dirs)
+    handle = open_named("ali-vilab/i2vgen-xl", model_dirs, allow_download=True)
+    assert not handle.local and handle.source == "ali-vilab/i2vgen-xl"
+    assert handle.param_count("unet") == 1_420_469_224
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"offload": "model"}, "input 'offload': offload 'model' moves weights .* choose 'none'"),
+    ({"offload": "bogus"}, "input 'offload': expected one of"),
+    ({"precision": "fp8"}, "input 'precision': expected one of"),
+    ({"vae_precision": "int4"}, "input 'vae_precision': expected one of"),
+    ({"device": "tpu"}, "input 'device': expected one of"),
+])
+def test_bad_load_options(model_dirs, options, message):
+    with pytest.raises(InputError, match=message):
+        open_named("tiny-i2vgen-xl", model_dirs, **options)
+
+
+def test_cuda_request_without_cuda_is_clear(model_dirs):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")  # the refusal only exists without it
+    with pytest.raises(InputError, match="input 'device': CUDA was asked for"):
+        open_named("tiny-i2vgen-xl", model_dirs, device="cuda")
