@@ -9,7 +9,7 @@ from ..runtime import memory, sampling
 from ._common import CATEGORY, MODEL_TYPE, node_errors
 
 TIPS = {
-    "model": "From LoadI2VModel.",
+    "model": "The model handle from LoadI2VModel; nothing is loaded until I2VSample runs.",
     "width": "Output width in pixels, a multiple of 8. 512 is I2VGen-XL's sweet spot; memory grows with "
              "width x height.",
     "height": "Output height in pixels, a multiple of 8.",

@@ -1,0 +1,164 @@
+"""The host bridge: ComfyUI's modules when present, clean fallbacks when not.
+
+The fakes below implement only the calls ComfyUI 0.3.64 offers and the pack uses (progress bar,
+interrupt flag and exception, memory figures, folders, ModelPatcher with ON_DETACH callbacks,
+load_models_gpu); the real ComfyUI is checked by hand (see the issue notes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from i2v_nodes import host
+from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
+from i2v_nodes.runtime import sampling
+
+
+class FakeComfy:
+    """comfy.model_management, comfy.utils, comfy.model_patcher and folder_paths, in miniature."""
+
+    def __init__(self, root: Path):
+        self.events: list[tuple] = []
+        self.flag = False
+        self.patchers: list = []
+        fake = self
+
+        class InterruptProcessingException(Exception):  # ComfyUI 0.3.64: a plain Exception
+            pass
+
+        mm = types.ModuleType("comfy.model_management")
+        mm.InterruptProcessingException = InterruptProcessingException
+        mm.interrupt_current_processing = lambda value=True: setattr(fake, "flag", value)
+        mm.processing_interrupted = lambda: fake.flag
+
+        def throw_if_interrupted():
+            if fake.flag:
+                fake.flag = False
+                raise InterruptProcessingException()
+
+        mm.throw_exception_if_processing_interrupted = throw_if_interrupted
+        mm.get_torch_device = lambda: torch.device("cpu")
+        mm.get_free_memory = lambda dev=None, torch_free_too=False: 64 * 2**30
+        mm.get_total_memory = lambda dev=None, torch_total_too=False: 128 * 2**30
+
+        def load_models_gpu(models, memory_required=0, force_full_load=False, **kwargs):
+            fake.events.append(("load_models_gpu", len(models), memory_required, force_full_load))
+
+        mm.load_models_gpu = load_models_gpu
+
+        utils = types.ModuleType("comfy.utils")
+
+        class ProgressBar:
+            def __init__(self, total, node_id=None):
+                self.total = total
+                fake.events.append(("progress_total", total))
+
+            def update_absolute(self, value, total=None, preview=None):
+                fake.events.append(("progress", value))
+
+        utils.ProgressBar = ProgressBar
+
+        patcher_module = types.ModuleType("comfy.model_patcher")
+
+        class CallbacksMP:
+            ON_DETACH = "on_detach"
+
+        class ModelPatcher:
+            def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+                self.model, self.load_device, self.size = model, load_device, size
+                self.callbacks = []
+                fake.patchers.append(self)
+
+            def add_callback(self, kind, callback):
+                self.callbacks.append((kind, callback))
+
+            def detach(self, unpatch_all=True):  # what ComfyUI's unload does, callbacks included
+                for kind, callback in self.callbacks:
+                    if kind == CallbacksMP.ON_DETACH:
+                        callback(self, unpatch_all)
+
+        patcher_module.CallbacksMP = CallbacksMP
+        patcher_module.ModelPatcher = ModelPatcher
+
+        folder_paths = types.ModuleType("folder_paths")
+        folder_paths.models_dir = str(root / "models")
+        diffusers = str(root / "models" / "diffusers")
+        folder_paths.folder_names_and_paths = {"diffusers": ([diffusers], {"folder"})}
+
+        def add_model_folder_path(name, path, is_default=False):
+            folder_paths.folder_names_and_paths.setdefault(name, ([], set()))[0].append(path)
+
+        folder_paths.add_model_folder_path = add_model_folder_path
+        folder_paths.get_folder_paths = lambda name: folder_paths.folder_names_and_paths[name][0]
+        folder_paths.get_output_directory = lambda: str(root / "comfy-output")
+        comfy = types.ModuleType("comfy")
+        self.modules = {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils,
+                        "comfy.model_patcher": patcher_module, "folder_paths": folder_paths}
+        self.InterruptProcessingException = InterruptProcessingException
+
+
+@pytest.fixture
+def comfy(tmp_path, monkeypatch):
+    fake = FakeComfy(tmp_path)
+    for name, module in fake.modules.items():
+        monkeypatch.setitem(__import__("sys").modules, name, module)
+    return fake
+
+
+def test_outside_comfy_folders_come_from_the_environment(session_dirs):
+    assert not host.comfy_present()
+    assert host.output_dir() == session_dirs["output"]
+    assert host.model_dirs() == [session_dirs["models"] / "i2v", session_dirs["models"] / "diffusers"]
+
+
+def test_inside_comfy_folders_come_from_folder_paths(comfy, tmp_path):
+    assert host.comfy_present()
+    assert host.output_dir() == tmp_path / "comfy-output"
+    assert host.model_dirs() == [tmp_path / "models" / "i2v", tmp_path / "models" / "diffusers"]
+    assert "i2v" in comfy.modules["folder_paths"].folder_names_and_paths  # registered for ComfyUI too
+
+
+def test_local_interrupt_flag_raises_once():
+    host.request_interrupt()
+    with pytest.raises(host.Interrupted):
+        host.check_interrupt()
+    host.check_interrupt()  # cleared: the next run is not cancelled
+
+
+def test_comfy_interrupt_reaches_comfy_unchanged(comfy, tiny_path, still_image, small_settings):
+    """A cancel inside ComfyUI must surface as ComfyUI's own exception, not wrapped or swallowed."""
+    loader = NODE_CLASS_MAPPINGS["LoadI2VModel"]()
+    (model,) = loader.load("tiny-i2vgen-xl", "auto", "auto", "cpu", "none", False)
+    comfy.modules["comfy.model_management"].interrupt_current_processing(True)
+    with pytest.raises(comfy.InterruptProcessingException):
+        NODE_CLASS_MAPPINGS["I2VSample"]().sample(model, still_image, "x", "", 64, 64, 8, 2, 9.0, 0, 1, 8, 0)
+    assert comfy.InterruptProcessingException in host.interrupt_exceptions()
+
+
+def test_progress_and_registration_go_through_comfy(comfy, tiny_handle, still_image, small_settings,
+                                                   fresh_cache):
+    settings = dataclasses.replace(small_settings, steps=3, batch_size=2)
+    sampling.sample(tiny_handle, still_image, settings, host.services(), cache=fresh_cache)
+    totals = [e[1] for e in comfy.events if e[0] == "progress_total"]
+    steps = [e[1] for e in comfy.events if e[0] == "progress"]
+    assert totals == [3 + 2] and steps == [1, 2, 3, 4, 5]
+    loads = [e for e in comfy.events if e[0] == "load_models_gpu"]
+    assert loads and loads[0][2] > 0 and loads[0][3] is True  # our working memory, full load
+    (patcher,) = comfy.patchers
+    assert set(patcher.model.keys()) == {"unet", "text_encoder", "image_encoder", "vae"}
+    assert patcher.size > 0
+
+
+def test_comfy_unloading_our_model_empties_the_cache(comfy, tiny_handle, still_image, small_settings,
+                                                    fresh_cache):
+    sampling.sample(tiny_handle, still_image, small_settings, host.services(), cache=fresh_cache)
+    assert fresh_cache.stats().entries == 1
+    comfy.patchers[0].detach()  # "Unload models" / /free / the OOM handler
+    assert fresh_cache.stats().entries == 0
+    sampling.sample(tiny_handle, still_image, small_settings, host.services(), cache=fresh_cache)
+    assert fresh_cache.loads == 2
