@@ -63,7 +63,7 @@ def test_equals_stock_pipeline_given_the_same_noise(tiny_handle, tiny_path, stil
     stock.set_progress_bar_config(disable=True)
     if not hasattr(stock.text_encoder, "text_model"):
         object.__setattr__(stock.text_encoder, "text_model", stock.text_encoder)
-    latents = i2vgen_xl.initial_latents(stock, [settings.seed], 8, 64, 64)
+    latents = i2vgen_xl.initial_latents(stock, [settings.seed], 8, 64, 64, torch.device("cpu"))
     image = sampling.images_to_pil(still_image)[0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(i2vgen_xl.IMAGE_LATENT_SEED)
@@ -76,7 +76,7 @@ def test_equals_stock_pipeline_given_the_same_noise(tiny_handle, tiny_path, stil
 
 def test_prompt_embeddings_follow_upstream_clip_skip_1(tiny_path):
     pipe = i2vgen_xl.pipeline_class().from_pretrained(tiny_path)
-    ours = i2vgen_xl.encode_prompts(pipe, ["a dog running"])
+    ours = i2vgen_xl.encode_prompts(pipe, ["a dog running"], torch.device("cpu"))
     ids = pipe.tokenizer(["a dog running"], padding="max_length", max_length=77, truncation=True,
                          return_tensors="pt").input_ids
     hidden = pipe.text_encoder(ids, output_hidden_states=True).hidden_states

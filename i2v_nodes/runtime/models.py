@@ -11,6 +11,7 @@ cache, after the memory guard has planned the run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import struct
@@ -166,7 +167,26 @@ def describe_folder(folder: Path) -> tuple[str, dict[str, Any], tuple[tuple[str,
     """Family, component configs and parameter counts of a local pipeline folder.
 
     Refuses folders whose weights exist only in pickle formats: loading those runs arbitrary code.
+    Remembered per folder until one of its config or weight files changes.
     """
+    return _describe_folder(folder, _folder_signature(folder))
+
+
+def _folder_signature(folder: Path) -> tuple:
+    files = [folder / "model_index.json", *folder.glob("*/*.json"), *folder.glob("*/*.safetensors")]
+    signature = []
+    for path in sorted(files):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        signature.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(signature)
+
+
+@functools.lru_cache(maxsize=32)
+def _describe_folder(folder: Path,
+                     _signature: tuple) -> tuple[str, dict[str, Any], tuple[tuple[str, int], ...]]:
     index = _read_json(folder / "model_index.json")
     family = families.family_for_pipeline(str(index.get("_class_name", "")))
     if family is None:

@@ -172,9 +172,11 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
 
 @dataclass
 class Loaded:
-    """A cached pipeline and its registration with the host's memory management."""
+    """A cached pipeline, where it computes, and its registration with the host's memory management."""
 
     pipeline: object
+    device: torch.device  # the execution device (asking the pipeline walks every module)
+    vae_dtype: torch.dtype
     registration: object | None = None
 
     def close(self) -> None:
@@ -191,7 +193,8 @@ def _loader(handle: ModelHandle, offload: str, services: HostServices, cache: Mo
         placement.bridge_dtypes(pipe)
         device = torch.device(handle.device)
         placement.place(pipe, device, offload)
-        loaded = Loaded(pipe)
+        # with offload hooks the pipeline knows best; without, it is where we put it
+        loaded = Loaded(pipe, device if offload == "none" else pipe._execution_device, pipe.vae.dtype)
         if services.register_model is not None:
             key = dataclasses.replace(handle.cache_key, offload=offload)
             modules = {name: getattr(pipe, name) for name in placement.WEIGHTED if hasattr(pipe, name)}
@@ -237,18 +240,18 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
                 loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
             pipe = loaded.pipeline
             placement.set_vae_tiling(pipe, options.vae_tiling)
-            prompt = family.encode_prompts(pipe, [s.prompt])
-            negative = family.encode_prompts(pipe, [s.negative_prompt])
+            prompt = family.encode_prompts(pipe, [s.prompt], loaded.device)
+            negative = family.encode_prompts(pipe, [s.negative_prompt], loaded.device)
             clips: list[torch.Tensor] = []
             for image in pil_images:
                 t0 = time.perf_counter()
-                job = family.Denoise(image, prompt, negative,
-                                     family.initial_latents(pipe, seeds, s.num_frames, s.height, s.width),
-                                     s.width, s.height, s.num_frames, s.steps, s.guidance_scale, s.target_fps)
+                noise = family.initial_latents(pipe, seeds, s.num_frames, s.height, s.width, loaded.device)
+                job = family.Denoise(image, prompt, negative, noise, s.width, s.height, s.num_frames, s.steps,
+                                     s.guidance_scale, s.target_fps)
                 with hooked_unet(pipe.unet, clips=len(seeds), halves=2 if cfg else 1,
                                  clips_per_call=options.clips_per_call, split_halves=options.split_cfg,
                                  before_step=services.check_interrupt, after_step=progress.update):
-                    latents = family.denoise(pipe, job)
+                    latents = family.denoise(pipe, job, loaded.device)
                 timings["denoise"] = timings.get("denoise", 0.0) + time.perf_counter() - t0
                 problem = nonfinite_summary(latents)
                 if problem:
@@ -258,7 +261,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
                 t0 = time.perf_counter()
                 for index in range(latents.shape[0]):
                     services.check_interrupt()
-                    clips.append(_decode_checked(family, pipe, latents[index:index + 1], chunk, index))
+                    clips.append(_decode_checked(family, loaded, latents[index:index + 1], chunk, index))
                     progress.update(1)
                 timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t0
     finally:
@@ -269,13 +272,13 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report)
 
 
-def _decode_checked(family, pipe, latents: torch.Tensor, chunk: int, clip: int) -> torch.Tensor:
+def _decode_checked(family, loaded: Loaded, latents: torch.Tensor, chunk: int, clip: int) -> torch.Tensor:
     """Decode one clip; NaN from a half-precision VAE gets one retry in fp32, then a clear error."""
-    frames = family.decode(pipe, latents, chunk)
+    pipe, vae_dtype = loaded.pipeline, loaded.vae_dtype
+    frames = family.decode(pipe, latents, chunk, vae_dtype)
     problem = nonfinite_summary(frames)
     if problem is None:
         return frames.cpu()
-    vae_dtype = pipe.vae.dtype
     if vae_dtype == torch.float32:
         raise NonFiniteError(f"the VAE decode of clip {clip} gave {problem} even in fp32: the latents "
                              "are out of range for this VAE")
@@ -283,7 +286,7 @@ def _decode_checked(family, pipe, latents: torch.Tensor, chunk: int, clip: int) 
                 "skip this)", vae_dtype, problem, clip)
     pipe.vae.to(torch.float32)
     try:
-        frames = family.decode(pipe, latents, chunk)
+        frames = family.decode(pipe, latents, chunk, torch.float32)
     finally:
         pipe.vae.to(vae_dtype)
     problem = nonfinite_summary(frames)

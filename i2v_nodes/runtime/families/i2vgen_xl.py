@@ -212,7 +212,7 @@ def _fp16_variant(folder: str) -> str | None:
 # --- sampling ----------------------------------------------------------------------------------
 
 
-def encode_prompts(pipe: Any, texts: list[str]) -> torch.Tensor:
+def encode_prompts(pipe: Any, texts: list[str], device: torch.device) -> torch.Tensor:
     """Prompt embeddings as upstream's default ``clip_skip=1`` computes them.
 
     Penultimate hidden state of the CLIP text tower, then its final layer norm. Padded to the
@@ -226,7 +226,6 @@ def encode_prompts(pipe: Any, texts: list[str]) -> torch.Tensor:
         return_tensors="pt",
     )
     encoder = pipe.text_encoder
-    device = pipe._execution_device
     mask = None
     if getattr(encoder.config, "use_attention_mask", False):
         mask = tokens.attention_mask.to(device)
@@ -236,14 +235,15 @@ def encode_prompts(pipe: Any, texts: list[str]) -> torch.Tensor:
     return embeds.to(dtype=encoder.dtype, device=device)
 
 
-def initial_latents(pipe: Any, seeds: list[int], frames: int, height: int, width: int) -> torch.Tensor:
+def initial_latents(pipe: Any, seeds: list[int], frames: int, height: int, width: int,
+                    device: torch.device) -> torch.Tensor:
     """One noise tensor per clip, each from its own CPU generator (same on every device)."""
     shape = (1, pipe.unet.config.in_channels, frames, height // pipe.vae_scale_factor,
              width // pipe.vae_scale_factor)
     dtype = pipe.text_encoder.dtype
     noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s), dtype=torch.float32)
              for s in seeds]
-    return torch.cat(noise).to(device=pipe._execution_device, dtype=dtype)
+    return torch.cat(noise).to(device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -262,9 +262,8 @@ class Denoise:
     target_fps: int
 
 
-def denoise(pipe: Any, job: Denoise) -> torch.Tensor:
+def denoise(pipe: Any, job: Denoise, device: torch.device) -> torch.Tensor:
     """Run the stock pipeline up to the final latents (decoding is done by the caller)."""
-    device = pipe._execution_device
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(IMAGE_LATENT_SEED)
@@ -286,9 +285,8 @@ def denoise(pipe: Any, job: Denoise) -> torch.Tensor:
     return out[0]
 
 
-def decode(pipe: Any, latents: torch.Tensor, chunk: int) -> torch.Tensor:
+def decode(pipe: Any, latents: torch.Tensor, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
     """Latents of one clip ``[1, C, F, h, w]`` to frames ``[F, H, W, 3]`` float32 in 0..1."""
-    vae_dtype = pipe.vae.dtype
     video = pipe.decode_latents(latents.to(vae_dtype), decode_chunk_size=chunk)  # [1, 3, F, H, W]
     return _to_frames(video)
 
