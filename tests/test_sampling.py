@@ -229,3 +229,14 @@ def test_bad_images_are_refused_before_loading(tiny_handle, small_settings, fres
     with pytest.raises(InputError, match=message):
         run(tiny_handle, image, small_settings, cache=fresh_cache)
     assert fresh_cache.loads == 0
+
+
+def test_group_offload_hooks_compose_with_ours(tiny_handle, still_image, small_settings, fresh_cache):
+    """diffusers' group offload also replaces forward methods; on CPU (onload = offload device) it
+    must give the same frames, with progress, through our UNet hook and a recorded device."""
+    plain = run(tiny_handle, still_image, small_settings, cache=fresh_cache).frames
+    grouped_handle = dataclasses.replace(tiny_handle, offload="group")  # open_model refuses this on CPU
+    grouped = run(grouped_handle, still_image, dataclasses.replace(small_settings, batch_size=2),
+                  cache=fresh_cache).frames
+    assert fresh_cache.loads == 2  # offload mode is part of the cache key
+    assert torch.allclose(grouped[:8], plain, atol=1e-5)
