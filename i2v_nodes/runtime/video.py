@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import imageio_ffmpeg
+import numpy as np
 import torch
 
 from . import output_paths
@@ -271,19 +272,29 @@ def _widen_pipe(stdin, frame_bytes: int) -> None:
 
 
 class _FrameConverter:
-    """float 0..1 frame -> rgb24 bytes, reusing two staging buffers (no per-frame allocation)."""
+    """float 0..1 frame -> rgb24 bytes, reusing two staging buffers (no per-frame allocation).
+
+    This runs while ffmpeg encodes on the other core(s), so every pass counts: about 0.25 ms per
+    512x512 frame on one core. The float->uint8 cast is numpy's, which is several times faster here
+    than torch's ``copy_``.
+    """
 
     def __init__(self, height: int, width: int) -> None:
         self._scaled = torch.empty((height, width, 3), dtype=torch.float32)
-        self._rgb24 = torch.empty((height, width, 3), dtype=torch.uint8)
-        self._view = memoryview(self._rgb24.numpy()).cast("B")
+        self._scaled_array = self._scaled.numpy()  # shares memory with the tensor
+        self._rgb24 = np.empty((height, width, 3), dtype=np.uint8)
+        self._half = torch.tensor(0.5)
+        self._view = memoryview(self._rgb24).cast("B")
 
     def __call__(self, frame: torch.Tensor) -> memoryview:
-        self._scaled.copy_(frame)  # also moves a GPU frame to the CPU and widens half precision
-        # Round to nearest (add 0.5, then truncate in the copy); clamp maps out-of-range values and
-        # nan_to_num maps NaN to black, so the uint8 cast never sees a value it cannot represent.
-        self._scaled.mul_(255.0).add_(0.5).clamp_(0.0, 255.0).nan_to_num_(0.0)
-        self._rgb24.copy_(self._scaled)
+        # A no-op for CPU float32 frames; GPU or half-precision frames are moved/widened one at a time.
+        frame = frame.to(device="cpu", dtype=torch.float32)
+        # 0.5 + 255 * frame in one pass; adding 0.5 and then truncating in the cast rounds to nearest.
+        torch.add(self._half, frame, alpha=255.0, out=self._scaled)
+        # clamp handles out-of-range values and nan_to_num maps NaN to black, so the cast only ever
+        # sees values in 0..255.
+        self._scaled.clamp_(0.0, 255.0).nan_to_num_(0.0)
+        np.copyto(self._rgb24, self._scaled_array, casting="unsafe")
         return self._view
 
 
