@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -227,3 +228,13 @@ def test_no_file_is_written_outside_the_root_for_any_refused_prefix(tmp_path):
         with pytest.raises(InputError):
             save_clip(clip(), root, prefix, EncodeOptions(format="gif"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["output"]
+
+
+def test_concurrent_saves_with_one_prefix_get_distinct_files(tmp_path):
+    clips = [torch.full((2, 8, 8, 3), i / 5) for i in range(6)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        saved = list(pool.map(lambda c: save_clip(c, tmp_path, "race/clip", EncodeOptions(format="gif")),
+                              clips))
+    names = sorted(s.filename for s in saved)
+    assert names == [f"clip_{n:05}_.gif" for n in range(1, 7)]
+    assert files_under(tmp_path / "race") == names  # six files, no temporaries
