@@ -67,8 +67,8 @@ def test_every_format_round_trips_count_size_rate_and_colour(tmp_path, format_ke
     info = probe_video(saved.path)
     assert (info.frame_count, info.width, info.height) == (8, 64, 48) == (saved.frame_count, saved.width,
                                                                           saved.height)
-    # GIF delays are whole centiseconds (1/12 s -> 0.08 s = 12.5 fps); the others keep 12 exactly.
-    assert info.fps == pytest.approx(12.0, rel=0.05 if format_key == "gif" else 1e-6)
+    # GIF delays are whole centiseconds (1/12 s -> 0.08 s = 12.5 fps), WebP's whole milliseconds.
+    assert info.fps == pytest.approx(12.0, rel=1e-6 if FORMATS[format_key].fps_exact else 0.05)
     frames, size = decoded_frames(saved.path)
     assert len(frames) == 8 and size == (64, 48)
     for frame in frames:
