@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from i2v_nodes.runtime import video
+from i2v_nodes.runtime import ffmpeg_pipe, video
 from i2v_nodes.runtime.video import (
     FORMATS,
     EncodeOptions,
@@ -178,7 +178,7 @@ def test_half_precision_and_out_of_range_values_are_clamped(tmp_path):
 
 
 def test_frame_conversion_rounds_and_clamps():
-    convert = video._FrameConverter(1, 4)
+    convert = ffmpeg_pipe._FrameConverter(1, 4)
     frame = torch.tensor([[[float("nan"), -1.0, 2.0], [0.5, 0.498, 0.502], [1.0, 0.0, float("inf")],
                            [float("-inf"), 1 / 255, 254.4 / 255]]])
     assert list(bytes(convert(frame))) == [0, 0, 255, 128, 127, 128, 255, 0, 255, 0, 1, 254]
@@ -195,7 +195,7 @@ def test_ffmpeg_failure_raises_with_stderr_and_leaves_no_file(tmp_path, monkeypa
 
 def test_interrupt_mid_stream_leaves_no_file(tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = video._FrameConverter.__call__
+    original = ffmpeg_pipe._FrameConverter.__call__
 
     def interrupting(self, frame):
         calls["n"] += 1
@@ -203,7 +203,7 @@ def test_interrupt_mid_stream_leaves_no_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # stands in for a host's cancel exception
         return original(self, frame)
 
-    monkeypatch.setattr(video._FrameConverter, "__call__", interrupting)
+    monkeypatch.setattr(ffmpeg_pipe._FrameConverter, "__call__", interrupting)
     for format_key in ("mp4-h264", "webp"):
         calls["n"] = 0
         with pytest.raises(KeyboardInterrupt):
