@@ -9,7 +9,6 @@ failed encode never leaves a half-written file under a real name.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -129,15 +128,13 @@ def temporary_file(target: OutputTarget, suffix: str) -> Iterator[Path]:
 def _publish_once(tmp: Path, final: Path) -> None:
     """Give ``tmp`` the name ``final`` unless ``final`` exists (FileExistsError)."""
     try:
-        os.link(tmp, final)  # atomic and fails if the name is taken
+        os.link(tmp, final)  # atomic, and fails if the name is taken
     except FileExistsError:
         raise
-    except OSError as err:
-        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
-                             errno.ENOSYS, errno.EACCES):
-            raise
+    except OSError:
         # No hard links here (FAT, some network shares): reserve the name exclusively, then move the
-        # finished file over our own reservation. Nobody else can have taken the name in between.
+        # finished file over our own reservation. Nobody else can have taken the name in between; a
+        # reader may only see an empty file for a moment.
         fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.close(fd)
         os.replace(tmp, final)

@@ -1,10 +1,8 @@
 """Encode IMAGE batches to mp4/webm/gif/webp files through the ffmpeg that imageio-ffmpeg bundles.
 
-Frames are streamed to ffmpeg's stdin one at a time as rgb24, converted from float 0..1 just before
-each write, so the clip is never held in memory as uint8. ffmpeg runs in its own process, so while it
-encodes one frame Python converts the next (the pipe is widened to hold a whole frame, see
-``_widen_pipe``). Input and output rates are the same rational and ``-fps_mode passthrough`` is set, so
-ffmpeg neither drops nor duplicates frames.
+Frames are streamed to ffmpeg's stdin one at a time (see ``ffmpeg_pipe``), so the clip is never held
+in memory as uint8. Input and output rates are the same rational and ``-fps_mode passthrough`` is set,
+so ffmpeg neither drops nor duplicates frames.
 
 Public API: ``FORMATS``, ``default_crf``, ``EncodeOptions``, ``SavedVideo``, ``VideoInfo``,
 ``EncoderError``, ``save_clip``, ``split_clips``, ``probe_video``, ``read_video_metadata``,
@@ -15,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-import subprocess
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +23,8 @@ import imageio_ffmpeg
 import torch
 
 from . import output_paths
-from .errors import I2VError, InputError
+from .errors import InputError
+from .ffmpeg_pipe import EncoderError, stream_to_ffmpeg
 from .video_formats import FORMATS, FormatSpec, default_crf, get_format
 from .video_metadata import (
     add_gif_comments,
@@ -48,11 +45,6 @@ logger = logging.getLogger(__name__)
 
 MAX_FPS = 1000.0
 MAX_LOOP_COUNT = 65535
-_STDERR_TAIL_BYTES = 4000
-
-
-class EncoderError(I2VError, RuntimeError):
-    """ffmpeg failed; the message ends with the tail of its stderr."""
 
 
 @dataclass(frozen=True)
@@ -231,98 +223,6 @@ def _file_loop_value(spec: FormatSpec, plays: int) -> int:
     if spec.muxer == "gif" and plays > 0:
         return plays - 1 if plays > 1 else -1
     return plays
-
-
-# ---------------------------------------------------------------------------------------------- streaming
-
-
-class _StderrTail:
-    """Drains ffmpeg's stderr on a thread (so a chatty ffmpeg never blocks) and keeps the tail."""
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-        self._tail = b""
-        self._thread = threading.Thread(target=self._drain, name="ffmpeg-stderr", daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        for chunk in iter(lambda: self._stream.read(4096), b""):
-            self._tail = (self._tail + chunk)[-_STDERR_TAIL_BYTES:]
-
-    def text(self) -> str:
-        self._thread.join(timeout=5)
-        return self._tail.decode("utf-8", "replace").strip()
-
-
-def _widen_pipe(stdin, frame_bytes: int) -> None:
-    """Let the pipe hold a whole frame, so writing one returns at once and Python converts the next
-    frame while ffmpeg reads this one (Linux only; elsewhere the default pipe size is kept)."""
-    try:
-        import fcntl
-
-        set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-        if set_size is None:
-            return
-        with open("/proc/sys/fs/pipe-max-size") as limit_file:
-            limit = int(limit_file.read())
-        fcntl.fcntl(stdin.fileno(), set_size, min(limit, max(frame_bytes, 65536)))
-    except (ImportError, OSError, ValueError):
-        logger.debug("could not widen the ffmpeg pipe; encoding goes on with the default size")
-
-
-class _FrameConverter:
-    """float 0..1 frame -> rgb24 bytes, reusing two staging buffers (no per-frame allocation)."""
-
-    def __init__(self, height: int, width: int) -> None:
-        self._scaled = torch.empty((height, width, 3), dtype=torch.float32)
-        self._rgb24 = torch.empty((height, width, 3), dtype=torch.uint8)
-        self._view = memoryview(self._rgb24.numpy()).cast("B")
-
-    def __call__(self, frame: torch.Tensor) -> memoryview:
-        self._scaled.copy_(frame)  # also moves a GPU frame to the CPU and widens half precision
-        # Round to nearest (add 0.5, then truncate in the copy); clamp maps out-of-range values and
-        # nan_to_num maps NaN to black, so the uint8 cast never sees a value it cannot represent.
-        self._scaled.mul_(255.0).add_(0.5).clamp_(0.0, 255.0).nan_to_num_(0.0)
-        self._rgb24.copy_(self._scaled)
-        return self._view
-
-
-def _write_all(stdin, data: memoryview) -> None:
-    while data:
-        written = stdin.write(data)
-        data = data[written:]
-
-
-def stream_to_ffmpeg(command: list[str], frames: torch.Tensor, order: Iterable[int]) -> None:
-    """Run ``command`` and feed it ``frames[i]`` for i in ``order``; EncoderError if ffmpeg fails."""
-    height, width = frames.shape[1], frames.shape[2]
-    convert = _FrameConverter(height, width)
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, bufsize=0)
-    stderr = _StderrTail(process.stderr)
-    pipe_broke = False
-    try:
-        _widen_pipe(process.stdin, height * width * 3)
-        try:
-            for index in order:
-                _write_all(process.stdin, convert(frames[index]))
-            process.stdin.close()
-        except BrokenPipeError:
-            pipe_broke = True  # ffmpeg exited early; its exit code and stderr say why
-        returncode = process.wait()
-    finally:
-        # Also reached on KeyboardInterrupt or a host's interrupt exception: never leave ffmpeg running.
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if not process.stdin.closed:
-            try:
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-    if returncode != 0 or pipe_broke:
-        raise EncoderError(f"ffmpeg failed (exit code {returncode}): {stderr.text() or 'no message'}")
-    stderr.text()
 
 
 # ---------------------------------------------------------------------------------------------- saving

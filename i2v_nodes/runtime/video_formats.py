@@ -23,6 +23,17 @@ _BT709_FILTER = "scale=out_color_matrix=bt709:out_range=tv"
 _BT709_TAGS = ("-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
                "-color_range", "tv")
 
+# GIF: a 256-colour palette per frame (palettegen stats_mode=single + paletteuse new=1) follows content
+# that changes over the clip far better than one palette for all frames, and ordered (Bayer) dithering
+# keeps the dither pattern still from frame to frame (error diffusion makes it crawl) and is ~4x faster.
+# The input is first rounded to 6 bits per channel: this ffmpeg's palettegen/paletteuse slow down
+# sharply with the number of distinct colours (a 512x512x64 gradient clip took 28 s instead of 1.5 s),
+# and 6 bits is still far finer than any 256-colour palette.
+_SIX_BITS = "bitand(val,252)+2"
+_GIF_FILTER = (f"lutrgb=r='{_SIX_BITS}':g='{_SIX_BITS}':b='{_SIX_BITS}',split[clip][for_palette];"
+               "[for_palette]palettegen=stats_mode=single[palette];"
+               "[clip][palette]paletteuse=new=1:dither=bayer:bayer_scale=2")
+
 
 @dataclass(frozen=True)
 class FormatSpec:
@@ -100,14 +111,12 @@ FORMATS: dict[str, FormatSpec] = {
         quality_args=(),
         crf_range=None,
         default_crf=None,
-        crf_meaning="GIF has no quality setting (one 256-colour palette per clip); crf is ignored",
+        crf_meaning="GIF has no quality setting (a 256-colour palette per frame); crf is ignored",
         loops=True,
         even_size=False,
         max_side=65535,
         metadata_carrier="gif-comment",
-        # One palette computed from the whole clip, then error-diffusion dithering against it.
-        filters=("split[clip][for_palette];[for_palette]palettegen=stats_mode=full[palette];"
-                 "[clip][palette]paletteuse=dither=sierra2_4a",),
+        filters=(_GIF_FILTER,),
         fps_exact=False,
     ),
     "webp": FormatSpec(
