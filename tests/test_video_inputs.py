@@ -238,3 +238,13 @@ def test_concurrent_saves_with_one_prefix_get_distinct_files(tmp_path):
     names = sorted(s.filename for s in saved)
     assert names == [f"clip_{n:05}_.gif" for n in range(1, 7)]
     assert files_under(tmp_path / "race") == names  # six files, no temporaries
+
+
+def test_prefix_placeholders_are_expanded_like_comfyui(tmp_path):
+    import time
+
+    from i2v_nodes.runtime import output_paths
+
+    moment = time.strptime("2026-03-04 05:06:07", "%Y-%m-%d %H:%M:%S")
+    prefix = "i2v/%year%-%month%-%day%/c_%width%x%height%_%hour%%minute%%second%"
+    assert output_paths.expand_placeholders(prefix, 64, 48, moment) == "i2v/2026-03-04/c_64x48_050607"

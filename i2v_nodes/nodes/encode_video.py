@@ -15,11 +15,13 @@ TIPS = {
            "its fps is approximate.",
     "format": "mp4-h264: plays everywhere. webm-vp9: smaller files, browsers. gif: universal but large and "
               "256 colours. webp: animated, smaller than gif, full colour.",
-    "crf": "Quality for mp4 (0-51) and webm (0-63): lower is better and larger; 17-23 is visually good. For "
-           "webp it maps to quality (lower crf, higher quality); gif ignores it.",
+    "crf": "Quality for mp4 (0-51) and webm (0-63): lower is better and larger; 17-23 is visually good. "
+           "webp quality is 100 - crf. gif ignores it.",
     "filename_prefix": "File name start, may include subfolders of the output folder: 'i2v/clip' gives "
-                       "output/i2v/clip_00001_.mp4. Never overwrites; '..' and absolute paths are refused.",
-    "loop_count": "gif and webp: how many times to play, 0 = forever. mp4/webm ignore it.",
+                       "output/i2v/clip_00001_.mp4. %width%, %height%, %year%, %month%, %day%, %hour%, "
+                       "%minute%, %second% are filled in. Never overwrites; '..' and absolute paths are "
+                       "refused.",
+    "loop_count": "gif and webp: how many times the animation plays, 0 = forever. mp4/webm ignore it.",
     "pingpong": "Play forward then backward (the end frames are not repeated), for seamless loops.",
     "save_metadata": "Embed the prompt and the workflow in the file, so dropping it on ComfyUI loads the "
                      "graph back.",

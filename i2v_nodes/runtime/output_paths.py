@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,20 @@ class OutputTarget:
     folder: Path
     subfolder: str  # '/'-separated, '' for the root itself
     name: str
+
+
+def expand_placeholders(filename_prefix: str, width: int, height: int,
+                        now: time.struct_time | None = None) -> str:
+    """The placeholders ComfyUI's savers expand: %width%, %height%, %year% ... %second%."""
+    if not isinstance(filename_prefix, str):
+        return filename_prefix
+    now = now or time.localtime()
+    values = {"width": width, "height": height, "year": now.tm_year, "month": f"{now.tm_mon:02}",
+              "day": f"{now.tm_mday:02}", "hour": f"{now.tm_hour:02}", "minute": f"{now.tm_min:02}",
+              "second": f"{now.tm_sec:02}"}
+    for key, value in values.items():
+        filename_prefix = filename_prefix.replace(f"%{key}%", str(value))
+    return filename_prefix
 
 
 def _prefix_parts(filename_prefix: str) -> list[str]:

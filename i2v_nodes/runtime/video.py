@@ -242,7 +242,8 @@ def save_clip(frames: torch.Tensor, output_root: Path, filename_prefix: str,
                                    f"got {width}x{height}")
     out_width, out_height = _padded_size(spec, width, height)
     order = frame_order(frames.shape[0], options.pingpong)
-    target = output_paths.resolve_target(Path(output_root), filename_prefix)
+    prefix = output_paths.expand_placeholders(filename_prefix, width, height)
+    target = output_paths.resolve_target(Path(output_root), prefix)
     metadata = dict(options.metadata)
     with output_paths.temporary_file(target, f".{spec.extension}") as encoded, \
             output_paths.temporary_file(target, ".ffmetadata") as metadata_file, \
