@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..runtime.errors import I2VError
+from ..runtime.sampling import MAX_SIDE
 
 CATEGORY = "i2v"
 MODEL_TYPE = "I2V_MODEL"
+SIZE_OPTIONS = {"default": 512, "min": 8, "max": MAX_SIDE, "step": 8}  # width and height widgets
 
 
 @contextmanager

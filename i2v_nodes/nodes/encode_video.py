@@ -51,7 +51,7 @@ class EncodeVideo:
                 "fps": ("FLOAT", {"default": 8.0, "min": 0.01, "max": video.MAX_FPS, "step": 0.01,
                                   "tooltip": TIPS["fps"]}),
                 "format": (list(FORMATS), {"default": "mp4-h264", "tooltip": TIPS["format"]}),
-                "crf": ("INT", {"default": 19, "min": 0, "max": 63, "tooltip": TIPS["crf"]}),
+                "crf": ("INT", {"default": 19, "min": 0, "max": 100, "tooltip": TIPS["crf"]}),
                 "filename_prefix": ("STRING", {"default": "i2v/clip", "tooltip": TIPS["filename_prefix"]}),
                 "loop_count": ("INT", {"default": 0, "min": 0, "max": video.MAX_LOOP_COUNT,
                                        "tooltip": TIPS["loop_count"]}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import host
 from ..runtime import sampling
-from ._common import CATEGORY, MODEL_TYPE, node_errors
+from ._common import CATEGORY, MODEL_TYPE, SIZE_OPTIONS, node_errors
 
 TIPS = {
     "model": "From VRAMGuard (recommended) or LoadI2VModel.",
@@ -50,7 +50,6 @@ class I2VSample:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
-        size = {"min": 8, "max": sampling.MAX_SIDE, "step": 8}
         return {
             "required": {
                 "model": (MODEL_TYPE, {"tooltip": TIPS["model"]}),
@@ -58,8 +57,8 @@ class I2VSample:
                 "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": TIPS["prompt"]}),
                 "negative_prompt": ("STRING", {"multiline": True, "default": DEFAULT_NEGATIVE,
                                                "tooltip": TIPS["negative_prompt"]}),
-                "width": ("INT", {"default": 512, **size, "tooltip": TIPS["width"]}),
-                "height": ("INT", {"default": 512, **size, "tooltip": TIPS["height"]}),
+                "width": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["width"]}),
+                "height": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["height"]}),
                 "num_frames": ("INT", {"default": 16, "min": 2, "max": 128, "tooltip": TIPS["num_frames"]}),
                 "steps": ("INT", {"default": 40, "min": 1, "max": 200, "tooltip": TIPS["steps"]}),
                 "guidance_scale": ("FLOAT", {"default": 9.0, "min": 0.0, "max": 100.0, "step": 0.1,

@@ -6,7 +6,7 @@ import dataclasses
 
 from .. import host
 from ..runtime import memory, sampling
-from ._common import CATEGORY, MODEL_TYPE, node_errors
+from ._common import CATEGORY, MODEL_TYPE, SIZE_OPTIONS, node_errors
 
 TIPS = {
     "model": "The model handle from LoadI2VModel; nothing is loaded until I2VSample runs.",
@@ -46,12 +46,11 @@ class VRAMGuard:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
-        size = {"min": 8, "max": sampling.MAX_SIDE, "step": 8}
         return {
             "required": {
                 "model": (MODEL_TYPE, {"tooltip": TIPS["model"]}),
-                "width": ("INT", {"default": 512, **size, "tooltip": TIPS["width"]}),
-                "height": ("INT", {"default": 512, **size, "tooltip": TIPS["height"]}),
+                "width": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["width"]}),
+                "height": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["height"]}),
                 "num_frames": ("INT", {"default": 16, "min": 2, "max": 128, "tooltip": TIPS["num_frames"]}),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": sampling.MAX_BATCH,
                                        "tooltip": TIPS["batch_size"]}),
