@@ -45,24 +45,6 @@ def to_hashable(value: Any) -> Hashable:
     return _NeverEqual()
 
 
-def ordered_ancestors(prompt: dict[str, Any], node_id: str) -> list[str]:
-    """Ancestors in depth-first order over inputs sorted by name (no recursion: graphs can be deep)."""
-    order: list[str] = []
-    seen: set[str] = set()
-    stack = [iter(sorted(prompt[node_id]["inputs"].items()))] if node_id in prompt else []
-    while stack:
-        for _name, value in stack[-1]:
-            if is_link(value) and value[0] not in seen:
-                seen.add(value[0])
-                order.append(value[0])
-                if value[0] in prompt:
-                    stack.append(iter(sorted(prompt[value[0]]["inputs"].items())))
-                break
-        else:
-            stack.pop()
-    return order
-
-
 class IsChanged:
     """``IS_CHANGED`` results for one run, computed once per node from its constant inputs only."""
 
@@ -93,47 +75,109 @@ class IsChanged:
         return value
 
 
-def node_key(prompt: dict[str, Any], node_id: str, registry: NodeRegistry, is_changed: IsChanged) -> Hashable:
-    ancestors = ordered_ancestors(prompt, node_id)
-    position = {a: i for i, a in enumerate(ancestors)}
-    parts = [_immediate_signature(prompt, n, registry, is_changed, position) for n in [node_id, *ancestors]]
-    return to_hashable(parts)
+class CacheKey:
+    """A node's signature with its hash computed once: keys are large (they include every ancestor)."""
+
+    __slots__ = ("parts", "_hash")
+
+    def __init__(self, parts: tuple[Any, ...]):
+        self.parts = parts
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            isinstance(other, CacheKey) and self._hash == other._hash and self.parts == other.parts
+        )
 
 
-def _immediate_signature(
-    prompt: dict[str, Any],
-    node_id: str,
-    registry: NodeRegistry,
-    is_changed: IsChanged,
-    position: dict[str, int],
-) -> list[Any]:
-    if node_id not in prompt:
-        return [float("nan")]
-    node = prompt[node_id]
-    cls = registry.classes[node["class_type"]]
-    signature: list[Any] = [node["class_type"], is_changed.get(node_id)]
-    hidden = (cls.INPUT_TYPES().get("hidden") or {}).values()
-    if getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in hidden:
-        signature.append(node_id)  # such nodes depend on who they are, so their id is part of the key
-    for name, value in sorted(node["inputs"].items()):
-        if is_link(value):
-            signature.append((name, ("ANCESTOR", position[value[0]], value[1])))
-        else:
-            signature.append((name, value))
-    return signature
+@dataclass
+class _NodeParts:
+    """What a node contributes to the keys of its descendants and itself, computed once per run."""
+
+    head: tuple[Any, ...]  # class, IS_CHANGED result and, for some nodes, the node id
+    inputs: tuple[tuple[str, bool, Any], ...]  # (name, is_link, hashable value or (source, socket))
+    sources: tuple[str, ...]  # linked node ids, in input-name order
+
+
+class KeyBuilder:
+    """ComfyUI's input signature: the node's parts, then each ancestor's in a depth-first walk over
+    inputs sorted by name, with links written as the position of their source in that walk."""
+
+    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry):
+        self.prompt = prompt
+        self.registry = registry
+        self.is_changed = IsChanged(prompt, registry)
+        self.parts: dict[str, _NodeParts] = {}
+
+    def _parts(self, node_id: str) -> _NodeParts:
+        if node_id not in self.parts:
+            self.parts[node_id] = self._compute_parts(node_id)
+        return self.parts[node_id]
+
+    def _compute_parts(self, node_id: str) -> _NodeParts:
+        if node_id not in self.prompt:  # a dangling link: nothing to compare, never cached
+            return _NodeParts((_NeverEqual(),), (), ())
+        node = self.prompt[node_id]
+        cls = self.registry.classes[node["class_type"]]
+        head: tuple[Any, ...] = (node["class_type"], to_hashable(self.is_changed.get(node_id)))
+        hidden = (cls.INPUT_TYPES().get("hidden") or {}).values()
+        if getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in hidden:
+            head += (node_id,)  # such nodes depend on who they are, so their id is part of the key
+        inputs = []
+        for name, value in sorted(node["inputs"].items()):
+            if is_link(value):
+                inputs.append((name, True, (value[0], value[1])))
+            else:
+                inputs.append((name, False, to_hashable(value)))
+        sources = tuple(payload[0] for _name, linked, payload in inputs if linked)
+        return _NodeParts(head, tuple(inputs), sources)
+
+    def ancestors(self, node_id: str) -> list[str]:
+        """Depth-first, inputs in name order, each ancestor once (no recursion: graphs can be deep)."""
+        order: list[str] = []
+        seen: set[str] = set()
+        stack = [iter(self._parts(node_id).sources)]
+        while stack:
+            for source in stack[-1]:
+                if source not in seen:
+                    seen.add(source)
+                    order.append(source)
+                    stack.append(iter(self._parts(source).sources))
+                    break
+            else:
+                stack.pop()
+        return order
+
+    def key(self, node_id: str) -> CacheKey:
+        ancestors = self.ancestors(node_id)
+        position = {a: i for i, a in enumerate(ancestors)}
+        signature = []
+        for member in (node_id, *ancestors):
+            parts = self._parts(member)
+            inputs = tuple(
+                (name, ("ANCESTOR", position[payload[0]], payload[1]) if linked else payload)
+                for name, linked, payload in parts.inputs
+            )
+            signature.append(parts.head + inputs)
+        return CacheKey(tuple(signature))
 
 
 @dataclass
 class OutputCache:
-    outputs: dict[Hashable, list[list[Any]]] = field(default_factory=dict)
-    ui: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[CacheKey, list[list[Any]]] = field(default_factory=dict)
+    ui: dict[CacheKey, dict[str, Any]] = field(default_factory=dict)
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)
-    keys: dict[str, Hashable] = field(default_factory=dict)
+    keys: dict[str, CacheKey] = field(default_factory=dict)
 
     def start_run(self, prompt: dict[str, Any], registry: NodeRegistry) -> None:
         """Key every node of ``prompt`` and drop what none of them uses."""
-        is_changed = IsChanged(prompt, registry)
-        self.keys = {node_id: node_key(prompt, node_id, registry, is_changed) for node_id in prompt}
+        builder = KeyBuilder(prompt, registry)
+        known = {key: key for key in self.outputs}
+        # Reuse the stored key objects: later lookups then match by identity, not by deep comparison.
+        self.keys = {node_id: known.get(key, key) for node_id in prompt for key in (builder.key(node_id),)}
         used = set(self.keys.values())
         self.outputs = {k: v for k, v in self.outputs.items() if k in used}
         self.ui = {k: v for k, v in self.ui.items() if k in used}
