@@ -70,7 +70,8 @@ class Conversion:
 
 
 def is_ui_workflow(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data
+    # An API prompt maps node ids to objects, so a list under "nodes" means the UI format.
+    return isinstance(data, dict) and isinstance(data.get("nodes"), list)
 
 
 def convert(workflow: dict[str, Any], infos: dict[str, dict[str, Any]]) -> Conversion:

@@ -85,3 +85,14 @@ def test_outputs_computed_before_a_failure_are_reused(host, node):
     prompt["2"] = node("Add", a=["1", 0], b=1)
     result = host.run(prompt)
     assert result.ok and result.executed == ["2", "3"]
+
+
+def test_unload_models_keeps_the_cache(host, node):
+    from host_stub.shim import model_management
+
+    prompt = two_branches(node)
+    host.run(prompt)
+    unloads = model_management.calls["unload_all_models"]
+    host.free(unload_models=True)
+    assert model_management.calls["unload_all_models"] == unloads + 1
+    assert host.run(prompt).executed == []

@@ -222,3 +222,20 @@ def test_node_instances_are_kept_per_node_id_across_runs(host, node, class_name)
     prompt["4"]["inputs"]["text"] = "b"
     host.run(prompt)
     assert host.cache.objects[("4", class_name)] is first
+
+
+def test_out_of_memory_adds_comfyuis_tip_and_unloads_models(host, node, monkeypatch):
+    import torch
+
+    from host_stub.shim import model_management
+
+    def out_of_memory(self, value):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(host.registry.classes["IntConst"], "make", out_of_memory)
+    unloads = model_management.calls["unload_all_models"]
+    result = host.run({"1": node("IntConst", value=1), "2": node("Show", value=["1", 0])})
+    assert result.error["exception_type"] == "torch.OutOfMemoryError"
+    assert result.error["exception_message"].startswith("CUDA out of memory. Tried to allocate 2.00 GiB\n")
+    assert "TIPS: If the workflow worked before" in result.error["exception_message"]
+    assert model_management.calls["unload_all_models"] == unloads + 1
