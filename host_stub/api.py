@@ -19,7 +19,6 @@ import copy
 import itertools
 import logging
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -66,7 +65,6 @@ class Host:
         self.registry.add_core(core_nodes.NODE_CLASS_MAPPINGS, core_nodes.NODE_DISPLAY_NAME_MAPPINGS)
         self.cache = OutputCache()
         self.pack_loads: list[PackLoad] = []
-        self._lock = threading.RLock()
         self.running = False
         self.load_packs(packs)
 
@@ -75,7 +73,7 @@ class Host:
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         """The ComfyUI modules, pointed at this host's folders, for the duration of the block."""
-        with self._lock, shim.activated(self.folders):
+        with shim.activated(self.folders):
             yield
 
     def load_packs(self, paths: Iterable[str | Path]) -> list[PackLoad]:

@@ -120,7 +120,10 @@ class _Converter:
             else:
                 raise ConversionError(f"malformed link {raw!r:.80}")
             link_id, origin, origin_slot, target, target_slot = fields
-            links[link_id] = Link(link_id, str(origin), int(origin_slot), str(target), int(target_slot))
+            try:
+                links[link_id] = Link(link_id, str(origin), int(origin_slot), str(target), int(target_slot))
+            except (TypeError, ValueError):
+                raise ConversionError(f"malformed link {raw!r:.80}") from None
         return links
 
     def _read_node(self, raw: dict[str, Any]) -> UINode:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ _SHIMS: dict[str, types.ModuleType] = {
 }
 
 _MISSING = object()
+_ACTIVE = threading.RLock()
 
 
 @dataclass
@@ -77,11 +79,19 @@ def module(name: str) -> Any:
 def activated(folders: FolderConfig) -> Iterator[None]:
     """Install the shim modules (unless ComfyUI's are present) pointed at ``folders``; undo on exit.
 
-    Nests: an inner activation re-points the folders and the outer one gets them back.
+    Nests: an inner activation re-points the folders and the outer one gets them back. The
+    modules are process-wide, so hosts in different threads take turns.
     """
-    if real_comfy_present():
-        yield
-        return
+    with _ACTIVE:
+        if real_comfy_present():
+            yield
+        else:
+            with _installed(folders):
+                yield
+
+
+@contextlib.contextmanager
+def _installed(folders: FolderConfig) -> Iterator[None]:
     saved_modules = {name: sys.modules.get(name, _MISSING) for name in SHIM_NAMES}
     saved_folders = {attr: getattr(folder_paths, attr) for attr in _FOLDER_ATTRS}
     sys.modules.update(_SHIMS)
