@@ -7,6 +7,7 @@ it needs the frontend's widget list for the node's ``/object_info`` entry:
   optional), except ``forceInput`` inputs, which are sockets only;
 - after an INT whose ``control_after_generate`` is set, or that is named ``seed`` / ``noise_seed``
   when the option is absent, one frontend-only "control after generate" value;
+- after a FLOAT whose ``control_after_generate`` is set, one such value too;
 - after a combo with ``control_after_generate``, two: the control value and its filter text;
 - a media combo with ``image_upload`` (or ``video_upload`` / ``animated_image_upload``) adds an
   ``upload`` button after the last required input; the button's value ("image") is saved too.
@@ -107,6 +108,8 @@ def widget_layout(info: dict[str, Any]) -> list[Widget]:
                 control = name in SEED_NAMES
             if control:
                 widgets.append(Widget(name, "control", kind, options))
+        elif kind == "FLOAT" and control:
+            widgets.append(Widget(name, "control", kind, options))  # only when asked for, never by name
         elif kind == "COMBO" and control:
             widgets.append(Widget(name, "control", kind, options))
             widgets.append(Widget(name, "filter", kind, options))

@@ -55,7 +55,22 @@ def ui_workflow(nodes: list[dict[str, Any]], links: list[list[Any]]) -> dict[str
     }
 
 
-SAMPLER_VALUES = [42, "randomize", 30, 6.5, "ddim", "fixed", "", 9, "increment", "a dog", False, "t"]
+SAMPLER_VALUES = [
+    42,
+    "randomize",
+    30,
+    6.5,
+    "ddim",
+    "fixed",
+    "",
+    9,
+    "increment",
+    "a dog",
+    False,
+    "t",
+    0.8,
+    "fixed",
+]
 
 
 def sampler_graph(sampler_widgets=SAMPLER_VALUES, sampler_inputs=None, extra_nodes=(), extra_links=()):
@@ -88,6 +103,8 @@ def test_widget_layout_follows_the_frontend(host):
         ("prompt", "value"),
         ("denoise", "value"),
         ("tags", "value"),  # optional widgets last
+        ("strength", "value"),
+        ("strength", "control"),  # a FLOAT gets one when it asks for it
     ]
 
 
@@ -103,6 +120,7 @@ def test_positional_widget_values_skip_the_frontend_only_ones(host):
             "prompt": "a dog",
             "denoise": False,
             "tags": "t",
+            "strength": 0.8,
             "model": ["1", 0],
             "frames": ["1", 1],
         },
@@ -125,7 +143,7 @@ def test_missing_widget_values_take_the_defaults(host):
         5,
         "a cat",
     )
-    assert (inputs["denoise"], inputs["tags"]) == (True, "none")
+    assert (inputs["denoise"], inputs["tags"], inputs["strength"]) == (True, "none", 0.5)
     assert host.convert(sampler_graph(sampler_widgets=None))["2"]["inputs"]["seed"] == 0
 
 

@@ -23,11 +23,29 @@ class Sampler:
                 "frames": ("INT", {"default": 16, "forceInput": True}),
                 "prompt": ("STRING", {"default": "a cat", "multiline": True}),
             },
-            "optional": {"denoise": ("BOOLEAN", {"default": True}), "tags": ("STRING", {"default": "none"})},
+            "optional": {
+                "denoise": ("BOOLEAN", {"default": True}),
+                "tags": ("STRING", {"default": "none"}),
+                "strength": ("FLOAT", {"default": 0.5, "control_after_generate": True}),
+            },
         }
 
-    def sample(self, model, seed, steps, cfg, sampler, variation, frames, prompt, denoise=True, tags="none"):
-        text = f"{model}|{seed}|{steps}|{cfg}|{sampler}|{variation}|{frames}|{prompt}|{denoise}|{tags}"
+    def sample(
+        self,
+        model,
+        seed,
+        steps,
+        cfg,
+        sampler,
+        variation,
+        frames,
+        prompt,
+        denoise=True,
+        tags="none",
+        strength=0.5,
+    ):
+        values = (model, seed, steps, cfg, sampler, variation, frames, prompt, denoise, tags, strength)
+        text = "|".join(str(v) for v in values)
         return {"ui": {"text": [text]}, "result": (seed, text)}
 
 
