@@ -249,3 +249,20 @@ def test_ctrl_c_stops_at_the_next_step_and_exits_cleanly(tmp_path, node):
     assert "interrupting at the next step" in err and "interrupted in #2 Steps" in err
     assert "Traceback" not in err
     assert "#2    Steps     Steps       interrupted" in out
+
+
+def test_progress_on_a_terminal_redraws_one_line_per_node():
+    import io
+
+    from host_stub.cli_progress import ConsoleProgress
+
+    stream = io.StringIO()
+    progress = ConsoleProgress(stream, live=True)
+    progress.node_started("2", "Steps", "Slow steps")
+    for step in range(1, 101):
+        progress.node_progress("2", step, 100)
+    progress.node_finished("2", "ran", 0.25)
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("#2 Steps (Slow steps): ran in 0.250s\n")
+    assert text.count("\r") <= 30  # redrawn when the bar moves, not on every one of the 100 steps
+    assert "[########################] 100/100" in text
