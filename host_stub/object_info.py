@@ -37,8 +37,9 @@ def node_info(registry: NodeRegistry, name: str) -> dict[str, Any]:
             info[flag.lower()] = True
     if hasattr(cls, "API_NODE"):
         info["api_node"] = cls.API_NODE
-    # The JSON round trip gives what a client of /object_info sees: lists, not tuples.
-    return json.loads(json.dumps(info))
+    # The JSON round trip gives what a client of /object_info sees: lists, not tuples. Values JSON
+    # cannot hold (a dtype as a default, say) become strings rather than hiding the whole node.
+    return json.loads(json.dumps(info, default=str))
 
 
 def object_info(registry: NodeRegistry) -> dict[str, dict[str, Any]]:
