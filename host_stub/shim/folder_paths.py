@@ -50,6 +50,7 @@ input_directory: str = os.path.abspath("input")
 temp_directory: str = os.path.join(output_directory, "temp")
 user_directory: str = os.path.abspath("user")
 
+# Packs sometimes clear entries here to force a rescan; the stub always rescans, so it stays empty.
 filename_list_cache: dict[str, tuple[list[str], dict[str, float], float]] = {}
 
 
