@@ -25,7 +25,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from host_stub import core_nodes, files, overrides, packs, shim, ui_format, workflow
+from host_stub import core_nodes, files, shim, ui_format, workflow
+from host_stub import overrides as override_rules
+from host_stub import packs as pack_loader
 from host_stub.cache import OutputCache
 from host_stub.executor import ProgressReporter, Run
 from host_stub.object_info import node_info, object_info
@@ -46,6 +48,8 @@ def _folder(path: str | Path | None, default: str) -> str:
 
 
 class Host:
+    """A headless ComfyUI-compatible host: its node registry, folders and output cache."""
+
     def __init__(
         self,
         packs: Iterable[str | Path] = (),
@@ -80,8 +84,8 @@ class Host:
         """Import the packs at ``paths``; failures are reported in the returned list, not raised."""
         loads = []
         with self.active():
-            for path in packs.discover(paths):
-                loads.append(packs.load_pack(path, self.registry))
+            for path in pack_loader.discover(paths):
+                loads.append(pack_loader.load_pack(path, self.registry))
         self.pack_loads += loads
         return loads
 
@@ -110,20 +114,20 @@ class Host:
         return self.submission(source).prompt
 
     def apply_overrides(
-        self, prompt: dict[str, Any], items: Iterable[str | overrides.Override]
+        self, prompt: dict[str, Any], items: Iterable[str | override_rules.Override]
     ) -> dict[str, Any]:
         """A copy of ``prompt`` with ``NODE.input=VALUE`` overrides applied."""
         prompt = copy.deepcopy(prompt)
         with self.active():
-            overrides.apply(prompt, list(items), self.registry)
+            override_rules.apply(prompt, list(items), self.registry)
         return prompt
 
-    def _prepare(self, source: Workflow, items: Iterable[str | overrides.Override]) -> Submission:
+    def _prepare(self, source: Workflow, items: Iterable[str | override_rules.Override]) -> Submission:
         sub = self.submission(source)
         items = list(items)
         if items:
             with self.active():
-                applied = overrides.apply(sub.prompt, items, self.registry)
+                applied = override_rules.apply(sub.prompt, items, self.registry)
             if sub.ui is not None:
                 patched = ui_format.embed_overrides(sub.ui, sub.widget_index, applied)
                 sub.extra_data["extra_pnginfo"] = {"workflow": patched}
@@ -132,7 +136,7 @@ class Host:
     # --- validating and running -------------------------------------------------------------
 
     def validate(
-        self, source: Workflow, overrides: Iterable[str | overrides.Override] = ()
+        self, source: Workflow, overrides: Iterable[str | override_rules.Override] = ()
     ) -> ValidationResult:
         sub = self._prepare(source, overrides)
         with self.active():
@@ -141,7 +145,7 @@ class Host:
     def run(
         self,
         source: Workflow,
-        overrides: Iterable[str | overrides.Override] = (),
+        overrides: Iterable[str | override_rules.Override] = (),
         prompt_id: str | None = None,
         progress: ProgressReporter | None = None,
         extra_data: dict[str, Any] | None = None,
