@@ -97,14 +97,19 @@ class CacheKey:
 class _NodeParts:
     """What a node contributes to the keys of its descendants and itself, computed once per run."""
 
-    head: tuple[Any, ...]  # class, IS_CHANGED result and, for some nodes, the node id
-    inputs: tuple[tuple[str, bool, Any], ...]  # (name, is_link, hashable value or (source, socket))
+    head: tuple[Any, ...]  # (class, IS_CHANGED result, node id or None)
+    inputs: tuple[tuple[str, bool, Any, Any], ...]  # (name, is_link, value or source id, None or socket)
     sources: tuple[str, ...]  # linked node ids, in input-name order
 
 
 class KeyBuilder:
     """ComfyUI's input signature: the node's parts, then each ancestor's in a depth-first walk over
-    inputs sorted by name, with links written as the position of their source in that walk."""
+    inputs sorted by name, with links written as the position of their source in that walk.
+
+    Each node of a signature is one flat tuple (fixed-width fields, so the flattening is
+    unambiguous): keys of deep graphs hold many of them, and fewer objects that outlive the run
+    keep the garbage collector's full passes rare.
+    """
 
     def __init__(self, prompt: dict[str, Any], registry: NodeRegistry):
         self.prompt = prompt
@@ -119,20 +124,21 @@ class KeyBuilder:
 
     def _compute_parts(self, node_id: str) -> _NodeParts:
         if node_id not in self.prompt:  # a dangling link: nothing to compare, never cached
-            return _NodeParts((_NeverEqual(),), (), ())
+            return _NodeParts((_NeverEqual(), None, None), (), ())
         node = self.prompt[node_id]
         cls = self.registry.classes[node["class_type"]]
-        head: tuple[Any, ...] = (node["class_type"], to_hashable(self.is_changed.get(node_id)))
         hidden = (cls.INPUT_TYPES().get("hidden") or {}).values()
-        if getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in hidden:
-            head += (node_id,)  # such nodes depend on who they are, so their id is part of the key
+        # Nodes that depend on who they are (NOT_IDEMPOTENT, or given their UNIQUE_ID) are keyed by id.
+        keyed_by_id = getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in hidden
+        is_changed = to_hashable(self.is_changed.get(node_id))
+        head = (node["class_type"], is_changed, node_id if keyed_by_id else None)
         inputs = []
         for name, value in sorted(node["inputs"].items()):
             if is_link(value):
-                inputs.append((name, True, (value[0], value[1])))
+                inputs.append((name, True, value[0], value[1]))
             else:
-                inputs.append((name, False, to_hashable(value)))
-        sources = tuple(payload[0] for _name, linked, payload in inputs if linked)
+                inputs.append((name, False, to_hashable(value), None))
+        sources = tuple(source for _name, linked, source, _socket in inputs if linked)
         return _NodeParts(head, tuple(inputs), sources)
 
     def ancestors(self, node_id: str) -> list[str]:
@@ -157,11 +163,10 @@ class KeyBuilder:
         signature = []
         for member in (node_id, *ancestors):
             parts = self._parts(member)
-            inputs = tuple(
-                (name, ("ANCESTOR", position[payload[0]], payload[1]) if linked else payload)
-                for name, linked, payload in parts.inputs
-            )
-            signature.append(parts.head + inputs)
+            flat = list(parts.head)
+            for name, linked, value, socket in parts.inputs:
+                flat += (name, linked, position[value], socket) if linked else (name, linked, value, socket)
+            signature.append(tuple(flat))
         return CacheKey(tuple(signature))
 
 
