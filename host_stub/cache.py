@@ -1,0 +1,216 @@
+"""ComfyUI's classic output cache, kept across runs of one host.
+
+A node's key is built from its class, its ``IS_CHANGED`` result, its constant inputs and, through
+its links, the same of every ancestor, each ancestor named by its position in a deterministic
+walk rather than by its node id. So an unchanged node in an edited graph is found again, a
+changed seed invalidates that node and its dependents only, and a node reached by a different
+path keeps its entry. ``NaN`` (from ``IS_CHANGED``, or anything that cannot be compared) never
+equals itself, so such a node always runs again. At the start of each run, entries no node of
+the new prompt uses are dropped. Node instances are kept per (node id, class), as ComfyUI does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from host_stub.node_call import CallContext, call_over_lists, gather_inputs, is_link
+from host_stub.registry import NodeRegistry
+
+log = logging.getLogger(__name__)
+
+
+class _NeverEqual:
+    """Stands for NaN and for values that cannot be compared: equal only to itself."""
+
+    __slots__ = ()
+
+
+def to_hashable(value: Any) -> Hashable:
+    if isinstance(value, float) and math.isnan(value):
+        return _NeverEqual()
+    if isinstance(value, (int, float, str, bool, type(None))):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            items = sorted(value.items())
+        except TypeError:
+            return _NeverEqual()
+        return ("map", tuple((to_hashable(k), to_hashable(v)) for k, v in items))
+    if isinstance(value, (list, tuple)):
+        return ("seq", tuple(to_hashable(v) for v in value))
+    return _NeverEqual()
+
+
+class IsChanged:
+    """``IS_CHANGED`` results for one run, computed once per node from its constant inputs only."""
+
+    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry):
+        self.prompt = prompt
+        self.registry = registry
+        self.values: dict[str, Any] = {}
+
+    def get(self, node_id: str) -> Any:
+        if node_id not in self.values:
+            self.values[node_id] = self._compute(node_id)
+        return self.values[node_id]
+
+    def _compute(self, node_id: str) -> Any:
+        node = self.prompt[node_id]
+        cls = self.registry.classes[node["class_type"]]
+        if not hasattr(cls, "IS_CHANGED"):
+            return False
+        if "is_changed" in node:  # a prompt may carry it, and ComfyUI writes it back into the prompt
+            return node["is_changed"]
+        data, _missing = gather_inputs(node["inputs"], cls.INPUT_TYPES(), CallContext(node_id), None)
+        try:
+            value = call_over_lists(cls, data, "IS_CHANGED")
+        except Exception as exc:  # noqa: BLE001 - ComfyUI turns any failure into "always changed"
+            log.warning("WARNING: %s", exc)
+            value = float("nan")
+        node["is_changed"] = value
+        return value
+
+
+class CacheKey:
+    """A node's signature with its hash computed once: keys are large (they include every ancestor)."""
+
+    __slots__ = ("parts", "_hash")
+
+    def __init__(self, parts: tuple[Any, ...]):
+        self.parts = parts
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            isinstance(other, CacheKey) and self._hash == other._hash and self.parts == other.parts
+        )
+
+
+@dataclass
+class _NodeParts:
+    """What a node contributes to the keys of its descendants and itself, computed once per run."""
+
+    head: tuple[Any, ...]  # (class, IS_CHANGED result, node id or None)
+    inputs: tuple[tuple[str, bool, Any, Any], ...]  # (name, is_link, value or source id, None or socket)
+    sources: tuple[str, ...]  # linked node ids, in input-name order
+
+
+class KeyBuilder:
+    """ComfyUI's input signature: the node's parts, then each ancestor's in a depth-first walk over
+    inputs sorted by name, with links written as the position of their source in that walk.
+
+    Each node of a signature is one flat tuple (fixed-width fields, so the flattening is
+    unambiguous): keys of deep graphs hold many of them, and fewer objects that outlive the run
+    keep the garbage collector's full passes rare.
+    """
+
+    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry):
+        self.prompt = prompt
+        self.registry = registry
+        self.is_changed = IsChanged(prompt, registry)
+        self.parts: dict[str, _NodeParts] = {}
+
+    def _parts(self, node_id: str) -> _NodeParts:
+        if node_id not in self.parts:
+            self.parts[node_id] = self._compute_parts(node_id)
+        return self.parts[node_id]
+
+    def _compute_parts(self, node_id: str) -> _NodeParts:
+        if node_id not in self.prompt:  # a dangling link: nothing to compare, never cached
+            return _NodeParts((_NeverEqual(), None, None), (), ())
+        node = self.prompt[node_id]
+        cls = self.registry.classes[node["class_type"]]
+        hidden = (cls.INPUT_TYPES().get("hidden") or {}).values()
+        # Nodes that depend on who they are (NOT_IDEMPOTENT, or given their UNIQUE_ID) are keyed by id.
+        keyed_by_id = getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in hidden
+        is_changed = to_hashable(self.is_changed.get(node_id))
+        head = (node["class_type"], is_changed, node_id if keyed_by_id else None)
+        inputs = []
+        for name, value in sorted(node["inputs"].items()):
+            if is_link(value):
+                inputs.append((name, True, value[0], value[1]))
+            else:
+                inputs.append((name, False, to_hashable(value), None))
+        sources = tuple(source for _name, linked, source, _socket in inputs if linked)
+        return _NodeParts(head, tuple(inputs), sources)
+
+    def ancestors(self, node_id: str) -> list[str]:
+        """Depth-first, inputs in name order, each ancestor once (no recursion: graphs can be deep)."""
+        order: list[str] = []
+        seen: set[str] = set()
+        stack = [iter(self._parts(node_id).sources)]
+        while stack:
+            for source in stack[-1]:
+                if source not in seen:
+                    seen.add(source)
+                    order.append(source)
+                    stack.append(iter(self._parts(source).sources))
+                    break
+            else:
+                stack.pop()
+        return order
+
+    def key(self, node_id: str) -> CacheKey:
+        ancestors = self.ancestors(node_id)
+        position = {a: i for i, a in enumerate(ancestors)}
+        signature = []
+        for member in (node_id, *ancestors):
+            parts = self._parts(member)
+            flat = list(parts.head)
+            for name, linked, value, socket in parts.inputs:
+                flat += (name, linked, position[value], socket) if linked else (name, linked, value, socket)
+            signature.append(tuple(flat))
+        return CacheKey(tuple(signature))
+
+
+@dataclass
+class OutputCache:
+    outputs: dict[CacheKey, list[list[Any]]] = field(default_factory=dict)
+    ui: dict[CacheKey, dict[str, Any]] = field(default_factory=dict)
+    objects: dict[tuple[str, str], Any] = field(default_factory=dict)
+    keys: dict[str, CacheKey] = field(default_factory=dict)
+
+    def start_run(self, prompt: dict[str, Any], registry: NodeRegistry) -> None:
+        """Key every node of ``prompt`` and drop what none of them uses."""
+        builder = KeyBuilder(prompt, registry)
+        known = {key: key for key in self.outputs}
+        # Reuse the stored key objects: later lookups then match by identity, not by deep comparison.
+        self.keys = {node_id: known.get(key, key) for node_id in prompt for key in (builder.key(node_id),)}
+        used = set(self.keys.values())
+        self.outputs = {k: v for k, v in self.outputs.items() if k in used}
+        self.ui = {k: v for k, v in self.ui.items() if k in used}
+        live = {(node_id, node["class_type"]) for node_id, node in prompt.items()}
+        self.objects = {k: v for k, v in self.objects.items() if k in live}
+
+    def get(self, node_id: str) -> list[list[Any]] | None:
+        key = self.keys.get(node_id)
+        return None if key is None else self.outputs.get(key)
+
+    def set(self, node_id: str, outputs: list[list[Any]]) -> None:
+        self.outputs[self.keys[node_id]] = outputs
+
+    def get_ui(self, node_id: str) -> dict[str, Any] | None:
+        key = self.keys.get(node_id)
+        return None if key is None else self.ui.get(key)
+
+    def set_ui(self, node_id: str, entry: dict[str, Any]) -> None:
+        self.ui[self.keys[node_id]] = entry
+
+    def instance(self, node_id: str, class_type: str, factory: Callable[[], Any]) -> Any:
+        key = (node_id, class_type)
+        if key not in self.objects:
+            self.objects[key] = factory()
+        return self.objects[key]
+
+    def clear(self) -> None:
+        self.outputs.clear()
+        self.ui.clear()
+        self.objects.clear()
+        self.keys = {}

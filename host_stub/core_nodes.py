@@ -1,0 +1,179 @@
+"""The ComfyUI core nodes the shipped workflows need: LoadImage, SaveImage and PreviewImage.
+
+Same names, inputs, outputs and file naming as ComfyUI's (written afresh for the stub). The
+frontend-only nodes of the UI format (Note, MarkdownNote, Reroute, PrimitiveNode) never execute;
+:mod:`host_stub.ui_format` handles them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import string
+from typing import Any
+
+from host_stub import shim
+
+
+def _folder_paths() -> Any:
+    return shim.module("folder_paths")
+
+
+class LoadImage:
+    CATEGORY = "image"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "load_image"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        fp = _folder_paths()
+        folder = fp.get_input_directory()
+        files = (
+            [f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f))]
+            if os.path.isdir(folder)
+            else []
+        )
+        files = fp.filter_files_content_types(files, ["image"])
+        return {"required": {"image": (sorted(files), {"image_upload": True})}}
+
+    def load_image(self, image: str) -> tuple[Any, Any]:
+        import numpy as np
+        import torch
+        from PIL import Image, ImageOps, ImageSequence
+
+        path = _folder_paths().get_annotated_filepath(image)
+        img = Image.open(path)
+        frames, masks = [], []
+        size = None
+        for frame in ImageSequence.Iterator(img):
+            frame = ImageOps.exif_transpose(frame)
+            if frame.mode == "I":  # 16-bit greyscale PNGs: bring 0..65535 down to 0..255
+                frame = frame.point(lambda v: v * (1 / 255))
+            rgb = frame.convert("RGB")
+            size = size or rgb.size
+            if rgb.size != size:  # ComfyUI keeps only frames the size of the first
+                continue
+            frames.append(torch.from_numpy(np.array(rgb).astype(np.float32) / 255.0)[None])
+            masks.append(_mask_of(frame, np, torch).unsqueeze(0))
+        if len(frames) > 1 and img.format != "MPO":
+            return torch.cat(frames, dim=0), torch.cat(masks, dim=0)
+        return frames[0], masks[0]
+
+    @classmethod
+    def IS_CHANGED(cls, image: str) -> str:  # noqa: N802 - ComfyUI's name
+        with open(_folder_paths().get_annotated_filepath(image), "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image: str) -> bool | str:  # noqa: N802 - ComfyUI's name
+        if not _folder_paths().exists_annotated_filepath(image):
+            return f"Invalid image file: {image}"
+        return True
+
+
+def _mask_of(frame: Any, np: Any, torch: Any) -> Any:
+    """ComfyUI's mask convention: 1 where the image is transparent, a 64x64 zero mask if opaque."""
+    if "A" in frame.getbands():
+        alpha = np.array(frame.getchannel("A")).astype(np.float32) / 255.0
+        return 1.0 - torch.from_numpy(alpha)
+    if frame.mode == "P" and "transparency" in frame.info:
+        alpha = np.array(frame.convert("RGBA").getchannel("A")).astype(np.float32) / 255.0
+        return 1.0 - torch.from_numpy(alpha)
+    return torch.zeros((64, 64), dtype=torch.float32, device="cpu")
+
+
+class SaveImage:
+    CATEGORY = "image"
+    DESCRIPTION = "Saves the input images to your ComfyUI output directory."
+    RETURN_TYPES = ()
+    FUNCTION = "save_images"
+    OUTPUT_NODE = True
+
+    def __init__(self) -> None:
+        self.output_dir = _folder_paths().get_output_directory()
+        self.type = "output"
+        self.prefix_append = ""
+        self.compress_level = 4
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The images to save."}),
+                "filename_prefix": (
+                    "STRING",
+                    {"default": "ComfyUI", "tooltip": "The prefix for the file to save."},
+                ),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+    def save_images(
+        self, images: Any, filename_prefix: str = "ComfyUI", prompt: Any = None, extra_pnginfo: Any = None
+    ) -> dict[str, Any]:
+        import numpy as np
+        from PIL import Image
+        from PIL.PngImagePlugin import PngInfo
+
+        filename_prefix += self.prefix_append
+        folder, filename, counter, subfolder, _ = _folder_paths().get_save_image_path(
+            filename_prefix, self.output_dir, images[0].shape[1], images[0].shape[0]
+        )
+        results = []
+        for batch_number, image in enumerate(images):
+            pixels = np.clip(255.0 * image.cpu().numpy(), 0, 255).astype(np.uint8)
+            metadata = PngInfo()
+            if prompt is not None:
+                metadata.add_text("prompt", json.dumps(prompt))
+            for key, value in (extra_pnginfo or {}).items():
+                metadata.add_text(key, json.dumps(value))
+            name = filename.replace("%batch_num%", str(batch_number))
+            file, counter = _write_new_png(
+                Image.fromarray(pixels), folder, name, counter, metadata, self.compress_level
+            )
+            results.append({"filename": file, "subfolder": subfolder, "type": self.type})
+            counter += 1
+        return {"ui": {"images": results}}
+
+
+def _write_new_png(
+    img: Any, folder: str, name: str, counter: int, metadata: Any, compress_level: int
+) -> tuple[str, int]:
+    """Write ``<name>_<counter:05>_.png``, moving the counter on rather than overwriting a file."""
+    while True:
+        file = f"{name}_{counter:05}_.png"
+        try:
+            with open(os.path.join(folder, file), "xb") as fh:
+                img.save(fh, format="PNG", pnginfo=metadata, compress_level=compress_level)
+            return file, counter
+        except FileExistsError:
+            counter += 1
+
+
+class PreviewImage(SaveImage):
+    def __init__(self) -> None:
+        self.output_dir = _folder_paths().get_temp_directory()
+        self.type = "temp"
+        self.prefix_append = "_temp_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
+        self.compress_level = 1
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        return {
+            "required": {"images": ("IMAGE",)},
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    "LoadImage": LoadImage,
+    "SaveImage": SaveImage,
+    "PreviewImage": PreviewImage,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LoadImage": "Load Image",
+    "SaveImage": "Save Image",
+    "PreviewImage": "Preview Image",
+}

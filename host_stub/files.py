@@ -1,0 +1,41 @@
+"""Which files a run wrote: a before/after look at the output folders, plus the files nodes report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+Snapshot = dict[str, tuple[int, int]]
+
+
+def snapshot(folders: Iterable[str]) -> Snapshot:
+    state: Snapshot = {}
+    for folder in dict.fromkeys(folders):  # unique, in order
+        for dirpath, _dirs, names in os.walk(folder):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                state[path] = (st.st_mtime_ns, st.st_size)
+    return state
+
+
+def changed(before: Snapshot, after: Snapshot) -> list[Path]:
+    return sorted(Path(p) for p, stamp in after.items() if before.get(p) != stamp)
+
+
+def reported(ui_outputs: dict[str, Any], folders: dict[str, str]) -> list[Path]:
+    """Files named in UI outputs (``{"filename", "subfolder", "type"}`` entries) that exist."""
+    found = []
+    for ui in ui_outputs.values():
+        for items in ui.values() if isinstance(ui, dict) else ():
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, dict) and "filename" in item and item.get("type") in folders:
+                    path = Path(folders[item["type"]], item.get("subfolder") or "", item["filename"])
+                    if path.is_file():
+                        found.append(path)
+    return found

@@ -1,0 +1,129 @@
+"""The prompt as a graph: what to run, and in which order.
+
+:class:`ExecutionList` keeps the nodes still to run and what each waits for. Adding an output
+node pulls in its ancestors through non-lazy links, stopping at nodes whose outputs are
+cached; a lazy input is only followed when the node asks for it (``check_lazy_status``), and
+the node then waits for it like any other input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from host_stub.node_call import input_info, is_link
+from host_stub.registry import NodeRegistry
+
+
+class DependencyCycleError(Exception):
+    # ComfyUI reports this error type with this name in execution errors.
+    type_name = "graph.DependencyCycleError"
+
+
+class NodeInputError(Exception):
+    pass
+
+
+def is_output_node(cls: type) -> bool:
+    return getattr(cls, "OUTPUT_NODE", False) is True
+
+
+def linked_sources(node: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(input name, source node id)`` for each linked input, in input order."""
+    return [
+        (name, value[0])
+        for name, value in node.get("inputs", {}).items()
+        if isinstance(value, list) and len(value) == 2
+    ]
+
+
+class ExecutionList:
+    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry, is_cached: Callable[[str], bool]):
+        self.prompt = prompt
+        self.registry = registry
+        self.is_cached = is_cached
+        self.pending: dict[str, None] = {}  # insertion-ordered set
+        self.waits_on: dict[str, set[str]] = {}
+        self.blocks: dict[str, set[str]] = {}
+
+    def _class(self, node_id: str) -> type:
+        return self.registry.classes[self.prompt[node_id]["class_type"]]
+
+    def add_node(self, node_id: str) -> None:
+        """Queue ``node_id`` and, through non-lazy links, every uncached ancestor."""
+        stack = [node_id]
+        links = []
+        while stack:
+            current = stack.pop()
+            if current in self.pending:
+                continue
+            self.pending[current] = None
+            self.waits_on[current] = set()
+            self.blocks[current] = set()
+            input_types = self._class(current).INPUT_TYPES()
+            for name, value in self.prompt[current]["inputs"].items():
+                if not is_link(value):
+                    continue
+                _kind, _category, options = input_info(input_types, name)
+                if not options.get("lazy") and not self.is_cached(value[0]):
+                    stack.append(value[0])
+                    links.append((value[0], current))
+        for source, target in links:
+            self.add_strong_link(source, target)
+
+    def add_strong_link(self, source: str, target: str) -> None:
+        if self.is_cached(source):
+            return
+        self.add_node(source)
+        self.waits_on[target].add(source)
+        self.blocks[source].add(target)
+
+    def make_input_strong_link(self, node_id: str, input_name: str) -> None:
+        """Make ``node_id`` wait for the node behind its (lazy) input ``input_name``."""
+        value = self.prompt[node_id]["inputs"].get(input_name)
+        if value is None:
+            raise NodeInputError(
+                f"Node {node_id} says it needs input {input_name}, but there is no input to that node at all"
+            )
+        if not is_link(value):
+            raise NodeInputError(
+                f"Node {node_id} says it needs input {input_name}, but that value is a constant"
+            )
+        self.add_strong_link(value[0], node_id)
+
+    def is_empty(self) -> bool:
+        return not self.pending
+
+    def next_node(self) -> str | None:
+        """The next node to run, or None when every pending node waits (a cycle)."""
+        ready = [n for n in self.pending if not self.waits_on[n]]
+        if not ready:
+            return None
+        # Like ComfyUI: an output node first, then what feeds one, so results show up early.
+        outputs = {n for n in self.pending if is_output_node(self._class(n))}
+        for candidates in (
+            [n for n in ready if n in outputs],
+            [n for n in ready if self.blocks[n] & outputs],
+            [n for n in ready if any(self.blocks[b] & outputs for b in self.blocks[n])],
+        ):
+            if candidates:
+                return candidates[0]
+        return ready[0]
+
+    def complete(self, node_id: str) -> None:
+        del self.pending[node_id]
+        for target in self.blocks.pop(node_id):
+            self.waits_on[target].discard(node_id)
+        del self.waits_on[node_id]
+
+    def nodes_in_cycle(self) -> list[str]:
+        """Pending nodes left after peeling off every node nothing pending waits on."""
+        waiting = {n: set(w) for n, w in self.waits_on.items()}
+        while True:
+            free = [n for n, w in waiting.items() if not w]
+            if not free:
+                return list(waiting)
+            for node in free:
+                del waiting[node]
+            for others in waiting.values():
+                others.difference_update(free)

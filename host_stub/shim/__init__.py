@@ -1,0 +1,125 @@
+"""The module surface a ComfyUI pack expects, installed in ``sys.modules`` only while a host is active.
+
+While a host runs, ``comfy``, ``comfy.utils``, ``comfy.model_management`` and ``folder_paths``
+are importable; afterwards ``sys.modules`` is put back exactly as it was, so code that probes for
+ComfyUI (and tests) never sees a stale host. The shim modules are created once per process:
+packs that did ``import folder_paths`` at import time keep a reference that stays valid for
+every later host, which re-points the module's folders at its own.
+
+If the real ComfyUI modules are already imported, nothing is installed and they are used as
+they are; only the progress hook is set for the duration of a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from host_stub.shim import comfy_utils, folder_paths, model_management
+
+SHIM_NAMES = ("comfy", "comfy.utils", "comfy.model_management", "folder_paths")
+_FOLDER_ATTRS = (
+    "models_dir",
+    "folder_names_and_paths",
+    "input_directory",
+    "output_directory",
+    "temp_directory",
+)
+
+_comfy_package = types.ModuleType("comfy", "host_stub's stand-in for the comfy package (no submodules).")
+_comfy_package.__path__ = []  # a package with nothing to find: `import comfy.model_patcher` fails cleanly
+_comfy_package.utils = comfy_utils  # type: ignore[attr-defined]
+_comfy_package.model_management = model_management  # type: ignore[attr-defined]
+_SHIMS: dict[str, types.ModuleType] = {
+    "comfy": _comfy_package,
+    "comfy.utils": comfy_utils,
+    "comfy.model_management": model_management,
+    "folder_paths": folder_paths,
+}
+
+_MISSING = object()
+_ACTIVE = threading.RLock()
+
+
+@dataclass
+class FolderConfig:
+    """A host's folders, as ``folder_paths`` presents them."""
+
+    models_dir: str
+    input_directory: str
+    output_directory: str
+    temp_directory: str
+    folder_names_and_paths: dict[str, tuple[list[str], set[str]]]
+
+    @classmethod
+    def create(cls, models_dir: str, input_dir: str, output_dir: str, temp_dir: str) -> FolderConfig:
+        return cls(models_dir, input_dir, output_dir, temp_dir, folder_paths.default_folders(models_dir))
+
+
+def real_comfy_present() -> bool:
+    """True when ComfyUI's own modules (not ours) are imported in this process."""
+    for name in ("comfy.model_management", "folder_paths"):
+        module = sys.modules.get(name)
+        if module is not None and module is not _SHIMS[name]:
+            return True
+    return False
+
+
+def module(name: str) -> Any:
+    """The module a pack would get for ``name`` right now (ours or ComfyUI's)."""
+    return sys.modules[name]
+
+
+@contextlib.contextmanager
+def activated(folders: FolderConfig) -> Iterator[None]:
+    """Install the shim modules (unless ComfyUI's are present) pointed at ``folders``; undo on exit.
+
+    Nests: an inner activation re-points the folders and the outer one gets them back. The
+    modules are process-wide, so hosts in different threads take turns.
+    """
+    with _ACTIVE:
+        if real_comfy_present():
+            yield
+        else:
+            with _installed(folders):
+                yield
+
+
+@contextlib.contextmanager
+def _installed(folders: FolderConfig) -> Iterator[None]:
+    saved_modules = {name: sys.modules.get(name, _MISSING) for name in SHIM_NAMES}
+    saved_folders = {attr: getattr(folder_paths, attr) for attr in _FOLDER_ATTRS}
+    sys.modules.update(_SHIMS)
+    for attr in _FOLDER_ATTRS:
+        setattr(folder_paths, attr, getattr(folders, attr))
+    try:
+        yield
+    finally:
+        for attr, value in saved_folders.items():
+            setattr(folder_paths, attr, value)
+        for name, previous in saved_modules.items():
+            if previous is _MISSING:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
+
+
+@contextlib.contextmanager
+def progress_hook(hook: Callable[..., None]) -> Iterator[None]:
+    """Route every ``comfy.utils.ProgressBar`` created in this block to ``hook``."""
+    utils = sys.modules.get("comfy.utils")
+    setter = getattr(utils, "set_progress_bar_global_hook", None)
+    if setter is None:
+        yield
+        return
+    previous = getattr(utils, "PROGRESS_BAR_HOOK", None)
+    setter(hook)
+    try:
+        yield
+    finally:
+        setter(previous)

@@ -1,0 +1,113 @@
+"""LoadImage, SaveImage and PreviewImage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+
+def write_png(path, mode="RGBA", size=(6, 4), color=(255, 0, 0, 128)):
+    Image.new(mode, size, color[: len(mode)]).save(path)
+
+
+def test_load_image_gives_image_and_mask(host, node, tmp_path):
+    write_png(tmp_path / "input" / "rgba.png")
+    result = host.run(
+        {"1": node("LoadImage", image="rgba.png"), "2": node("ImageSize", image=["1", 0], mask=["1", 1])}
+    )
+    assert result.ok, result.error
+    image, mask = result.node_outputs["1"][0][0], result.node_outputs["1"][1][0]
+    assert list(image.shape) == [1, 4, 6, 3] and str(image.dtype) == "torch.float32"
+    assert image[0, 0, 0].tolist() == [1.0, 0.0, 0.0]
+    assert list(mask.shape) == [1, 4, 6]
+    assert abs(float(mask[0, 0, 0]) - (1 - 128 / 255)) < 1e-6  # ComfyUI's mask: 1 - alpha
+
+
+def test_an_opaque_image_gets_comfyuis_empty_mask(host, node, tmp_path):
+    write_png(tmp_path / "input" / "rgb.png", mode="RGB")
+    result = host.run(
+        {"1": node("LoadImage", image="rgb.png"), "2": node("ImageSize", image=["1", 0], mask=["1", 1])}
+    )
+    assert result.ui["2"]["mask_shape"] == [[1, 64, 64]]
+
+
+def test_an_animation_loads_as_a_batch(host, node, tmp_path):
+    frames = [Image.new("RGB", (5, 3), (i * 60, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "input" / "anim.gif", save_all=True, append_images=frames[1:])
+    result = host.run({"1": node("LoadImage", image="anim.gif"), "2": node("ImageSize", image=["1", 0])})
+    assert result.ui["2"]["shape"] == [[3, 3, 5, 3]]
+
+
+def test_load_image_rejects_a_missing_file(host, node):
+    result = host.validate({"1": node("LoadImage", image="nope.png"), "2": node("ImageSize", image=["1", 0])})
+    (error,) = result.node_errors["1"]["errors"]
+    assert (
+        error["type"] == "custom_validation_failed"
+        and error["details"] == "image - Invalid image file: nope.png"
+    )
+
+
+def test_load_image_reruns_when_the_file_changes(host, node, tmp_path):
+    prompt = {"1": node("LoadImage", image="pic.png"), "2": node("ImageSize", image=["1", 0])}
+    write_png(tmp_path / "input" / "pic.png")
+    host.run(prompt)
+    assert host.run(prompt).executed == []
+    write_png(tmp_path / "input" / "pic.png", size=(2, 2))
+    result = host.run(prompt)
+    assert result.executed == ["1", "2"] and result.ui["2"]["shape"] == [[1, 2, 2, 3]]
+
+
+def test_save_image_numbers_files_like_comfyui_and_embeds_metadata(host, node, tmp_path):
+    out = tmp_path / "output"
+    (out / "clips").mkdir(parents=True)
+    (out / "clips" / "shot_00004_.png").write_bytes(b"not ours")
+    prompt = {
+        "1": node("Gradient", width=4, height=2, batch=2),
+        "2": node("SaveImage", images=["1", 0], filename_prefix="clips/shot"),
+    }
+    result = host.run(prompt)
+    assert result.ok
+    assert result.ui["2"] == {
+        "images": [
+            {"filename": "shot_00005_.png", "subfolder": "clips", "type": "output"},
+            {"filename": "shot_00006_.png", "subfolder": "clips", "type": "output"},
+        ]
+    }
+    assert result.files == [out / "clips" / "shot_00005_.png", out / "clips" / "shot_00006_.png"]
+    assert (out / "clips" / "shot_00004_.png").read_bytes() == b"not ours"
+    with Image.open(out / "clips" / "shot_00005_.png") as img:
+        assert json.loads(img.info["prompt"])["2"]["inputs"]["filename_prefix"] == "clips/shot"
+        pixels = np.array(img)
+    assert pixels.shape == (2, 4, 3) and pixels[0, 0, 0] == 0 and pixels[0, 3, 0] == 255
+
+
+def test_save_image_never_overwrites(host, node, tmp_path):
+    prompt = {
+        "1": node("Gradient", width=2, height=2, batch=1),
+        "2": node("SaveImage", images=["1", 0], filename_prefix="x"),
+    }
+    host.run(prompt)
+    host.free(free_memory=True)
+    host.run(prompt)
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["x_00001_.png", "x_00002_.png"]
+
+
+def test_save_image_refuses_to_write_outside_the_output_folder(host, node, tmp_path):
+    prompt = {
+        "1": node("Gradient", width=2, height=2, batch=1),
+        "2": node("SaveImage", images=["1", 0], filename_prefix="../escaped"),
+    }
+    result = host.run(prompt)
+    assert result.status == "error" and "outside the output folder" in result.error["exception_message"]
+    assert not list(tmp_path.glob("escaped*"))
+
+
+def test_preview_image_writes_into_the_temp_folder_inside_output(host, node, tmp_path):
+    result = host.run(
+        {"1": node("Gradient", width=2, height=2, batch=1), "2": node("PreviewImage", images=["1", 0])}
+    )
+    (image,) = result.ui["2"]["images"]
+    assert image["type"] == "temp" and image["filename"].startswith("ComfyUI_temp_")
+    assert result.files == [tmp_path / "output" / "temp" / image["filename"]]
