@@ -29,7 +29,7 @@ def metadata() -> dict[str, str]:
 
 
 def frames() -> torch.Tensor:
-    return torch.rand(3, 24, 32, 3)
+    return torch.rand(3, 24, 32, 3, generator=torch.Generator().manual_seed(7))
 
 
 def boxes(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
@@ -80,8 +80,14 @@ def read_vint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def webm_simple_tags(data: bytes) -> dict[str, str]:
+    """SimpleTags inside the Tags element (scanning the whole file would also hit the two ID bytes
+    by chance inside compressed frames)."""
     tags = {}
-    pos = data.find(b"\x67\xc8")
+    start = data.find(b"\x12\x54\xc3\x67")  # the Tags master element
+    assert start >= 0, "no Tags element"
+    tags_size, tags_length = read_vint(data, start + 4)
+    tags_end = start + 4 + tags_length + tags_size
+    pos = data.find(b"\x67\xc8", start, tags_end)
     while pos >= 0:
         size, length = read_vint(data, pos + 2)
         body, end = pos + 2 + length, pos + 2 + length + size
@@ -98,7 +104,7 @@ def webm_simple_tags(data: bytes) -> dict[str, str]:
             inner += 2 + element_length + element_size
         if name is not None and value is not None:
             tags[name] = value
-        pos = data.find(b"\x67\xc8", end)
+        pos = data.find(b"\x67\xc8", end, tags_end)
     return tags
 
 
