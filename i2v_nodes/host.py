@@ -12,6 +12,7 @@ cached answer would go stale between hosts.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -224,19 +225,40 @@ def free_host_memory(bytes_needed: int, device: torch.device) -> None:
 # --- registration with ComfyUI's model management ---------------------------------------------
 
 
+# Patchers ComfyUI has just unloaded. ComfyUI calls our ON_DETACH callback from inside its
+# ``free_memory`` loop, which pops entries of ``current_loaded_models`` by index after the loop, and
+# every loaded model carries a finalizer that prunes that list when the model dies. So nothing may
+# die or be garbage-collected inside the callback: the patcher is parked here and released, with a
+# collection, at the pack's next call into the host. ComfyUI has already moved the weights to the
+# offload device by then, so GPU memory is free at once; system RAM follows at the next call.
+_unloaded: list[Any] = []
+_unloaded_lock = threading.Lock()
+
+
+def _release_unloaded() -> None:
+    with _unloaded_lock:
+        if not _unloaded:
+            return
+        _unloaded.clear()
+    gc.collect()  # pipelines hold reference cycles; free their RAM now
+
+
 class HostRegistration:
     """Keeps a set of modules known to ComfyUI's model management.
 
     Inside ComfyUI the modules are wrapped in a ``ModelPatcher`` and loaded through
     ``load_models_gpu``: ComfyUI then counts them, frees its own models to make room for our
     run, and unloads ours on "Unload models", ``/free`` or its OOM handler. When it does, it
-    calls ``on_unload`` so the pack's cache lets go of the pipeline.
+    calls ``on_unload`` so the pack's cache lets go of the pipeline. When the pack evicts the
+    model itself, :meth:`release` unloads it through ComfyUI too, so ComfyUI's list never holds a
+    model that dies behind its back.
     Outside ComfyUI (or in a host without ``comfy.model_patcher``) this does nothing.
     """
 
     def __init__(self, modules: dict[str, torch.nn.Module], device: torch.device, size_bytes: int,
                  on_unload: Callable[[], None], manages_placement: bool):
         self._patcher: Any = None
+        self._unloaded_by_host = False
         mp = _module("comfy.model_patcher")
         if mp is None or not hasattr(mp, "ModelPatcher"):
             return
@@ -248,8 +270,24 @@ class HostRegistration:
                                   size=size_bytes)
         callbacks = getattr(mp, "CallbacksMP", None)
         if callbacks is not None and hasattr(patcher, "add_callback"):
-            patcher.add_callback(callbacks.ON_DETACH, lambda *_args: on_unload())
+            patcher.add_callback(callbacks.ON_DETACH, self._on_detach(on_unload))
         self._patcher = patcher
+
+    def _on_detach(self, on_unload: Callable[[], None]) -> Callable[..., None]:
+        """ComfyUI detaches a patcher in two cases: unloading it (``model_unload``: "Unload models",
+        ``/free``, its OOM handler) with ``unpatch_all=True``, and re-loading a model it already
+        holds (``load_models_gpu`` finds it to be a clone of itself) with ``unpatch_all=False``.
+        Only the first means the weights should go."""
+
+        def callback(patcher: Any, unpatch_all: bool = True) -> None:
+            if not unpatch_all:
+                return
+            self._unloaded_by_host = True
+            with _unloaded_lock:
+                _unloaded.append(patcher)
+            on_unload()
+
+        return callback
 
     @property
     def active(self) -> bool:
@@ -260,15 +298,27 @@ class HostRegistration:
         mm = _module("comfy.model_management")
         if self._patcher is None or mm is None or not hasattr(mm, "load_models_gpu"):
             return
+        self._unloaded_by_host = False
         mm.load_models_gpu([self._patcher], memory_required=memory_required, force_full_load=True)
 
     def release(self) -> None:
-        """Forget the patcher; ComfyUI drops its entry once the weights are collected."""
-        self._patcher = None
+        """The pack is done with the model: take it out of ComfyUI's list the way ComfyUI does."""
+        patcher, self._patcher = self._patcher, None
+        if patcher is None or self._unloaded_by_host:
+            return  # ComfyUI unloaded it itself and has already dropped its entry
+        mm = _module("comfy.model_management")
+        loaded = getattr(mm, "current_loaded_models", None)
+        if not isinstance(loaded, list):
+            return
+        for entry in list(loaded):
+            if getattr(entry, "model", None) is patcher:
+                entry.model_unload()  # ComfyUI's own unload: detaches its finalizer on our model
+                loaded.remove(entry)
 
 
 def services() -> HostServices:
     """The host's capabilities in the form the engine takes them (probed now, per call)."""
+    _release_unloaded()
     mp = _module("comfy.model_patcher")
     return HostServices(
         progress=lambda total, description: Progress(total, description),

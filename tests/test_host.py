@@ -8,7 +8,9 @@ load_models_gpu); the real ComfyUI is checked by hand (see the issue notes).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import types
+import weakref
 from pathlib import Path
 
 import pytest
@@ -46,10 +48,70 @@ class FakeComfy:
         mm.get_free_memory = lambda dev=None, torch_free_too=False: 64 * 2**30
         mm.get_total_memory = lambda dev=None, torch_total_too=False: 128 * 2**30
 
+        # ComfyUI 0.3.64's bookkeeping of loaded models, step for step where unloading is concerned:
+        # weak references to patchers, a finalizer on each loaded model that prunes dead entries,
+        # a re-request detaching the patcher as a "clone" of itself, and free_memory unloading in a
+        # loop and popping by index only after it.
+        fake.current_loaded_models = []
+
+        class LoadedModel:
+            def __init__(self, patcher):
+                self._model = weakref.ref(patcher)
+                self.real_model = None
+                self.model_finalizer = None
+
+            @property
+            def model(self):
+                return self._model()
+
+            def model_load(self):
+                self.real_model = weakref.ref(self.model.model)
+                self.model_finalizer = weakref.finalize(self.model.model, cleanup_models)
+
+            def model_unload(self, memory_to_free=None, unpatch_weights=True):
+                self.model.detach(unpatch_weights)
+                self.model_finalizer.detach()
+                self.model_finalizer = None
+                self.real_model = None
+                return True
+
+            def is_dead(self):
+                return self.real_model is not None and self.real_model() is not None and self.model is None
+
+        def cleanup_models():
+            dead = [i for i, m in enumerate(fake.current_loaded_models)
+                    if m.real_model is not None and m.real_model() is None]
+            for i in reversed(dead):
+                fake.current_loaded_models.pop(i)
+
         def load_models_gpu(models, memory_required=0, force_full_load=False, **kwargs):
             fake.events.append(("load_models_gpu", len(models), memory_required, force_full_load))
+            for patcher in models:
+                found = [m for m in fake.current_loaded_models if m.model is patcher]
+                loaded = found[0] if found else LoadedModel(patcher)
+                for i in range(len(fake.current_loaded_models) - 1, -1, -1):
+                    other = fake.current_loaded_models[i]
+                    if other.model is not None and other.model.model is patcher.model:  # is_clone
+                        fake.current_loaded_models.pop(i)
+                        other.model.detach(unpatch_all=False)
+                        other.model_finalizer.detach()
+                loaded.model_load()
+                fake.current_loaded_models.insert(0, loaded)
 
+        def unload_all_models():  # free_memory(1e30, device)
+            chosen = [i for i in range(len(fake.current_loaded_models) - 1, -1, -1)
+                      if not fake.current_loaded_models[i].is_dead()]
+            unloaded = []
+            for i in chosen:
+                if fake.current_loaded_models[i].model_unload():
+                    unloaded.append(i)
+                gc.collect()  # anything may collect garbage here (ComfyUI's own code, another thread)
+            for i in sorted(unloaded, reverse=True):
+                fake.current_loaded_models.pop(i)
+
+        mm.current_loaded_models = fake.current_loaded_models
         mm.load_models_gpu = load_models_gpu
+        mm.unload_all_models = unload_all_models
 
         utils = types.ModuleType("comfy.utils")
 
@@ -81,6 +143,7 @@ class FakeComfy:
                 for kind, callback in self.callbacks:
                     if kind == CallbacksMP.ON_DETACH:
                         callback(self, unpatch_all)
+                return self.model
 
         patcher_module.CallbacksMP = CallbacksMP
         patcher_module.ModelPatcher = ModelPatcher
@@ -158,7 +221,43 @@ def test_comfy_unloading_our_model_empties_the_cache(comfy, tiny_handle, still_i
                                                     fresh_cache):
     sampling.sample(tiny_handle, still_image, small_settings, host.services(), cache=fresh_cache)
     assert fresh_cache.stats().entries == 1
+    comfy.patchers[0].detach(unpatch_all=False)  # ComfyUI re-loading a model it holds: keep it
+    assert fresh_cache.stats().entries == 1
     comfy.patchers[0].detach()  # "Unload models" / /free / the OOM handler
     assert fresh_cache.stats().entries == 0
     sampling.sample(tiny_handle, still_image, small_settings, host.services(), cache=fresh_cache)
     assert fresh_cache.loads == 2
+
+
+def test_comfy_unload_all_survives_and_frees_after_it_returns(comfy, tiny_handle, still_image, small_settings,
+                                                              fresh_cache):
+    """The model must outlive ComfyUI's unload loop (its finalizer would prune the list the loop
+    pops from), then go at the pack's next call into the host."""
+    sampling.sample(tiny_handle, still_image, small_settings, host.services(), cache=fresh_cache)
+    key = dataclasses.replace(tiny_handle.cache_key, offload="none")
+    pipeline = weakref.ref(fresh_cache.peek(key).pipeline)
+    comfy.modules["comfy.model_management"].unload_all_models()  # would raise IndexError before the fix
+    assert fresh_cache.stats().entries == 0 and comfy.current_loaded_models == []
+    host.services()  # the next node to run
+    gc.collect()
+    assert pipeline() is None
+
+
+def test_our_own_eviction_unloads_through_comfy(comfy, tiny_handle, still_image, small_settings, fresh_cache):
+    """When the pack drops a model (explicit unload, LRU), ComfyUI's list must not keep an entry
+    whose model dies later behind its back: that would crash ComfyUI's next unload loop."""
+    sampling.sample(tiny_handle, still_image, small_settings, host.services(), cache=fresh_cache)
+    assert len(comfy.current_loaded_models) == 1
+    fresh_cache.unload()
+    assert comfy.current_loaded_models == []
+    sampling.sample(tiny_handle, still_image, small_settings, host.services(), cache=fresh_cache)
+    comfy.modules["comfy.model_management"].unload_all_models()  # must not raise
+    assert comfy.current_loaded_models == [] and fresh_cache.stats().entries == 0
+
+
+def test_repeated_runs_keep_one_comfy_entry_and_one_load(comfy, tiny_handle, still_image, small_settings,
+                                                         fresh_cache):
+    for seed in range(3):
+        settings = dataclasses.replace(small_settings, seed=seed)
+        sampling.sample(tiny_handle, still_image, settings, host.services(), cache=fresh_cache)
+    assert fresh_cache.loads == 1 and len(comfy.current_loaded_models) == 1

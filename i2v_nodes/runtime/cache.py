@@ -128,8 +128,12 @@ class ModelCache:
             log.info("evicting %s to stay within the cache budget", victim.key.source)
             self._drop(victim)
 
-    def unload(self, key: CacheKey | None = None) -> int:
-        """Drop one entry (or all); entries in use go as soon as their run ends. Returns the count."""
+    def unload(self, key: CacheKey | None = None, collect: bool = True) -> int:
+        """Drop one entry (or all); entries in use go as soon as their run ends. Returns the count.
+
+        ``collect=False`` skips the garbage collection, for callers inside a host's own unload
+        (collecting there can fire the host's finalizers mid-loop); the host collects later.
+        """
         with self._lock:
             chosen = [e for k, e in self._entries.items() if key is None or k == key]
             now = []
@@ -140,10 +144,10 @@ class ModelCache:
                     now.append(entry)
                 # in use: `use` drops it when the run ends; it stays listed until then
         for entry in now:
-            self._drop(entry)
+            self._drop(entry, collect)
         return len(chosen)
 
-    def _drop(self, entry: Entry) -> None:
+    def _drop(self, entry: Entry, collect: bool = True) -> None:
         with self._lock:
             if self._entries.get(entry.key) is entry:
                 del self._entries[entry.key]
@@ -151,9 +155,10 @@ class ModelCache:
         entry.value = None
         if callback is not None:
             callback()
-        gc.collect()  # pipelines hold reference cycles (hooks, configs); free them now
-        if entry.key.device.startswith("cuda") and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if collect:
+            gc.collect()  # pipelines hold reference cycles (hooks, configs); free them now
+            if entry.key.device.startswith("cuda") and torch.cuda.is_available():
+                torch.cuda.empty_cache()
         log.info("unloaded %s", entry.key.source)
 
     # -- queries --------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class SampleResult:
     fps: float
     clips: int
     report: str
+    timings: dict[str, float]  # seconds: load, denoise, decode
 
 
 # --- the process-wide cache ---------------------------------------------------------------------
@@ -198,8 +199,10 @@ def _loader(handle: ModelHandle, offload: str, services: HostServices, cache: Mo
         if services.register_model is not None:
             key = dataclasses.replace(handle.cache_key, offload=offload)
             modules = {name: getattr(pipe, name) for name in placement.WEIGHTED if hasattr(pipe, name)}
-            loaded.registration = services.register_model(
-                modules, device, _weight_bytes(handle), lambda: cache.unload(key), offload != "none")
+            # called from inside the host's unload: no garbage collection there (see host.py)
+            loaded.registration = services.register_model(modules, device, _weight_bytes(handle),
+                                                          lambda: cache.unload(key, collect=False),
+                                                          offload != "none")
         return loaded, loaded.close
 
     return load
@@ -269,7 +272,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     frames = torch.cat(clips).contiguous()
     report = _run_report(plan, s, len(clips), chunk, timings, cache.loads - loads_before)
     log.info("%s", report)
-    return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report)
+    return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report, timings)
 
 
 def _decode_checked(family, loaded: Loaded, latents: torch.Tensor, chunk: int, clip: int) -> torch.Tensor:
