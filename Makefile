@@ -24,6 +24,14 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
+# The preview tier on the example image with the built-in tiny model: writes output/i2v/preview_*.mp4.
+demo: setup
+	$(PY) -m host_stub run workflows/i2v-preview.json --packs . --input-dir examples --output-dir output \
+		--models-dir models --set LoadI2VModel.model=tiny-i2vgen-xl
+
+bench: setup
+	$(PY) bench/run.py
+
 lint: setup
 	$(PY) -m ruff check .
 

@@ -195,3 +195,14 @@ def test_model_errors_keep_their_type(session_dirs, tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"LoadI2VModel \(node 4\): input 'model': .*no model_index.json"):
         node("LoadI2VModel").load("empty", "auto", "auto", "auto", "none", False, unique_id="4")
     assert issubclass(InputError, ValueError) and not issubclass(ModelError, InputError)
+
+
+def test_readme_documents_every_node_and_input(session_dirs):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    reference = readme[readme.index("## Nodes"):readme.index("## Headless")]
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        section = reference[reference.index(f"### {name}"):]
+        section = section[:section.find("\n### ", 4) if "\n### " in section[4:] else len(section)]
+        spec = cls.INPUT_TYPES()
+        for input_name in [*spec["required"], *spec.get("optional", {})]:
+            assert f"`{input_name}`" in section, f"README's {name} section does not mention {input_name}"
