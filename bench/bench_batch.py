@@ -12,27 +12,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import interleaved_medians, pin_one_thread  # noqa: E402
+from _timing import interleaved_medians, pin_one_thread, still_image, use_bench_models_dir  # noqa: E402
 
 CLIPS, SIZE, FRAMES = 4, 64, 8
 
 
 def run(repeats: int = 5, steps: int = 10) -> dict:
     pin_one_thread()
-    os.environ.setdefault("I2V_MODELS_DIR", str(Path(tempfile.gettempdir()) / "i2v-bench-models"))
+    use_bench_models_dir()
     import torch
 
     from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 
-    image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
+    image = still_image()
     loader, sampler = NODE_CLASS_MAPPINGS["LoadI2VModel"](), NODE_CLASS_MAPPINGS["I2VSample"]()
     (model,) = loader.load("tiny-i2vgen-xl", "auto", "auto", "auto", "none", False)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -20,6 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _timing import use_bench_models_dir  # noqa: E402
 
 SCALED_DOWN = ["LoadI2VModel.model=tiny-i2vgen-xl", "VRAMGuard.width=64", "VRAMGuard.height=64",
                "VRAMGuard.num_frames=8", "I2VSample.steps=2"]
@@ -38,7 +40,7 @@ def run(runs: int = 10) -> dict:
         for folder in folders.values():
             folder.mkdir()
         shutil.copy(REPO / "examples" / "i2v-example.png", folders["input"])
-        models_dir = os.environ.get("I2V_BENCH_MODELS", str(Path(tempfile.gettempdir()) / "i2v-bench-models"))
+        models_dir = str(use_bench_models_dir())
         host = Host(packs=[str(REPO)], input_dir=str(folders["input"]), output_dir=str(folders["output"]),
                     models_dir=models_dir)
         variants = [SCALED_DOWN + [f"LoadI2VModel.precision={p}"] for p in ("auto", "fp32")]

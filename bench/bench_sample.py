@@ -13,29 +13,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import interleaved_medians, pin_one_thread  # noqa: E402
+from _timing import interleaved_medians, pin_one_thread, still_image, use_bench_models_dir  # noqa: E402
 
 SIZE, FRAMES, CHUNK = 64, 8, 4
 
 
 def run(repeats: int = 7, steps: int = 10) -> dict:
     pin_one_thread()
-    os.environ.setdefault("I2V_MODELS_DIR", str(Path(tempfile.gettempdir()) / "i2v-bench-models"))
-    import torch
+    use_bench_models_dir()
 
     from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
     from i2v_nodes.runtime.families import i2vgen_xl
     from i2v_nodes.runtime.sampling import images_to_pil
 
-    image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
+    image = still_image()
     prompt, negative = "waves rolling onto the beach", "blurry, static"
     loader, guard, sampler = (NODE_CLASS_MAPPINGS[n]() for n in ("LoadI2VModel", "VRAMGuard", "I2VSample"))
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _timing import use_bench_models_dir  # noqa: E402
 
 
 def full_size_folder(models_dir: Path) -> Path:
@@ -163,8 +164,7 @@ def run(tiers: list[str] | None = None, steps: int = 10, model: str = "full", de
 
     chosen = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                           ("cpu" if device == "auto" else device))
-    models_dir = Path(os.environ.get("I2V_MODELS_DIR", Path(tempfile.gettempdir()) / "i2v-bench-models"))
-    os.environ["I2V_MODELS_DIR"] = str(models_dir)
+    models_dir = use_bench_models_dir()
     name = full_size_folder(models_dir).name if model == "full" else "tiny-i2vgen-xl"
     image = torch.rand(1, 480, 640, 3, generator=torch.Generator().manual_seed(0))
     results = []

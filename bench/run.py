@@ -35,7 +35,7 @@ def collect(quick: bool, tiers: bool) -> dict:
     import bench_sample
     import torch
 
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 11
     results = {
         "P1": bench_sample.run(repeats=repeats),
         "P2": bench_loads.run(runs=10),

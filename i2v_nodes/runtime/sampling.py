@@ -13,7 +13,8 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -171,6 +172,9 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
 # --- loading -----------------------------------------------------------------------------------
 
 
+PROMPT_MEMORY = 16  # prompt embeddings remembered per loaded pipeline
+
+
 @dataclass
 class Loaded:
     """A cached pipeline, where it computes, and its registration with the host's memory management."""
@@ -179,6 +183,18 @@ class Loaded:
     device: torch.device  # the execution device (asking the pipeline walks every module)
     vae_dtype: torch.dtype
     registration: object | None = None
+    # text -> embeddings: a new seed with the same prompt (the usual next run) skips the text encoder
+    prompts: OrderedDict = field(default_factory=OrderedDict)
+
+    def prompt_embeddings(self, family, text: str) -> torch.Tensor:
+        if text in self.prompts:
+            self.prompts.move_to_end(text)
+            return self.prompts[text]
+        embeds = family.encode_prompts(self.pipeline, [text], self.device)
+        self.prompts[text] = embeds
+        if len(self.prompts) > PROMPT_MEMORY:
+            self.prompts.popitem(last=False)
+        return embeds
 
     def close(self) -> None:
         if self.registration is not None:
@@ -243,8 +259,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
                 loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
             pipe = loaded.pipeline
             placement.set_vae_tiling(pipe, options.vae_tiling)
-            prompt = family.encode_prompts(pipe, [s.prompt], loaded.device)
-            negative = family.encode_prompts(pipe, [s.negative_prompt], loaded.device)
+            prompt = loaded.prompt_embeddings(family, s.prompt)
+            negative = loaded.prompt_embeddings(family, s.negative_prompt)
             clips: list[torch.Tensor] = []
             for image in pil_images:
                 t0 = time.perf_counter()
