@@ -192,7 +192,12 @@ def load_pipeline(source: str, local: bool, dtype: torch.dtype, vae_dtype: torch
         "local_files_only": local,
         "dtype": {"default": dtype, "vae": vae_dtype},
     }
-    variant = _fp16_variant(source) if local and dtype == torch.float16 else None
+    if dtype != torch.float16:
+        variant = None
+    elif local:
+        variant = _fp16_variant(source)
+    else:  # a download: the published repo ships fp16 files, half the bytes
+        variant = "fp16" if source in HUB_IDS else None
     if variant:
         kwargs["variant"] = variant
     pipe = pipeline_class().from_pretrained(source, **kwargs)
