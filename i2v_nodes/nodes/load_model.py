@@ -10,7 +10,7 @@ from ._common import CATEGORY, MODEL_TYPE, node_errors
 TIPS = {
     "model": "tiny-i2vgen-xl: built-in test model (noise, no download). Folders with model_index.json under "
              "models/i2v or models/diffusers appear by folder name. ali-vilab/i2vgen-xl: the real model from "
-             "the Hugging Face hub (about 11 GB to download; see allow_download).",
+             "the Hugging Face hub (about 5 GB to download in fp16; see allow_download).",
     "precision": "Weights dtype. auto = fp16 on CUDA (half the memory, faster) and fp32 on CPU (fp16 on CPU "
                  "is 3-30x slower). bf16 avoids fp16 overflow on Ampere and newer GPUs and is fast on recent "
                  "CPUs.",
