@@ -72,7 +72,7 @@ def tier_figures(tier: Tier) -> dict[str, float]:
     handle = models.describe_published(MODEL, precision="fp16", device="cuda")
     shape = memory.RunShape(tier.size, tier.size, tier.frames)
     estimate = memory.estimate(handle, shape, memory.default_options(handle, shape))
-    weights = sum(count for _, count in handle.params) * 2  # fp16 in RAM while loading
+    weights = sum(memory.weight_bytes(handle).values())  # what passes through RAM while loading
     return {"peak_gib": estimate.peak / GiB, "tflop_per_step": unet_tflop(tier), "weights_gib": weights / GiB}
 
 
@@ -107,7 +107,8 @@ def note_text(tier: Tier, figures: dict[str, float]) -> str:
         f"the tier is sized for {tier.card} and passes VRAMGuard's 'error' policy there with 10% headroom. "
         "If it does not fit your card, set VRAMGuard's policy to 'adapt' (it turns on decode chunking, VAE "
         "tiling, offload and sub-batches, never changing size or frames).",
-        f"System RAM: the weights pass through RAM while loading ({figures['weights_gib']:.1f} GiB in fp16); "
+        f"System RAM: the weights pass through RAM while loading ({figures['weights_gib']:.1f} GiB: fp16, "
+        "VAE fp32); "
         "16 GB of RAM is comfortable, 32 GB with offload.",
         f"Compute: {figures['tflop_per_step']:.1f} TFLOP per step (torch's FLOP counter), "
         f"{figures['tflop_per_step'] * tier.steps:.0f} TFLOP for the clip. The seed article expected "

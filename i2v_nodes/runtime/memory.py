@@ -118,7 +118,7 @@ def free_decode_chunk(handle: ModelHandle, shape: RunShape, options: MemoryOptio
 
 
 def _phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> dict[str, Estimate]:
-    weight_bytes = _weight_bytes(handle)
+    weights_of = weight_bytes(handle)
     act_bytes = bytes_per_element(handle.precision)
     family = families.get(handle.family)
     scale = family.CONSTRAINTS.multiple_of
@@ -139,7 +139,7 @@ def _phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> dic
     if on_cpu:  # the IMAGE output of every clip lives in the same RAM
         decode_buffers += shape.num_frames * frame_bytes * shape.batch_size
 
-    resident = _resident_weights(handle, options.offload, weight_bytes)
+    resident = _resident_weights(handle, options.offload, weights_of)
     phases = {
         "encode": (resident["encode"], encode_act, 0),
         "denoise": (resident["denoise"], unet_act, denoise_buffers),
@@ -161,7 +161,8 @@ def estimate_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions
     return {phase: e.peak for phase, e in _phases(handle, shape, options).items()}
 
 
-def _weight_bytes(handle: ModelHandle) -> dict[str, int]:
+def weight_bytes(handle: ModelHandle) -> dict[str, int]:
+    """Bytes of each component's weights in the handle's dtypes (the VAE in its own)."""
     per = bytes_per_element(handle.precision)
     return {name: count * (bytes_per_element(handle.vae_precision) if name == "vae" else per)
             for name, count in handle.params}

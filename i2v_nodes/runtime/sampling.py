@@ -225,9 +225,7 @@ def _loader(handle: ModelHandle, offload: str, services: HostServices, cache: Mo
 
 
 def _weight_bytes(handle: ModelHandle) -> int:
-    per = torch.empty((), dtype=DTYPES[handle.precision]).element_size()
-    vae = torch.empty((), dtype=DTYPES[handle.vae_precision]).element_size()
-    return sum(n * (vae if name == "vae" else per) for name, n in handle.params)
+    return sum(memory.weight_bytes(handle).values())
 
 
 # --- sampling ----------------------------------------------------------------------------------
@@ -280,7 +278,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
                 t0 = time.perf_counter()
                 for index in range(latents.shape[0]):
                     services.check_interrupt()
-                    clips.append(_decode_checked(family, loaded, latents[index:index + 1], chunk, index))
+                    clips.append(_decode_checked(family, loaded, latents[index:index + 1], chunk, len(clips)))
                     progress.update(1)
                 timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t0
     finally:
