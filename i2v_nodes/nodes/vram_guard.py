@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from .. import host
 from ..runtime import memory, sampling
 from ._common import CATEGORY, MODEL_TYPE, SIZE_OPTIONS, node_errors
@@ -66,8 +64,7 @@ class VRAMGuard:
             sampling.validate_shape(model, width, height, num_frames, batch_size)
             shape = memory.RunShape(width, height, num_frames, batch_size, cfg=True)
             services = host.services()
-            key = dataclasses.replace(model.cache_key, offload=model.offload)
-            loaded = sampling.default_cache().is_loaded(key)
+            loaded = sampling.default_cache().is_loaded(model.cache_key)
             budget = sampling.budget_for(model, services, float(headroom), loaded)
             plan = memory.plan_run(model, shape, policy, budget)
         return (model.with_plan(plan), width, height, num_frames, batch_size, plan.report)

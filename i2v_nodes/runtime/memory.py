@@ -185,27 +185,35 @@ def _resident_weights(handle: ModelHandle, offload: str, weights: dict[str, int]
     return {"encode": min(encoders, share), "denoise": min(unet, share), "decode": min(vae, share)}
 
 
-def _meta_unet(handle: ModelHandle) -> torch.nn.Module:
-    family = families.get(handle.family)
-    return family.meta_unet(json.dumps(handle.configs.get("unet", {}), sort_keys=True))
+def _unet_config(handle: ModelHandle) -> str:
+    return json.dumps(handle.configs.get("unet", {}), sort_keys=True)
 
 
 def _largest_unet_block(handle: ModelHandle) -> int:
-    unet = _meta_unet(handle)
+    return _unet_part_sizes(handle.family, _unet_config(handle))[0]
+
+
+def _largest_unet_layer(handle: ModelHandle) -> int:
+    return _unet_part_sizes(handle.family, _unet_config(handle))[1]
+
+
+@functools.lru_cache(maxsize=16)
+def _unet_part_sizes(family_name: str, config: str) -> tuple[int, int]:
+    """Parameters of the UNet's largest block (group offload) and largest layer (sequential).
+
+    Remembered per config: the adapt ladder and the advice search ask for them many times.
+    """
+    unet = families.get(family_name).meta_unet(config)
     blocks = []
     for child in unet.children():
         parts = list(child.children()) if isinstance(child, torch.nn.ModuleList) else [child]
         blocks += [sum(p.numel() for p in part.parameters()) for part in parts]
-    return max(blocks, default=0)
-
-
-def _largest_unet_layer(handle: ModelHandle) -> int:
-    unet = _meta_unet(handle)
-    return max((sum(p.numel() for p in m.parameters(recurse=False)) for m in unet.modules()), default=0)
+    layer = max((sum(p.numel() for p in m.parameters(recurse=False)) for m in unet.modules()), default=0)
+    return max(blocks, default=0), layer
 
 
 def _unet_peak(handle: ModelHandle, rows: int, frames: int, height: int, width: int) -> int:
-    config = json.dumps(handle.configs.get("unet", {}), sort_keys=True)
+    config = _unet_config(handle)
     return _traced_unet_peak(handle.family, config, handle.precision, rows, frames, height, width)
 
 
