@@ -83,6 +83,14 @@ def check_interrupt() -> None:
         raise Interrupted("interrupted by request")
 
 
+def interrupt_requested() -> bool:
+    """Whether a cancel is pending, without raising or clearing it (see :func:`check_interrupt`)."""
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "processing_interrupted") and mm.processing_interrupted():
+        return True
+    return _local_interrupt.is_set()
+
+
 def interrupt_exceptions() -> tuple[type[BaseException], ...]:
     """Exception types that mean "cancelled", to re-raise before any broader handler."""
     kinds: list[type[BaseException]] = [Interrupted, KeyboardInterrupt]
@@ -326,4 +334,5 @@ def services() -> HostServices:
         free_bytes=free_memory_bytes,
         total_bytes=total_memory_bytes,
         register_model=HostRegistration if mp is not None and hasattr(mp, "ModelPatcher") else None,
+        interrupt_requested=interrupt_requested,
     )

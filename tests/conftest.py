@@ -38,9 +38,9 @@ def model_dirs(session_dirs) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def tiny_path(model_dirs) -> Path:
-    from i2v_nodes.runtime.tiny import ensure_tiny_model
+    from i2v_nodes.runtime.models import tiny_model_folder
 
-    return ensure_tiny_model("tiny-i2vgen-xl", model_dirs[0])
+    return tiny_model_folder("tiny-i2vgen-xl", model_dirs[0])
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from i2v_nodes.runtime import memory, memtrace, models
+from i2v_nodes.runtime import guard, memory, memtrace, models
 from i2v_nodes.runtime.errors import MemoryGuardError
 
 GiB = 2**30
@@ -17,6 +17,12 @@ GiB = 2**30
 def full_size():
     """The published I2VGen-XL, sized from its config, as if on a CUDA card (fp16, VAE fp32)."""
     return models.describe_published("ali-vilab/i2vgen-xl", precision="fp16", device="cuda")
+
+
+def card(gib: float, ram_gib: float = 64, headroom: float = 0.10) -> guard.Budget:
+    """A GPU with ``gib`` free and total, in a machine with ``ram_gib`` of RAM."""
+    return guard.Budget(free=int(gib * GiB), total=int(gib * GiB), headroom=headroom,
+                        ram_free=int(ram_gib * GiB), ram_total=int(ram_gib * GiB))
 
 
 def test_tracer_counts_live_tensors_not_all_allocations():
@@ -65,16 +71,17 @@ def test_weights_follow_the_real_parameter_bytes(full_size):
 
 def test_seed_tiers_fit_their_cards_in_fp16(full_size):
     for side, frames, card in ((512, 16, 12), (768, 24, 24), (1024, 32, 40)):
-        budget = memory.Budget(free=card * GiB, total=card * GiB, headroom=0.10)
-        plan = memory.plan_run(full_size, memory.RunShape(side, side, frames), "error", budget)
+        budget = guard.Budget(free=card * GiB, total=card * GiB, headroom=0.10, ram_free=64 * GiB,
+                              ram_total=64 * GiB)
+        plan = guard.plan_run(full_size, memory.RunShape(side, side, frames), "off", budget)
         assert plan.fits and plan.estimate.peak <= budget.usable, (side, frames)
 
 
 def test_error_policy_fails_with_the_largest_settings_that_fit(full_size):
-    budget = memory.Budget(free=12 * GiB, total=12 * GiB, headroom=0.10)
+    budget = card(12)
     shape = memory.RunShape(768, 768, 24)
     with pytest.raises(MemoryGuardError) as caught:
-        memory.plan_run(full_size, shape, "error", budget)
+        guard.plan_run(full_size, shape, "error", budget)
     message = str(caught.value)
     assert "DOES NOT FIT" in message
     frames = int(message.split("- ")[1].split(" frames fit")[0])
@@ -87,9 +94,9 @@ def test_error_policy_fails_with_the_largest_settings_that_fit(full_size):
 
 
 def test_adapt_policy_changes_memory_options_only(full_size):
-    budget = memory.Budget(free=12 * GiB, total=12 * GiB, headroom=0.10)
+    budget = card(12)
     shape = memory.RunShape(768, 768, 24)
-    plan = memory.plan_run(full_size, shape, "adapt", budget)
+    plan = guard.plan_run(full_size, shape, "adapt", budget)
     assert plan.fits and plan.changes
     assert plan.shape == shape  # never resolution or frames
     assert plan.options != memory.default_options(full_size, shape)
@@ -98,15 +105,15 @@ def test_adapt_policy_changes_memory_options_only(full_size):
 
 def test_adapt_on_cpu_never_offers_offload():
     handle = models.describe_published("ali-vilab/i2vgen-xl", precision="fp32", device="cpu")
-    budget = memory.Budget(free=8 * GiB, total=16 * GiB, headroom=0.10)
+    budget = guard.Budget(free=8 * GiB, total=16 * GiB, headroom=0.10)
     with pytest.raises(MemoryGuardError) as caught:
-        memory.plan_run(handle, memory.RunShape(512, 512, 16), "adapt", budget)
+        guard.plan_run(handle, memory.RunShape(512, 512, 16), "adapt", budget)
     assert "offload" not in str(caught.value).split("adapted:")[-1].split("\n")[0]
 
 
 def test_off_policy_only_reports(full_size):
-    budget = memory.Budget(free=1 * GiB, total=12 * GiB, headroom=0.10)
-    plan = memory.plan_run(full_size, memory.RunShape(512, 512, 16), "off", budget)
+    budget = dataclasses.replace(card(12), free=1 * GiB)
+    plan = guard.plan_run(full_size, memory.RunShape(512, 512, 16), "off", budget)
     assert not plan.fits and "DOES NOT FIT" in plan.report
 
 
@@ -114,10 +121,10 @@ def test_already_loaded_weights_count_as_available(full_size):
     shape = memory.RunShape(512, 512, 16)
     need = memory.estimate(full_size, shape, memory.default_options(full_size, shape)).peak
     free = need - 2 * GiB  # the model's own 4.7 GiB of weights already sit in the "used" part
-    cold = memory.Budget(free=free, total=12 * GiB, headroom=0.0)
+    cold = dataclasses.replace(card(12, headroom=0.0), free=free)
     warm = dataclasses.replace(cold, already_loaded=int(4.7 * GiB))
-    assert not memory.plan_run(full_size, shape, "off", cold).fits
-    assert memory.plan_run(full_size, shape, "error", warm).fits
+    assert not guard.plan_run(full_size, shape, "off", cold).fits
+    assert guard.plan_run(full_size, shape, "off", warm).fits
 
 
 def test_default_decode_chunk_never_raises_the_peak(full_size):

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from i2v_nodes.runtime import models
-from i2v_nodes.runtime.errors import InputError, ModelError
-from i2v_nodes.runtime.tiny import TOKENIZER_WORDS, build_clip_tokenizer, ensure_tiny_model
+from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime.families import I2VGEN_XL
+from i2v_nodes.runtime.models import tiny_model_folder
+from i2v_nodes.runtime.tiny import TOKENIZER_WORDS, build_clip_tokenizer, build_t5_tokenizer
 
 CPU = torch.device("cpu")
 
@@ -31,7 +33,7 @@ def test_tiny_model_is_safetensors_only_and_loads_with_from_pretrained(tiny_path
 
 
 def test_tiny_model_build_is_deterministic(tmp_path, tiny_path):
-    rebuilt = ensure_tiny_model("tiny-i2vgen-xl", tmp_path)
+    rebuilt = tiny_model_folder("tiny-i2vgen-xl", tmp_path)
 
     def digest(root: Path) -> dict[str, str]:
         return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -52,13 +54,20 @@ def test_offline_tokenizer_knows_its_words_and_falls_back_to_bytes():
     assert tokenizer.model_max_length == 77
 
 
-def test_handle_reads_parameter_counts_from_headers(tiny_handle, tiny_path):
-    from i2v_nodes.runtime.families import i2vgen_xl
+def test_offline_t5_tokenizer_knows_its_words_and_falls_back_to_characters():
+    tokenizer = build_t5_tokenizer()
+    assert len(tokenizer("a cat walking").input_ids) == 3 + 1  # three whole words, end
+    assert len(tokenizer(" ".join(TOKENIZER_WORDS)).input_ids) == len(TOKENIZER_WORDS) + 1
+    spelled = tokenizer("zyxw").input_ids
+    assert len(spelled) >= 4 + 1 and tokenizer.unk_token_id not in spelled  # one piece per character
+    assert tokenizer.model_max_length == 512
 
-    pipe = i2vgen_xl.pipeline_class().from_pretrained(tiny_path)
+
+def test_handle_reads_parameter_counts_from_headers(tiny_handle, tiny_path):
+    pipe = I2VGEN_XL.pipeline_class().from_pretrained(tiny_path)
     for component, count in tiny_handle.params:
         assert count == sum(p.numel() for p in getattr(pipe, component).parameters()), component
-    assert tiny_handle.family == "i2vgen-xl" and tiny_handle.local
+    assert tiny_handle.family == "i2vgen-xl" and tiny_handle.variant == "i2vgen-xl" and tiny_handle.local
     assert tiny_handle.precision == "fp32" and tiny_handle.vae_precision == "fp32"  # CPU defaults
 
 
@@ -75,7 +84,11 @@ def test_model_list_has_tiny_local_folders_and_hub_ids(tmp_path, tiny_path):
     shutil.copytree(tiny_path, local)
     (tmp_path / "i2v" / "not-a-model").mkdir()
     names = models.list_model_names([tmp_path / "i2v", tmp_path / "diffusers"])
-    assert names == ["tiny-i2vgen-xl", "my-model", "ali-vilab/i2vgen-xl"]
+    tiny = ["tiny-i2vgen-xl", "tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b"]
+    assert names[:5] == [*tiny, "my-model"]
+    assert names[5:] == ["ali-vilab/i2vgen-xl", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+                         "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
+                         "Wan-AI/Wan2.2-TI2V-5B-Diffusers"]
     handle = open_named("my-model", [tmp_path / "i2v"])
     assert handle.source == str(local.resolve())
 
@@ -97,7 +110,8 @@ def test_pickle_only_weights_are_refused(tmp_path, tiny_path):
     for weights in (unsafe / "unet").glob("*.safetensors"):
         weights.unlink()
     (unsafe / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
-    with pytest.raises(ModelError, match=r"only in pickle format \(diffusion_pytorch_model.bin\)"):
+    expected = r"input 'model': .* only in pickle format \(diffusion_pytorch_model.bin\)"
+    with pytest.raises(InputError, match=expected):
         open_named("unsafe", [tmp_path / "i2v"])
 
 
@@ -106,7 +120,7 @@ def test_corrupt_safetensors_header(tmp_path, tiny_path):
     shutil.copytree(tiny_path, broken)
     for weights in (broken / "vae").glob("*.safetensors"):
         weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
-    with pytest.raises(ModelError, match="corrupt safetensors header"):
+    with pytest.raises(InputError, match="input 'model': .*corrupt safetensors header"):
         open_named("corrupt", [tmp_path / "i2v"])
 
 

@@ -24,6 +24,9 @@ EXPECTED_ORDER = {
     "EncodeVideo": ["frames", "fps", "format", "crf", "filename_prefix", "loop_count", "pingpong",
                     "save_metadata"],
 }
+# optional inputs appended since the first release; saved workflows keep working without them
+EXPECTED_OPTIONAL = {"LoadI2VModel": ["weights"], "VRAMGuard": [], "I2VSample": ["options"],
+                     "EncodeVideo": ["frames_per_clip"]}
 
 
 def node(name):
@@ -40,10 +43,11 @@ def load_tiny(unique_id=None):
 
 
 def test_mappings_and_input_order_are_the_public_api(session_dirs):
-    assert list(NODE_CLASS_MAPPINGS) == list(EXPECTED_ORDER)
+    assert list(NODE_CLASS_MAPPINGS)[:4] == list(EXPECTED_ORDER)
     for name, order in EXPECTED_ORDER.items():
         assert list(NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]) == order, name
-    assert list(NODE_CLASS_MAPPINGS["EncodeVideo"].INPUT_TYPES()["optional"]) == ["frames_per_clip"]
+        optional = list(NODE_CLASS_MAPPINGS[name].INPUT_TYPES().get("optional", {}))
+        assert optional == EXPECTED_OPTIONAL[name], name
     assert NODE_CLASS_MAPPINGS["I2VSample"].RETURN_NAMES == ("frames", "fps", "frames_per_clip")
     assert NODE_CLASS_MAPPINGS["VRAMGuard"].RETURN_TYPES[0] == "I2V_MODEL"
 
@@ -134,7 +138,7 @@ def test_graph_loads_the_model_once(session_dirs, still_image):
 def test_sample_refuses_a_size_that_is_not_a_multiple_of_8(session_dirs, still_image):
     model = load_tiny()
     with pytest.raises(InputError, match=r"^I2VSample \(node 7\): input 'width': must be a multiple of 8 for "
-                                         r"this model, got 60; nearest valid: 56 or 64$"):
+                                         r"this model \(i2vgen-xl\), got 60; nearest valid: 56 or 64$"):
         node("I2VSample").sample(model, still_image, "", "", 60, 64, 8, 2, 9.0, 0, 1, 8, 0, unique_id="7")
 
 
@@ -187,14 +191,18 @@ def test_encoder_bad_input_writes_nothing(session_dirs, change, message):
     assert not (session_dirs["output"].parent / "escape").exists()
 
 
-def test_model_errors_keep_their_type(session_dirs, tmp_path, monkeypatch):
+def test_model_errors_reach_the_user_as_errors_of_the_model_input(session_dirs, tmp_path, monkeypatch):
+    """A model that cannot be used is a bad value of the 'model' input (named, with the node), and the
+    underlying ModelError stays attached as the cause."""
     from i2v_nodes import host
 
     (tmp_path / "i2v" / "empty").mkdir(parents=True)
     monkeypatch.setattr(host, "model_dirs", lambda: [tmp_path / "i2v"])
-    with pytest.raises(InputError, match=r"LoadI2VModel \(node 4\): input 'model': .*no model_index.json"):
+    expected = r"LoadI2VModel \(node 4\): input 'model': .*no model_index.json"
+    with pytest.raises(InputError, match=expected) as caught:
         node("LoadI2VModel").load("empty", "auto", "auto", "auto", "none", False, unique_id="4")
-    assert issubclass(InputError, ValueError) and not issubclass(ModelError, InputError)
+    assert isinstance(caught.value.__cause__, ModelError)
+    assert caught.value.input_name == "model"
 
 
 def test_readme_documents_every_node_and_input(session_dirs):

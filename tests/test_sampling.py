@@ -10,7 +10,7 @@ import torch
 from i2v_nodes import host
 from i2v_nodes.runtime import sampling, services
 from i2v_nodes.runtime.errors import InputError, NonFiniteError
-from i2v_nodes.runtime.families import i2vgen_xl
+from i2v_nodes.runtime.families import I2VGEN_XL
 
 
 def run(handle, image, settings, cache=None, svc=None):
@@ -52,31 +52,9 @@ def test_several_images_give_image_major_clips(tiny_handle, still_image, small_s
     assert torch.equal(result.frames[16:24], second_image_first_seed)
 
 
-def test_equals_stock_pipeline_given_the_same_noise(tiny_handle, tiny_path, still_image, small_settings):
-    """The pack calls the stock pipeline; with the same noise it must give the same frames as a
-    stock call with upstream's default clip_skip=1 (the tower shim restores the attribute the
-    stock code expects from transformers < 5)."""
-    settings = dataclasses.replace(small_settings, decode_chunk_size=2)
-    ours = run(tiny_handle, still_image, settings).frames
-
-    stock = i2vgen_xl.pipeline_class().from_pretrained(tiny_path)
-    stock.set_progress_bar_config(disable=True)
-    if not hasattr(stock.text_encoder, "text_model"):
-        object.__setattr__(stock.text_encoder, "text_model", stock.text_encoder)
-    latents = i2vgen_xl.initial_latents(stock, [settings.seed], 8, 64, 64, torch.device("cpu"))
-    image = sampling.images_to_pil(still_image)[0]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(i2vgen_xl.IMAGE_LATENT_SEED)
-        reference = stock(image=image, prompt=settings.prompt, negative_prompt=settings.negative_prompt,
-                          latents=latents, width=64, height=64, num_frames=8, num_inference_steps=2,
-                          guidance_scale=9.0, target_fps=8, decode_chunk_size=2, output_type="pt",
-                          clip_skip=1).frames
-    assert torch.equal(ours, reference[0].permute(0, 2, 3, 1))
-
-
 def test_prompt_embeddings_follow_upstream_clip_skip_1(tiny_path):
-    pipe = i2vgen_xl.pipeline_class().from_pretrained(tiny_path)
-    ours = i2vgen_xl.encode_prompts(pipe, ["a dog running"], torch.device("cpu"))
+    pipe = I2VGEN_XL.pipeline_class().from_pretrained(tiny_path)
+    ours = I2VGEN_XL.encode_prompt(pipe, "a dog running", torch.device("cpu"))
     ids = pipe.tokenizer(["a dog running"], padding="max_length", max_length=77, truncation=True,
                          return_tensors="pt").input_ids
     hidden = pipe.text_encoder(ids, output_hidden_states=True).hidden_states
@@ -128,12 +106,12 @@ def test_nan_from_fp32_vae_fails_with_where(tiny_handle, still_image, small_sett
         hook.remove()
 
 
-def test_nan_from_the_unet_names_the_unet(tiny_handle, still_image, small_settings, fresh_cache):
+def test_nan_from_the_denoiser_names_the_denoiser(tiny_handle, still_image, small_settings, fresh_cache):
     run(tiny_handle, still_image, small_settings, cache=fresh_cache)
     pipe = _sampled_pipeline(fresh_cache, tiny_handle)
     hook = pipe.unet.conv_out.register_forward_hook(lambda m, a, out: out * float("nan"))
     try:
-        with pytest.raises(NonFiniteError, match="denoised latents .* NaN .*UNet"):
+        with pytest.raises(NonFiniteError, match="denoised latents .* NaN .*denoiser in fp32"):
             run(tiny_handle, still_image, small_settings, cache=fresh_cache)
     finally:
         hook.remove()
@@ -196,7 +174,8 @@ def test_guidance_off_runs_without_cfg(tiny_handle, still_image, small_settings)
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("width", 60, "input 'width': must be a multiple of 8 .* nearest valid: 56 or 64"),
+    ("width", 60, r"input 'width': must be a multiple of 8 for this model \(i2vgen-xl\), .* nearest valid: "
+                  r"56 or 64"),
     ("height", 100, "input 'height': must be a multiple of 8 .* nearest valid: 96 or 104"),
     ("width", 0, "input 'width': expected 8 to"),
     ("num_frames", 1, "input 'num_frames': expected 2 to 128"),

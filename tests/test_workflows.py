@@ -11,13 +11,27 @@ from pathlib import Path
 import pytest
 
 from host_stub import Host
-from i2v_nodes.runtime import memory, models, video
+from i2v_nodes.runtime import guard, memory, models, video
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = sorted((REPO / "workflows").glob("i2v-*.json"))
-CARDS_GIB = {"i2v-preview": 8, "i2v-12gb": 12, "i2v-24gb": 24, "i2v-40gb": 40}
-SCALED_DOWN = ["LoadI2VModel.model=tiny-i2vgen-xl", "VRAMGuard.width=64", "VRAMGuard.height=48",
-               "VRAMGuard.num_frames=8", "I2VSample.steps=2"]
+WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+# card GiB, system RAM GiB the tier is sized for
+MACHINES = {"i2v-preview": (8, 16), "i2v-12gb": (12, 16), "i2v-24gb": (24, 32), "i2v-40gb": (40, 32),
+            "wan-12gb": (12, 32), "wan-16gb": (16, 64), "wan-24gb": (24, 64), "wan-48gb": (48, 128),
+            "wan-80gb": (80, 128)}
+# Each published model's tiny twin (same variant), at a small size that keeps its family's rules.
+TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
+        "Wan-AI/Wan2.2-I2V-A14B-Diffusers": ("tiny-wan2.2-i2v-a14b", 64, 48, 9),
+        "Wan-AI/Wan2.2-TI2V-5B-Diffusers": ("tiny-wan2.2-ti2v-5b", 64, 64, 9)}
+
+
+def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:
+    """--set overrides that run a tier on its model's tiny twin on a CPU, and the expected video size."""
+    loader = next(n["inputs"] for n in api.values() if n["class_type"] == "LoadI2VModel")
+    name, width, height, frames = TINY[loader["model"]]
+    overrides = [f"LoadI2VModel.model={name}", "LoadI2VModel.offload=none", f"VRAMGuard.width={width}",
+                 f"VRAMGuard.height={height}", f"VRAMGuard.num_frames={frames}", "I2VSample.steps=2"]
+    return overrides, (frames, width, height)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +46,7 @@ def load(path: Path) -> dict:
 
 
 def test_one_workflow_per_tier():
-    assert [p.stem for p in WORKFLOWS] == sorted(CARDS_GIB)
+    assert [p.stem for p in WORKFLOWS] == sorted(MACHINES)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -49,13 +63,14 @@ def test_api_copy_is_what_the_converter_makes(host, path):
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_workflow_runs_end_to_end_scaled_down(host, path, session_dirs):
-    result = host.run(load(path), overrides=SCALED_DOWN)
+    api = load(REPO / "workflows" / "api" / path.name)
+    overrides, expected = scaled_down(api)
+    result = host.run(load(path), overrides=overrides)
     assert result.status == "success", result.error
     (video_file,) = [Path(f) for f in result.files if str(f).endswith(".mp4")]
     info = video.probe_video(video_file)
-    api = load(REPO / "workflows" / "api" / path.name)
     fps = next(n["inputs"]["target_fps"] for n in api.values() if n["class_type"] == "I2VSample")
-    assert (info.frame_count, info.width, info.height) == (8, 64, 48)
+    assert (info.frame_count, info.width, info.height) == expected
     assert info.fps == pytest.approx(fps)
     workflow = json.loads(video.read_video_metadata(video_file)["workflow"])
     assert {n["type"] for n in workflow["nodes"]} >= {"LoadI2VModel", "VRAMGuard", "I2VSample", "EncodeVideo"}
@@ -65,14 +80,32 @@ def test_workflow_runs_end_to_end_scaled_down(host, path, session_dirs):
 def test_tier_fits_its_card_at_full_settings(path):
     """VRAMGuard's plan for the published model, at the workflow's own settings, on the tier's card."""
     api = load(REPO / "workflows" / "api" / path.name)
-    guard = next(n["inputs"] for n in api.values() if n["class_type"] == "VRAMGuard")
+    settings = next(n["inputs"] for n in api.values() if n["class_type"] == "VRAMGuard")
     loader = next(n["inputs"] for n in api.values() if n["class_type"] == "LoadI2VModel")
-    handle = models.describe_published(loader["model"], precision="fp16", device="cuda",
-                                       offload=loader["offload"])
-    card = CARDS_GIB[path.stem] * 2**30
-    shape = memory.RunShape(guard["width"], guard["height"], guard["num_frames"], guard["batch_size"])
-    plan = memory.plan_run(handle, shape, guard["policy"], memory.Budget(card, card, guard["headroom"]))
-    assert guard["policy"] == "error" and plan.fits
+    handle = models.describe_published(loader["model"], device="cuda", offload=loader["offload"],
+                                       weights=loader["weights"])
+    card, ram = (gib * 2**30 for gib in MACHINES[path.stem])
+    shape = memory.RunShape(settings["width"], settings["height"], settings["num_frames"],
+                            settings["batch_size"])
+    budget = guard.Budget(card, card, settings["headroom"], ram_free=ram, ram_total=ram)
+    plan = guard.plan_run(handle, shape, settings["policy"], budget)  # raises if it does not fit
+    assert settings["policy"] in ("error", "adapt") and plan.fits
+    assert not plan.changes or set(plan.changes) == {"VAE tiling on"}  # adapt only adds what the Note says
+
+
+@pytest.mark.parametrize("name", ["i2v-preview", "i2v-12gb"])
+def test_workflows_saved_by_the_first_release_still_run(host, name, session_dirs):
+    """A workflow saved before the optional inputs (weights, options) existed loads and runs unchanged,
+    in both formats."""
+    for saved in (REPO / "tests" / "data" / "saved-0.1" / f"{name}.json",
+                  REPO / "tests" / "data" / "saved-0.1" / f"{name}.api.json"):
+        overrides, expected = scaled_down(load(saved) if saved.name.endswith(".api.json") else
+                                          load(REPO / "tests" / "data" / "saved-0.1" / f"{name}.api.json"))
+        result = host.run(load(saved), overrides=overrides)
+        assert result.status == "success", result.error
+        (video_file,) = [Path(f) for f in result.files if str(f).endswith(".mp4")]
+        info = video.probe_video(video_file)
+        assert (info.frame_count, info.width, info.height) == expected
 
 
 def test_notes_and_api_copies_are_up_to_date(session_dirs):

@@ -1,10 +1,13 @@
-"""Builds the tier workflows (UI format) and their API-format copies.
+"""Builds the tier workflows (UI format), their API-format copies and the README's tier table.
 
-The tiers are data (``TIERS``); each becomes ``workflows/<name>.json``, a graph the editor loads
-(LoadImage -> LoadI2VModel -> VRAMGuard -> I2VSample -> EncodeVideo, plus a Note), and
-``workflows/api/<name>.json``, what host_stub's converter makes of it. The Note's memory figure is
-VRAMGuard's own estimate for the published model at the tier's settings, and its compute figure
-comes from torch's FLOP counter on the same config, so the text cannot drift from the code.
+The tiers are data. Each family has its own: I2VGen-XL's follow the seed article's preset table;
+Wan's are chosen by the planner, per card: the best model, size and frame count that VRAMGuard's
+estimate fits on the card (and in the system RAM such a machine has), with the fastest way to run
+it. Each tier becomes ``workflows/<name>.json``, a graph the editor loads (LoadImage ->
+LoadI2VModel -> VRAMGuard -> I2VSample [<- options] -> EncodeVideo, plus a Note), and
+``workflows/api/<name>.json``, what host_stub's converter makes of it. The Note's figures are
+VRAMGuard's own estimate and torch's FLOP count for the published model, so no text can drift from
+the code.
 
     python workflows/build.py          # rewrite all files
     python workflows/build.py --check  # exit 1 if any file is out of date
@@ -15,18 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-MODEL = "ali-vilab/i2vgen-xl"
 EXAMPLE_IMAGE = "i2v-example.png"
 PROMPT = "waves rolling onto the beach at sunset, a sailboat drifting slowly, clouds moving"
-NEGATIVE = "Distorted, discontinuous, ugly, blurry, low resolution, motionless, static"
 GiB = 2**30
+README_START, README_END = "<!-- tiers:start -->", "<!-- tiers:end -->"
 
 
 @dataclass(frozen=True)
@@ -34,91 +37,284 @@ class Tier:
     name: str
     title: str
     card_gib: int  # total memory of the card the tier is sized for
+    ram_gib: int  # system RAM of the machine the tier is sized for
     card: str
-    size: int  # "Np": N x N frames
+    model: str  # a published hub id (its configuration sizes the tier)
+    width: int
+    height: int
     frames: int
     steps: int
     fps: int
     guidance: float
-    seed_time: str  # what the seed article expects, for comparison
+    negative: str
     remarks: str
+    weights: str = "default"
+    offload: str = "none"
+    policy: str = "error"  # "adapt" where the fit needs VAE tiling, which only the guard turns on
+    options: dict[str, float] = field(default_factory=dict)  # the family's options node widgets, if shown
+    expected: str = ""  # what the seed article expects, for comparison
 
 
-TIERS = (
-    Tier("i2v-preview", "Fast preview", 8, "any 8 GB GPU", 256, 8, 30, 8, 9.0, "a few seconds",
-         "For trying prompts and images quickly before a full-size run."),
-    Tier("i2v-12gb", "12 GB (e.g. RTX 3060)", 12, "RTX 3060 12 GB", 512, 16, 40, 8, 9.0, "50-70 s",
-         "The standard mode: 512x512 is I2VGen-XL's sweet spot and 16 frames its trained length. "
-         "The seed table doubted 512p on 12 GB; VRAMGuard's estimate (fp16 weights, fp32 VAE, "
-         "decode in small chunks) fits with room to spare, so the tier keeps it."),
-    Tier("i2v-24gb", "24 GB (e.g. RTX 4090)", 24, "RTX 4090 24 GB", 768, 24, 60, 12, 10.0, "80-100 s",
-         "24 frames is above the 16 I2VGen-XL was trained on: motion can drift late in the clip "
-         "(VRAMGuard's report says so). Set num_frames to 16 on both VRAMGuard and I2VSample for the "
-         "most coherent motion."),
-    Tier("i2v-40gb", "40 GB+ (e.g. A100)", 40, "A100 40 GB", 1024, 32, 80, 24, 11.0, "120-150 s",
-         "32 frames is twice the trained length (motion may drift), and past 60 steps quality barely "
-         "improves: 60 steps saves a quarter of the time for the same look. Both are kept at the seed "
-         "table's values so the tier matches it; lower them freely."),
+def i2vgen_tiers() -> list[Tier]:
+    from i2v_nodes.runtime.families import I2VGEN_XL
+
+    model, negative = "ali-vilab/i2vgen-xl", I2VGEN_XL.rules("i2vgen-xl").default_negative
+
+    def tier(name, title, card_gib, card, size, frames, steps, fps, guidance, expected, remarks):
+        return Tier(
+            name,
+            title,
+            card_gib,
+            16 if card_gib <= 12 else 32,
+            card,
+            model,
+            size,
+            size,
+            frames,
+            steps,
+            fps,
+            guidance,
+            negative,
+            remarks,
+            expected=expected,
+        )
+
+    return [
+        tier(
+            "i2v-preview",
+            "Fast preview",
+            8,
+            "any 8 GB GPU",
+            256,
+            8,
+            30,
+            8,
+            9.0,
+            "a few seconds",
+            "For trying prompts and images quickly before a full-size run.",
+        ),
+        tier(
+            "i2v-12gb",
+            "12 GB (e.g. RTX 3060)",
+            12,
+            "RTX 3060 12 GB",
+            512,
+            16,
+            40,
+            8,
+            9.0,
+            "50-70 s",
+            "The standard mode: 512x512 is I2VGen-XL's sweet spot and 16 frames its trained length. "
+            "The seed table doubted 512p on 12 GB; VRAMGuard's estimate (fp16 weights, fp32 VAE, "
+            "decode in small chunks) fits with room to spare, so the tier keeps it.",
+        ),
+        tier(
+            "i2v-24gb",
+            "24 GB (e.g. RTX 4090)",
+            24,
+            "RTX 4090 24 GB",
+            768,
+            24,
+            60,
+            12,
+            10.0,
+            "80-100 s",
+            "24 frames is above the 16 I2VGen-XL was trained on: motion can drift late in the clip "
+            "(VRAMGuard's report says so). Set num_frames to 16 on both VRAMGuard and I2VSample for the "
+            "most coherent motion.",
+        ),
+        tier(
+            "i2v-40gb",
+            "40 GB+ (e.g. A100)",
+            40,
+            "A100 40 GB",
+            1024,
+            32,
+            80,
+            24,
+            11.0,
+            "120-150 s",
+            "32 frames is twice the trained length (motion may drift), and past 60 steps quality barely "
+            "improves: 60 steps saves a quarter of the time for the same look. Both are kept at the seed "
+            "table's values so the tier matches it; lower them freely.",
+        ),
+    ]
+
+
+# Wan: the cards people own, with the system RAM such machines usually have, and the candidate
+# runs from best to worst. The planner picks, per card, the first candidate that fits and its
+# fastest way to run (full-precision weights before fp8, no offload before model before group).
+WAN_CARDS = (
+    (12, 32, "RTX 3060 / 4070 12 GB"),
+    (16, 64, "RTX 4060 Ti / 4080 16 GB"),
+    (24, 64, "RTX 3090 / 4090 24 GB"),
+    (48, 128, "RTX 6000 Ada / A6000 48 GB"),
+    (80, 128, "A100 / H100 80 GB"),
 )
+WAN_CANDIDATES = (
+    ("Wan-AI/Wan2.2-I2V-A14B-Diffusers", 1280, 720, 81),
+    ("Wan-AI/Wan2.2-I2V-A14B-Diffusers", 832, 480, 81),
+    ("Wan-AI/Wan2.2-TI2V-5B-Diffusers", 1280, 704, 121),
+)
+
+
+def wan_tiers() -> list[Tier]:
+    from i2v_nodes.runtime import memory, models, planner
+
+    tiers = []
+    for card_gib, ram_gib, card in WAN_CARDS:
+        candidates = [
+            (models.describe_published(hub, device="cuda"), memory.RunShape(w, h, f))
+            for hub, w, h, f in WAN_CANDIDATES
+        ]
+        choice = planner.choose(candidates, planner.Machine(card_gib, ram_gib))
+        if choice is None:
+            raise SystemExit(f"no Wan candidate fits a {card_gib} GB card with {ram_gib} GB RAM")
+        handle, shape, options = choice.handle, choice.shape, choice.options
+        rules = handle.rules
+        a14b = handle.variant == "wan2.2-i2v-a14b"
+        tiers.append(
+            Tier(
+                f"wan-{card_gib}gb",
+                f"Wan {card_gib} GB ({card})",
+                card_gib,
+                ram_gib,
+                card,
+                handle.name,
+                shape.width,
+                shape.height,
+                shape.num_frames,
+                rules.default_steps,
+                rules.default_fps,
+                rules.default_guidance,
+                rules.default_negative,
+                _wan_remarks(handle, options, a14b),
+                weights=handle.weights,
+                offload=options.offload,
+                policy="adapt" if options.vae_tiling else "error",
+                options={"guidance_scale_2": rules.default_guidance, "boundary_ratio": 0.0, "flow_shift": 0.0}
+                if a14b
+                else {},
+            )
+        )
+    return tiers
+
+
+def _wan_remarks(handle: Any, options: Any, a14b: bool) -> str:
+    parts = []
+    if a14b:
+        parts.append(
+            "Wan 2.2 A14B: two 14B experts, one for the high-noise steps and one for the rest; "
+            "WanOptions sets the second one's guidance (the Wan team uses 3.5 for both)."
+        )
+    else:
+        parts.append("Wan 2.2 TI2V-5B: one 5B transformer with a 16x VAE, made for 1280x704 at 24 fps.")
+    if handle.weights == "fp8":
+        parts.append(
+            "Weights are stored in fp8 (LoadI2VModel's weights input) to halve the experts: a small "
+            "loss of fine detail against bf16."
+        )
+    if options.offload != "none":
+        parts.append(
+            f"Offload '{options.offload}' keeps weights in system RAM and moves them in when needed "
+            "(slower steps, but it fits)."
+        )
+    if options.vae_tiling:
+        parts.append(
+            "The 3-D VAE would not fit untiled: VRAMGuard's policy is 'adapt', which turns VAE tiling "
+            "on and changes nothing else here."
+        )
+    parts.append("A step-distill LoRA (4-8 steps) is much faster; see the README.")
+    return " ".join(parts)
+
+
+def all_tiers() -> list[Tier]:
+    return i2vgen_tiers() + wan_tiers()
 
 
 # --- figures for the Notes ---------------------------------------------------------------------
 
 
-def tier_figures(tier: Tier) -> dict[str, float]:
-    """VRAMGuard's estimate and the UNet's compute for the published model at this tier."""
-    from i2v_nodes.runtime import memory, models
+def tier_figures(tier: Tier) -> dict[str, Any]:
+    """VRAMGuard's plan and the denoiser's compute for the published model at this tier."""
+    from i2v_nodes.runtime import guard, memory, models, planner
 
-    handle = models.describe_published(MODEL, precision="fp16", device="cuda")
-    shape = memory.RunShape(tier.size, tier.size, tier.frames)
-    estimate = memory.estimate(handle, shape, memory.default_options(handle, shape))
-    weights = sum(memory.weight_bytes(handle).values())  # what passes through RAM while loading
-    return {"peak_gib": estimate.peak / GiB, "tflop_per_step": unet_tflop(tier), "weights_gib": weights / GiB}
+    handle = models.describe_published(tier.model, device="cuda", offload=tier.offload, weights=tier.weights)
+    shape = memory.RunShape(tier.width, tier.height, tier.frames)
+    plan = guard.plan_run(handle, shape, tier.policy, planner.Machine(tier.card_gib, tier.ram_gib).budget())
+    return {
+        "peak_gib": plan.estimate.peak / GiB,
+        "ram_gib": plan.ram.peak / GiB,
+        "ram_phase": plan.ram.phase,
+        "tflop_per_step": step_tflop(handle, shape),
+        "precision": handle.precision,
+        "vae_tiling": plan.options.vae_tiling,
+        "weights_gib": sum(memory.weight_bytes(handle).values()) / GiB,
+    }
 
 
-def unet_tflop(tier: Tier) -> float:
-    """FLOPs of one denoising step (one UNet call, CFG batch of 2), counted on the meta device."""
+def step_tflop(handle: Any, shape: Any) -> float:
+    """FLOPs of one denoising step with CFG, counted on the meta device (every block)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from i2v_nodes.runtime import models
-    from i2v_nodes.runtime.families import i2vgen_xl
+    from i2v_nodes.runtime.precision import dtype_of
 
-    handle = models.describe_published(MODEL)
-    config = json.dumps(handle.configs["unet"], sort_keys=True)
-    unet = i2vgen_xl.meta_unet(config, torch.float16)
-    args, kwargs = i2vgen_xl.unet_trace_inputs(handle.configs["unet"], 2, tier.frames, tier.size, tier.size,
-                                                torch.float16)
+    family = handle.family_impl
+    rows, calls = (2, 1) if family.cfg_in_one_call else (1, 2)
+    trace = family.denoiser_trace(
+        handle.variant,
+        handle.configs_json,
+        dtype_of(handle.precision),
+        rows,
+        shape.num_frames,
+        shape.height,
+        shape.width,
+        full_depth=True,
+    )
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        unet(*args, **kwargs)
-    return counter.get_total_flops() / 1e12
+        trace.fn(*trace.args, **trace.kwargs)
+    return calls * counter.get_total_flops() / 1e12
 
 
-def note_text(tier: Tier, figures: dict[str, float]) -> str:
-    size = f"{tier.size}x{tier.size}"
-    return "\n".join([
-        f"{tier.title}: {size}, {tier.frames} frames, {tier.steps} steps, {tier.fps} fps, "
-        f"guidance {tier.guidance}",
-        "",
-        tier.remarks,
-        "",
-        f"GPU memory: VRAMGuard estimates a peak of {figures['peak_gib']:.1f} GiB for {MODEL} in fp16 "
-        "(VAE fp32); "
-        f"the tier is sized for {tier.card} and passes VRAMGuard's 'error' policy there with 10% headroom. "
-        "If it does not fit your card, set VRAMGuard's policy to 'adapt' (it turns on decode chunking, VAE "
-        "tiling, offload and sub-batches, never changing size or frames).",
-        f"System RAM: the weights pass through RAM while loading ({figures['weights_gib']:.1f} GiB: fp16, "
-        "VAE fp32); "
-        "16 GB of RAM is comfortable, 32 GB with offload.",
-        f"Compute: {figures['tflop_per_step']:.1f} TFLOP per step (torch's FLOP counter), "
-        f"{figures['tflop_per_step'] * tier.steps:.0f} TFLOP for the clip. The seed article expected "
-        f"{tier.seed_time} on its reference card; run bench/run.py on yours for measured figures.",
-        "",
-        f"Put {EXAMPLE_IMAGE} (from the repo's examples/ folder) or your own image in ComfyUI's input "
-        f"folder. The model: `huggingface-cli download {MODEL} --local-dir models/i2v/i2vgen-xl` once (then "
-        "pick i2vgen-xl), or turn LoadI2VModel's allow_download on. The first run loads it (slow); later "
-        "runs reuse it.",
-    ])
+def note_text(tier: Tier, figures: dict[str, Any]) -> str:
+    size = f"{tier.width}x{tier.height}"
+    storage = ", fp8 weights" if tier.weights == "fp8" else ""
+    options = f"offload {tier.offload}" + (
+        ", VAE tiling (turned on by VRAMGuard's adapt)" if figures["vae_tiling"] else ""
+    )
+    folder = tier.model.split("/")[-1]
+    return "\n".join(
+        [
+            f"{tier.title}: {tier.model}, {size}, {tier.frames} frames, {tier.steps} steps, {tier.fps} fps, "
+            f"guidance {tier.guidance}",
+            "",
+            tier.remarks,
+            "",
+            f"GPU memory: VRAMGuard estimates a peak of {figures['peak_gib']:.1f} GiB "
+            f"({figures['precision']}{storage}, VAE fp32, {options}); the tier is sized for {tier.card} and "
+            f"passes VRAMGuard's '{tier.policy}' policy there with 10% headroom. If it does not fit your "
+            f"card, set VRAMGuard's policy to 'adapt' (decode chunking, VAE tiling, offload and "
+            f"sub-batches; never the size, frames or weight storage).",
+            f"System RAM: a peak of {figures['ram_gib']:.1f} GiB (while it "
+            f"{_ram_phase(figures['ram_phase'])}); sized for a machine with {tier.ram_gib} GB. The weights "
+            f"are {figures['weights_gib']:.1f} GiB as stored.",
+            f"Compute: {figures['tflop_per_step']:.1f} TFLOP per step with guidance (torch's FLOP counter), "
+            f"{figures['tflop_per_step'] * tier.steps:.0f} TFLOP for the clip."
+            + (f" The seed article expected {tier.expected} on its reference card." if tier.expected else "")
+            + " Run bench/run.py on yours for measured figures.",
+            "",
+            f"Put {EXAMPLE_IMAGE} (from the repo's examples/ folder) or your own image in ComfyUI's input "
+            f"folder. The model: `huggingface-cli download {tier.model} --local-dir models/i2v/{folder}` "
+            f"once (then pick {folder}), or turn LoadI2VModel's allow_download on. `python -m i2v_nodes "
+            f"plan {tier.model} --width {tier.width} --height {tier.height} --frames {tier.frames}` says "
+            f"whether it fits your machine first. The first run loads it (slow); later runs reuse it.",
+        ]
+    )
+
+
+def _ram_phase(phase: str) -> str:
+    return {"load": "loads the weights", "run": "runs"}.get(phase, "runs")
 
 
 # --- the graph ---------------------------------------------------------------------------------
@@ -132,13 +328,28 @@ class Graph:
         self.nodes: list[dict] = []
         self.links: list[list] = []
 
-    def add(self, class_type: str, pos: tuple[int, int], size: tuple[int, int], widgets: list,
-            title: str | None = None) -> dict:
+    def add(
+        self,
+        class_type: str,
+        pos: tuple[int, int],
+        size: tuple[int, int],
+        widgets: list,
+        title: str | None = None,
+    ) -> dict:
         node_id = len(self.nodes) + 1
-        node = {"id": node_id, "type": class_type, "pos": list(pos), "size": list(size), "flags": {},
-                "order": node_id - 1, "mode": 0, "inputs": self._sockets(class_type),
-                "outputs": self._outputs(class_type), "properties": {"Node name for S&R": class_type},
-                "widgets_values": widgets}
+        node = {
+            "id": node_id,
+            "type": class_type,
+            "pos": list(pos),
+            "size": list(size),
+            "flags": {},
+            "order": node_id - 1,
+            "mode": 0,
+            "inputs": self._sockets(class_type),
+            "outputs": self._outputs(class_type),
+            "properties": {"Node name for S&R": class_type},
+            "widgets_values": widgets,
+        }
         if title:
             node["title"] = title
         self.nodes.append(node)
@@ -154,8 +365,9 @@ class Graph:
         for name in order:
             kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
             type_name = "COMBO" if isinstance(kind, list) else kind
-            is_widget = (isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN")) \
-                and not options.get("forceInput")
+            is_widget = (
+                isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN")
+            ) and not options.get("forceInput")
             socket = {"name": name, "type": type_name, "link": None}
             if is_widget:
                 socket["widget"] = {"name": name}
@@ -168,8 +380,10 @@ class Graph:
         if class_type == "Note":
             return []
         info = self.info[class_type]
-        return [{"name": name, "type": kind, "links": [], "slot_index": i}
-                for i, (name, kind) in enumerate(zip(info["output_name"], info["output"], strict=True))]
+        return [
+            {"name": name, "type": kind, "links": [], "slot_index": i}
+            for i, (name, kind) in enumerate(zip(info["output_name"], info["output"], strict=True))
+        ]
 
     def link(self, source: dict, output: str, target: dict, input_name: str) -> None:
         link_id = len(self.links) + 1
@@ -181,22 +395,62 @@ class Graph:
         self.links.append([link_id, source["id"], out_slot, target["id"], in_slot, kind])
 
     def to_json(self) -> dict:
-        return {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
-                "links": self.links, "groups": [], "config": {},
-                "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+        return {
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(self.links),
+            "nodes": self.nodes,
+            "links": self.links,
+            "groups": [],
+            "config": {},
+            "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+            "version": 0.4,
+        }
 
 
-def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, float]) -> dict:
+def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dict:
+    from i2v_nodes.runtime import models
+
     g = Graph(object_info)
     g.add("Note", (40, -330), (760, 300), [note_text(tier, figures)], title=f"i2v-nodes: {tier.title}")
     image = g.add("LoadImage", (40, 260), (320, 330), [EXAMPLE_IMAGE, "image"])
-    model = g.add("LoadI2VModel", (40, 20), (320, 200), [MODEL, "auto", "auto", "auto", "none", False])
-    guard = g.add("VRAMGuard", (420, 20), (320, 230), [tier.size, tier.size, tier.frames, 1, "error", 0.10])
-    sample = g.add("I2VSample", (800, 20), (400, 520),
-                   [PROMPT, NEGATIVE, tier.size, tier.size, tier.frames, tier.steps, tier.guidance, 42,
-                    "randomize", 1, tier.fps, 0])
-    encode = g.add("EncodeVideo", (1260, 20), (360, 460),
-                   [float(tier.fps), "mp4-h264", 19, f"i2v/{tier.name.removeprefix('i2v-')}", 0, False, True])
+    model = g.add(
+        "LoadI2VModel",
+        (40, 20),
+        (320, 220),
+        [tier.model, "auto", "auto", "auto", tier.offload, False, tier.weights],
+    )
+    guard = g.add(
+        "VRAMGuard", (420, 20), (320, 230), [tier.width, tier.height, tier.frames, 1, tier.policy, 0.10]
+    )
+    sample = g.add(
+        "I2VSample",
+        (800, 20),
+        (400, 540),
+        [
+            PROMPT,
+            tier.negative,
+            tier.width,
+            tier.height,
+            tier.frames,
+            tier.steps,
+            tier.guidance,
+            42,
+            "randomize",
+            1,
+            tier.fps,
+            0,
+        ],
+    )
+    encode = g.add(
+        "EncodeVideo",
+        (1260, 20),
+        (360, 460),
+        [float(tier.fps), "mp4-h264", 19, f"i2v/{tier.name.removeprefix('i2v-')}", 0, False, True],
+    )
+    if tier.options:
+        node = models.families.for_hub_id(tier.model).options_node
+        options = g.add(node, (420, 300), (320, 160), list(tier.options.values()))
+        g.link(options, "options", sample, "options")
     g.link(model, "model", guard, "model")
     g.link(guard, "model", sample, "model")
     g.link(image, "IMAGE", sample, "image")
@@ -206,6 +460,33 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, float]) -> d
     g.link(sample, "fps", encode, "fps")
     g.link(sample, "frames_per_clip", encode, "frames_per_clip")
     return g.to_json()
+
+
+# --- the README's tier table -------------------------------------------------------------------------
+
+
+def readme_table(rows: list[tuple[Tier, dict[str, Any]]]) -> str:
+    lines = [
+        "| workflow | card (RAM) | model | size | frames | steps | fps | guidance | memory options | "
+        "VRAMGuard: GPU / RAM |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tier, figures in rows:
+        options = [f"offload {tier.offload}"] if tier.offload != "none" else []
+        options += ["fp8 weights"] if tier.weights == "fp8" else []
+        options += ["VAE tiling (adapt)"] if figures["vae_tiling"] else []
+        lines.append(
+            f"| `{tier.name}.json` | {tier.card} ({tier.ram_gib} GB) | `{tier.model}` | "
+            f"{tier.width}x{tier.height} | {tier.frames} | {tier.steps} | {tier.fps} | {tier.guidance} | "
+            f"{', '.join(options) or 'none'} | {figures['peak_gib']:.1f} / {figures['ram_gib']:.1f} GiB |"
+        )
+    return "\n".join(lines)
+
+
+def readme_with_table(table: str) -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
+    return readme[:start] + "\n" + table + "\n" + readme[end:]
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -222,10 +503,14 @@ def build() -> dict[Path, str]:
     host = Host(packs=[str(REPO)])
     object_info = host.object_info()
     files: dict[Path, str] = {}
-    for tier in TIERS:
-        ui = tier_workflow(tier, object_info, tier_figures(tier))
+    rows = []
+    for tier in all_tiers():
+        figures = tier_figures(tier)
+        rows.append((tier, figures))
+        ui = tier_workflow(tier, object_info, figures)
         files[HERE / f"{tier.name}.json"] = render(ui)
         files[HERE / "api" / f"{tier.name}.json"] = render(host.convert(ui))
+    files[REPO / "README.md"] = readme_with_table(readme_table(rows))
     return files
 
 

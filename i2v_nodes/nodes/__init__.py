@@ -1,6 +1,7 @@
 """ComfyUI V1 node classes, one file per node."""
 
 from .encode_video import EncodeVideo
+from .family_options import option_nodes
 from .load_model import LoadI2VModel
 from .sample import I2VSample
 from .vram_guard import VRAMGuard
@@ -10,10 +11,12 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "VRAMGuard": VRAMGuard,
     "I2VSample": I2VSample,
     "EncodeVideo": EncodeVideo,
+    **option_nodes(),
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "LoadI2VModel": "Load Image-to-Video Model",
     "VRAMGuard": "VRAM Guard (I2V)",
     "I2VSample": "Image to Video Sample",
     "EncodeVideo": "Encode Video (mp4/webm/gif/webp)",
+    **{name: f"{cls.family.name.capitalize()} Options (I2V)" for name, cls in option_nodes().items()},
 }

@@ -6,11 +6,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..runtime.errors import I2VError
-from ..runtime.sampling import MAX_SIDE
+from ..runtime.sampling import MAX_FRAMES, MAX_SIDE
 
 CATEGORY = "i2v"
 MODEL_TYPE = "I2V_MODEL"
-SIZE_OPTIONS = {"default": 512, "min": 8, "max": MAX_SIDE, "step": 8}  # width and height widgets
+OPTIONS_TYPE = "I2V_OPTIONS"
+FRAMES_OPTIONS = {"default": 16, "min": 2, "max": MAX_FRAMES}  # each family checks its own rule at run time
+# width and height widgets; step 8 suits every family (each checks its own multiple)
+SIZE_OPTIONS = {"default": 512, "min": 8, "max": MAX_SIDE, "step": 8}
 
 
 @contextmanager

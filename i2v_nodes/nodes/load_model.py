@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from .. import host
 from ..runtime import models
-from ..runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES
+from ..runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 from ._common import CATEGORY, MODEL_TYPE, node_errors
 
 TIPS = {
-    "model": "tiny-i2vgen-xl: built-in test model (noise, no download). Folders with model_index.json under "
-             "models/i2v or models/diffusers appear by folder name. ali-vilab/i2vgen-xl: the real model from "
-             "the Hugging Face hub (about 5 GB to download in fp16; see allow_download).",
-    "precision": "Weights dtype. auto = fp16 on CUDA (half the memory, faster) and fp32 on CPU (fp16 on CPU "
-                 "is 3-30x slower). bf16 avoids fp16 overflow on Ampere and newer GPUs and is fast on recent "
-                 "CPUs.",
-    "vae_precision": "VAE dtype, separate from the rest. auto = fp32: the I2VGen-XL VAE can overflow in fp16 "
-                     "and give black frames (the pack then retries that decode in fp32 once). It is small, "
+    "model": "tiny-*: built-in random-weight test models, one per model family (noise, no download). "
+             "Folders with model_index.json under models/i2v or models/diffusers appear by folder name. Hub "
+             "ids (Wan-AI/..., ali-vilab/i2vgen-xl) are the published models; see allow_download. The family "
+             "(I2VGen-XL, Wan 2.1/2.2) is recognised from the model's files.",
+    "precision": "Compute dtype. auto = the model's own on CUDA (bf16 for Wan, fp16 for I2VGen-XL) and fp32 "
+                 "on CPU (fp16 on CPU is 3-30x slower). bf16 avoids fp16 overflow on Ampere and newer GPUs.",
+    "vae_precision": "VAE dtype, separate from the rest. auto = fp32: video VAEs can overflow in fp16 and "
+                     "give black frames (the pack then retries that decode in fp32 once). They are small, "
                      "so fp32 costs little.",
     "device": "auto = ComfyUI's device (the GPU when there is one). cpu works everywhere, but a real model "
               "takes minutes per step there.",
@@ -24,14 +24,20 @@ TIPS = {
                "one layer at a time, lowest memory, very slow. VRAMGuard's 'adapt' policy can pick this.",
     "allow_download": "Let a hub id download its weights (safetensors only) when it is not on this machine. "
                       "Off: a missing model is an error that says what to download and where to put it.",
+    "weights": "How the denoiser's weights are stored. default: in the precision above. fp8: "
+               "float8_e4m3fn storage, computed in the precision above one layer at a time (diffusers' "
+               "layerwise casting): half the memory of bf16, so a 14B Wan expert (28 GB in bf16) fits a "
+               "24 GB card. Costs a little quality (fine detail, slight colour shifts) and some speed. "
+               "Needs torch 2.1+ and a CUDA or CPU device (not MPS). VRAMGuard never turns it on by itself.",
 }
 
 
 class LoadI2VModel:
     DESCRIPTION = (
-        "Chooses an image-to-video model (I2VGen-XL) and how to run it. Outputs a light handle: the "
-        "weights load once per process, on first use, after VRAMGuard has checked that the run fits. "
-        "tiny-i2vgen-xl is a built-in random-weight model for testing (its output is noise)."
+        "Chooses an image-to-video model (Wan 2.1 / 2.2, I2VGen-XL) and how to run it. Outputs a light "
+        "handle: the weights load once per process, on first use, after VRAMGuard has checked that the run "
+        "fits. "
+        "The tiny-* models are built-in random-weight models for testing (their output is noise)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "load"
@@ -51,11 +57,16 @@ class LoadI2VModel:
                 "offload": (models.OFFLOAD_CHOICES, {"default": "none", "tooltip": TIPS["offload"]}),
                 "allow_download": ("BOOLEAN", {"default": False, "tooltip": TIPS["allow_download"]}),
             },
+            "optional": {
+                "weights": (WEIGHTS_CHOICES, {"default": "default", "tooltip": TIPS["weights"]}),
+            },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def load(self, model, precision, vae_precision, device, offload, allow_download, unique_id=None):
+    def load(self, model, precision, vae_precision, device, offload, allow_download, weights="default",
+             unique_id=None):
         with node_errors("LoadI2VModel", unique_id):
-            options = models.LoadOptions(precision, vae_precision, device, offload, bool(allow_download))
+            options = models.LoadOptions(precision, vae_precision, device, offload, bool(allow_download),
+                                         weights)
             handle = models.open_model(model, options, host.model_dirs(), host.default_device())
         return (handle,)

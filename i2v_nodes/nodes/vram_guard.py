@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 from .. import host
-from ..runtime import memory, sampling
-from ._common import CATEGORY, MODEL_TYPE, SIZE_OPTIONS, node_errors
+from ..runtime import guard, memory, sampling
+from ._common import CATEGORY, FRAMES_OPTIONS, MODEL_TYPE, SIZE_OPTIONS, node_errors
 
 TIPS = {
     "model": "The model handle from LoadI2VModel; nothing is loaded until I2VSample runs.",
-    "width": "Output width in pixels, a multiple of 8. 512 is I2VGen-XL's sweet spot; memory grows with "
-             "width x height.",
-    "height": "Output height in pixels, a multiple of 8.",
-    "num_frames": "Frames per clip. I2VGen-XL was trained on 16; more costs memory linearly and motion may "
-                  "degrade.",
+    "width": "Output width in pixels, a multiple of the model's step (8 for I2VGen-XL, 16 for Wan, 32 "
+             "for Wan 2.2 5B). Memory grows with width x height.",
+    "height": "Output height in pixels, a multiple of the model's step, like width.",
+    "num_frames": "Frames per clip, within the model's rule: I2VGen-XL any count (trained on 16), Wan 4k+1 "
+                  "(81 trained, 121 for the 5B). More costs memory about linearly; motion may drift past the "
+                  "trained length.",
     "batch_size": "Clips per input image (seeds seed, seed+1, ...).",
     "policy": "error: stop before work if it does not fit, with advice. adapt: change memory options until "
               "it fits (reported). off: estimate and report only.",
-    "headroom": "Fraction of the device's total memory kept free for other programs and estimate error. "
-                "0.10 = 10%.",
+    "headroom": "Fraction of the device's total memory (and of system RAM) kept free for other programs and "
+                "estimate error. 0.10 = 10%.",
 }
 
 
 class VRAMGuard:
     DESCRIPTION = (
-        "Estimates the peak memory of the run (from the model's real parameter sizes and its architecture "
-        "traced at your resolution and frame count, with CFG) and compares it with the device's free "
-        "memory, before anything loads. error: stop with the largest settings that would fit. adapt: turn "
-        "on memory options (decode chunking, VAE tiling, offload, sub-batches) until it fits; never "
-        "changes resolution or frames. off: just report. Link its INT outputs into I2VSample."
+        "Estimates the peak device memory and system RAM of the run (from the model's real parameter sizes "
+        "and its architecture traced at your resolution and frame count, with CFG) and compares them with "
+        "what is free, before anything loads. error: stop with the largest settings that would fit. adapt: "
+        "turn on memory options (decode chunking, VAE tiling, offload, sub-batches) until it fits; never "
+        "changes resolution, frames or weight storage. off: just report. Link its INT outputs into "
+        "I2VSample."
     )
     CATEGORY = CATEGORY
     FUNCTION = "guard"
@@ -49,10 +51,10 @@ class VRAMGuard:
                 "model": (MODEL_TYPE, {"tooltip": TIPS["model"]}),
                 "width": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["width"]}),
                 "height": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["height"]}),
-                "num_frames": ("INT", {"default": 16, "min": 2, "max": 128, "tooltip": TIPS["num_frames"]}),
+                "num_frames": ("INT", {**FRAMES_OPTIONS, "tooltip": TIPS["num_frames"]}),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": sampling.MAX_BATCH,
                                        "tooltip": TIPS["batch_size"]}),
-                "policy": (memory.POLICIES, {"default": "error", "tooltip": TIPS["policy"]}),
+                "policy": (guard.POLICIES, {"default": "error", "tooltip": TIPS["policy"]}),
                 "headroom": ("FLOAT", {"default": 0.10, "min": 0.0, "max": 0.9, "step": 0.01,
                                        "tooltip": TIPS["headroom"]}),
             },
@@ -66,5 +68,5 @@ class VRAMGuard:
             services = host.services()
             loaded = sampling.default_cache().is_loaded(model.cache_key)
             budget = sampling.budget_for(model, services, float(headroom), loaded)
-            plan = memory.plan_run(model, shape, policy, budget)
+            plan = guard.plan_run(model, shape, policy, budget)
         return (model.with_plan(plan), width, height, num_frames, batch_size, plan.report)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 
 class I2VError(Exception):
     """Base of every error the pack raises on purpose (bad input, no memory, bad model)."""
@@ -26,3 +28,8 @@ class MemoryGuardError(I2VError, RuntimeError):
 
 class NonFiniteError(I2VError, RuntimeError):
     """NaN or Inf values appeared; the message says where."""
+
+
+class DeviceOutOfMemory(I2VError, torch.OutOfMemoryError):
+    """The device ran out of memory mid-run. Still a torch out-of-memory error, so a host that
+    reacts to those (ComfyUI frees its models) still does; the message adds what to change."""

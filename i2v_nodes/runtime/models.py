@@ -1,11 +1,11 @@
 """Finding models and describing them without loading weights.
 
-A model is named in one of three ways: a built-in tiny model (``tiny-i2vgen-xl``), the name of a
-folder with ``model_index.json`` under one of the model folders, or a known hub id. Resolving a
-name gives a light :class:`ModelHandle`: the resolved source, the family, the component configs
-and the parameter counts read from safetensors headers (or, for a hub id with no local copy,
-counted from the family's published config on the meta device). Weights load later, through the
-cache, after the memory guard has planned the run.
+A model is named in one of three ways: a built-in tiny model (``tiny-<family-variant>``), the name
+of a folder with ``model_index.json`` under one of the model folders, or a known hub id. Resolving
+a name gives a light :class:`ModelHandle`: the resolved source, the family and its variant, the
+component configs and the parameter counts read from safetensors headers (or, for a hub id with
+no local copy, counted from the family's published config on the meta device). Weights load
+later, through the cache, after the memory guard has planned the run.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import torch
 
 from . import families
 from .errors import InputError, ModelError
-from .precision import resolve_precision, resolve_vae_precision
-from .tiny import TINY_MODELS, ensure_tiny_model
+from .precision import check_names, resolve_precision, resolve_vae_precision, resolve_weights
+from .tiny import ensure_built
 
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "image_encoder", "transformer", "transformer_2")
 OFFLOAD_CHOICES = ["none", "model", "sequential", "group"]
 DEVICE_CHOICES = ["auto", "cuda", "cpu"]
 
@@ -43,6 +42,7 @@ class CacheKey:
     vae_dtype: str
     device: str
     offload: str
+    weights: str = "default"  # weight storage: default / fp8
 
 
 @dataclass(frozen=True)
@@ -56,19 +56,39 @@ class ModelHandle:
     name: str
     source: str  # a local folder (absolute) or a hub id
     family: str
+    variant: str  # the family's shape of model, e.g. "wan2.2-i2v-a14b"
     local: bool
     precision: str  # fp32 / fp16 / bf16, already resolved from "auto"
     vae_precision: str
     device: str  # "cpu", "cuda", "cuda:1"
     offload: str
     allow_download: bool = False
+    weights: str = "default"  # default: weights in `precision`; fp8: the denoisers store float8
     params: tuple[tuple[str, int], ...] = ()  # (component, parameter count)
     configs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     plan: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def cache_key(self) -> CacheKey:
-        return CacheKey(self.source, self.precision, self.vae_precision, self.device, self.offload)
+        return CacheKey(self.source, self.precision, self.vae_precision, self.device, self.offload,
+                        self.weights)
+
+    @property
+    def family_impl(self) -> families.Family:
+        return families.get(self.family)
+
+    @property
+    def rules(self) -> families.Rules:
+        return self.family_impl.rules(self.variant)
+
+    @property
+    def roles(self) -> families.Roles:
+        return self.family_impl.roles(self.variant)
+
+    @functools.cached_property
+    def configs_json(self) -> str:
+        """The configs as one canonical string: the key of every per-model memory trace."""
+        return json.dumps(self.configs, sort_keys=True)
 
     def param_count(self, component: str) -> int:
         return dict(self.params).get(component, 0)
@@ -86,7 +106,7 @@ class ModelHandle:
 
 def list_model_names(model_dirs: list[Path]) -> list[str]:
     """Names for the LoadI2VModel combo: tiny models, local folders, then known hub ids."""
-    names = list(TINY_MODELS)
+    names = list(families.tiny_builders())
     for folder in _local_model_folders(model_dirs):
         if folder.name not in names:
             names.append(folder.name)
@@ -102,7 +122,7 @@ def _local_model_folders(model_dirs: list[Path]) -> list[Path]:
         for child in sorted(root.iterdir()):
             if child.name.startswith("."):
                 continue
-            if (child / "model_index.json").is_file() and child.name not in TINY_MODELS:
+            if (child / "model_index.json").is_file() and child.name not in families.tiny_builders():
                 found.append(child)
     return found
 
@@ -119,8 +139,9 @@ class Source:
 
 def resolve_source(name: str, model_dirs: list[Path], allow_download: bool) -> Source:
     """Turn a combo value into a local folder or a hub id, or explain what is missing."""
-    if name in TINY_MODELS:
-        return Source(name, str(ensure_tiny_model(name, model_dirs[0])), True)
+    tiny = families.tiny_builders()
+    if name in tiny:
+        return Source(name, str(tiny_model_folder(name, model_dirs[0])), True)
     for folder in _local_model_folders(model_dirs):
         if folder.name == name:
             return Source(name, str(folder.resolve()), True)
@@ -145,9 +166,17 @@ def resolve_source(name: str, model_dirs: list[Path], allow_download: bool) -> S
         )
     searched = ", ".join(str(d) for d in model_dirs)
     raise ModelError(
-        f"unknown model {name!r}: not a tiny model ({', '.join(TINY_MODELS)}), not a folder with "
+        f"unknown model {name!r}: not a tiny model ({', '.join(tiny)}), not a folder with "
         f"model_index.json in {searched}, and not a known hub id ({', '.join(families.known_hub_ids())})"
     )
+
+
+def tiny_model_folder(name: str, models_dir: Path) -> Path:
+    """The folder of built-in tiny model ``name`` under ``models_dir``, built on first use."""
+    builders = families.tiny_builders()
+    if name not in builders:
+        raise KeyError(f"unknown tiny model {name!r}; known: {sorted(builders)}")
+    return ensure_built(name, models_dir, builders[name][1])
 
 
 def _hub_cache_folder(repo_id: str) -> Path | None:
@@ -163,11 +192,22 @@ def _hub_cache_folder(repo_id: str) -> Path | None:
 # --- describing ------------------------------------------------------------------------------
 
 
-def describe_folder(folder: Path) -> tuple[str, dict[str, Any], tuple[tuple[str, int], ...]]:
-    """Family, component configs and parameter counts of a local pipeline folder.
+@dataclass(frozen=True)
+class Description:
+    """What a model is, read from its files or its published configuration (no weights)."""
 
-    Refuses folders whose weights exist only in pickle formats: loading those runs arbitrary code.
-    Remembered per folder until one of its config or weight files changes.
+    family: str
+    variant: str
+    configs: dict[str, Any]
+    params: tuple[tuple[str, int], ...]
+
+
+def describe_folder(folder: Path) -> Description:
+    """Family, variant, component configs and parameter counts of a local pipeline folder.
+
+    Refuses folders whose weights exist only in pickle formats (loading those runs arbitrary
+    code) and folders missing a component their model needs. Remembered per folder until one of
+    its config or weight files changes.
     """
     return _describe_folder(folder, _folder_signature(folder))
 
@@ -185,27 +225,44 @@ def _folder_signature(folder: Path) -> tuple:
 
 
 @functools.lru_cache(maxsize=32)
-def _describe_folder(folder: Path,
-                     _signature: tuple) -> tuple[str, dict[str, Any], tuple[tuple[str, int], ...]]:
+def _describe_folder(folder: Path, _signature: tuple) -> Description:
     index = _read_json(folder / "model_index.json")
-    family = families.family_for_pipeline(str(index.get("_class_name", "")))
-    if family is None:
-        raise ModelError(
-            f"{folder} holds a {index.get('_class_name')!r} pipeline; supported: "
-            f"{', '.join(families.supported_pipelines())}"
-        )
-    configs: dict[str, Any] = {}
-    params: list[tuple[str, int]] = []
+    configs: dict[str, Any] = {"pipeline": {k: v for k, v in index.items()
+                                            if not k.startswith("_") and not isinstance(v, list)}}
     for component in index:
         sub = folder / component
-        if component.startswith("_") or not sub.is_dir():
-            continue
-        for config_name in ("config.json", "scheduler_config.json"):
-            if (sub / config_name).is_file():
+        for config_name in ("config.json", "scheduler_config.json", "preprocessor_config.json"):
+            if not component.startswith("_") and (sub / config_name).is_file():
                 configs[component] = _read_json(sub / config_name)
-        if component in WEIGHT_COMPONENTS:
-            params.append((component, count_safetensors_params(sub)))
-    return family, configs, tuple(params)
+                break
+    found = families.identify(index, configs)
+    if found is None:
+        raise ModelError(
+            f"{folder} holds a {index.get('_class_name')!r} pipeline that is not an image-to-video model "
+            f"this pack runs; supported: {', '.join(families.supported_pipelines())} (image-to-video "
+            "checkpoints; a text-to-video one has no image input)"
+        )
+    family, variant = found
+    params = []
+    for component in family.roles(variant).weighted:
+        if not (folder / component).is_dir():
+            raise ModelError(
+                f"{folder} has no '{component}' folder, but a {variant} model needs one (its "
+                f"model_index.json names "
+                f"{sorted(k for k, v in index.items() if isinstance(v, list) and v[0])}): the download is "
+                f"incomplete; fetch the model again"
+            )
+        params.append((component, count_safetensors_params(folder / component)))
+    return Description(family.name, variant, configs, tuple(params))
+
+
+def describe_hub(hub_id: str) -> Description:
+    """A known hub model from its published configuration alone."""
+    family = families.for_hub_id(hub_id)
+    if family is None:
+        raise ModelError(f"{hub_id} is not a known hub id ({', '.join(families.known_hub_ids())})")
+    configs, params = family.published_description(hub_id)
+    return Description(family.name, family.hub_variant(hub_id), configs, params)
 
 
 def count_safetensors_params(component_dir: Path) -> int:
@@ -278,6 +335,7 @@ class LoadOptions:
     device: str = "auto"
     offload: str = "none"
     allow_download: bool = False
+    weights: str = "default"
 
 
 def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
@@ -292,47 +350,67 @@ def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
             f"offload '{options.offload}' moves weights between system RAM and a GPU; the device is "
             f"{device.type}, where every weight already lives in RAM: choose 'none'",
         )
-    precision = resolve_precision(options.precision, device)
-    vae_precision = resolve_vae_precision(options.vae_precision)
+    check_names(options.precision, options.vae_precision, options.weights)
+    weights = resolve_weights(options.weights, device)
     if not name or not isinstance(name, str):
         raise InputError("model", "expected a model name from the list")
     try:
         source = resolve_source(name, model_dirs, options.allow_download)
+        found = describe_folder(Path(source.location)) if source.local else describe_hub(source.location)
     except ModelError as exc:
         raise InputError("model", str(exc)) from exc
-    if source.local:
-        family, configs, params = describe_folder(Path(source.location))
-    else:
-        family = families.family_for_hub_id(source.location)
-        configs, params = families.get(family).published_description(source.location)
+    rules = families.get(found.family).rules(found.variant)
     return ModelHandle(
         name=name,
         source=source.location,
-        family=family,
+        family=found.family,
+        variant=found.variant,
         local=source.local,
-        precision=precision,
-        vae_precision=vae_precision,
+        precision=resolve_precision(options.precision, device, rules.default_precision),
+        vae_precision=resolve_vae_precision(options.vae_precision),
         device=str(device),
         offload=options.offload,
         allow_download=options.allow_download,
-        params=params,
-        configs=configs,
+        weights=weights,
+        params=found.params,
+        configs=found.configs,
     )
 
 
-def describe_published(hub_id: str, precision: str = "fp16", vae_precision: str = "fp32",
-                       device: str = "cuda", offload: str = "none") -> ModelHandle:
+def describe_published(hub_id: str, precision: str | None = None, vae_precision: str = "fp32",
+                       device: str = "cuda", offload: str = "none", weights: str = "default") -> ModelHandle:
     """A handle for a known hub model from its published config alone (sizes, no weights).
 
-    What the tier checks use to plan a full-size run on a GPU this machine does not have.
+    What the tier checks and the planner use to plan a full-size run on a machine that has
+    neither the weights nor the GPU. ``precision`` None is the family's default on that device.
     """
-    family = families.family_for_hub_id(hub_id)
-    if family is None:
-        raise ModelError(f"{hub_id} is not a known hub id ({', '.join(families.known_hub_ids())})")
-    configs, params = families.get(family).published_description(hub_id)
-    return ModelHandle(name=hub_id, source=hub_id, family=family, local=False, precision=precision,
-                       vae_precision=vae_precision, device=device, offload=offload, params=params,
-                       configs=configs)
+    found = describe_hub(hub_id)
+    default = families.get(found.family).rules(found.variant).default_precision
+    return ModelHandle(name=hub_id, source=hub_id, family=found.family, variant=found.variant, local=False,
+                       precision=precision or resolve_precision("auto", torch.device(device), default),
+                       vae_precision=vae_precision, device=device, offload=offload, weights=weights,
+                       params=found.params, configs=found.configs)
+
+
+def handle_for_planning(name: str, model_dirs: list[Path], *, precision: str = "auto",
+                        vae_precision: str = "auto", device: str = "cuda", offload: str = "none",
+                        weights: str = "default") -> ModelHandle:
+    """A handle to plan with, for a device this machine need not have: a known hub id is sized from
+    its published configuration (no download), a local folder or tiny model from its files."""
+    check_names(precision, vae_precision, weights)
+    if name in families.known_hub_ids():
+        found = describe_hub(name)
+    else:
+        try:
+            found = describe_folder(Path(resolve_source(name, model_dirs, allow_download=False).location))
+        except ModelError as exc:
+            raise InputError("model", str(exc)) from exc
+    rules = families.get(found.family).rules(found.variant)
+    target = torch.device(device)
+    return ModelHandle(name=name, source=name, family=found.family, variant=found.variant, local=False,
+                       precision=resolve_precision(precision, target, rules.default_precision),
+                       vae_precision=resolve_vae_precision(vae_precision), device=str(target),
+                       offload=offload, weights=weights, params=found.params, configs=found.configs)
 
 
 def resolve_device(name: str, default_device: torch.device) -> torch.device:

@@ -1,4 +1,10 @@
-"""Putting a loaded pipeline on its device: whole, or with one of diffusers' offload modes."""
+"""Loading a pipeline and putting it on its device: whole, or with one of diffusers' offload modes.
+
+The denoisers, by far the largest components, are loaded one at a time before the rest: each
+gets its fp8 weight storage (if asked) while still in system RAM, and without offload goes to
+the device at once. So system RAM never holds two 14B experts in bf16 at the same moment, and
+the device never sees an expert in bf16 that it could only hold in fp8.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,39 @@ from typing import Any
 
 import torch
 
+from .families import Family, LoadSpec, Roles
+from .precision import FP8_STORAGE
+
 log = logging.getLogger(__name__)
 
-WEIGHTED = ("unet", "text_encoder", "image_encoder", "vae")
+
+def load_pipeline(
+    family: Family, roles: Roles, source: str, local: bool, spec: LoadSpec, device: torch.device, offload: str
+) -> Any:
+    """The stock pipeline from a local folder or hub id: safetensors only, never remote code."""
+    from diffusers import AutoModel
+
+    common = {"use_safetensors": True, "local_files_only": local, **family.load_kwargs(source, local, spec)}
+    denoisers = {}
+    for name in roles.denoisers:
+        module = AutoModel.from_pretrained(source, subfolder=name, dtype=spec.dtype, **common)
+        if spec.weights == "fp8":
+            module.enable_layerwise_casting(
+                storage_dtype=getattr(torch, FP8_STORAGE), compute_dtype=spec.dtype
+            )
+        if offload == "none":
+            module.to(device)
+        denoisers[name] = module
+    pipe = family.pipeline_class().from_pretrained(
+        source, dtype={"default": spec.dtype, roles.vae: spec.vae_dtype}, **common, **denoisers
+    )
+    pipe.set_progress_bar_config(disable=True)  # progress goes through the host's bar instead
+    family.prepare(pipe)
+    place(pipe, roles, device, offload)
+    return pipe
 
 
-def place(pipe: Any, device: torch.device, offload: str) -> None:
+def place(pipe: Any, roles: Roles, device: torch.device, offload: str) -> None:
     """``none``: everything on the device. ``model``: one component at a time. ``group``: one
     block at a time, prefetched on a CUDA stream. ``sequential``: one layer at a time (slowest)."""
     if offload == "none":
@@ -24,46 +57,34 @@ def place(pipe: Any, device: torch.device, offload: str) -> None:
     elif offload == "group":
         from diffusers.hooks import apply_group_offloading
 
-        for name in WEIGHTED:
+        for name in roles.weighted:
             module = getattr(pipe, name, None)
             if isinstance(module, torch.nn.Module):
-                apply_group_offloading(module, onload_device=device, offload_device=torch.device("cpu"),
-                                       offload_type="block_level", num_blocks_per_group=1,
-                                       use_stream=device.type == "cuda")
+                apply_group_offloading(
+                    module,
+                    onload_device=device,
+                    offload_device=torch.device("cpu"),
+                    offload_type=group_offload_type(module),
+                    num_blocks_per_group=1,
+                    use_stream=device.type == "cuda",
+                )
     else:
         raise ValueError(f"unknown offload mode {offload!r}")
 
 
-def bridge_dtypes(pipe: Any) -> None:
-    """Let the VAE run in another dtype than the UNet and encoders.
-
-    The stock pipeline feeds the VAE pixels in the image encoder's dtype, and the UNet the VAE's
-    image latents as they come; with an fp32 VAE beside an fp16 UNet both calls would fail. Two
-    pre-hooks cast the inputs to the receiving module's dtype.
-    """
-    if pipe.vae.dtype == pipe.unet.dtype:
-        return
-    pipe.vae.encoder.register_forward_pre_hook(_cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
-    pipe.unet.register_forward_pre_hook(_cast_inputs_to(pipe.unet), with_kwargs=True)
+def group_offload_type(module: torch.nn.Module) -> str:
+    """Block level where the module has a stack of blocks at its top; else one leaf layer at a time
+    (a text encoder nests its blocks, so block level would move it whole)."""
+    has_blocks = any(
+        isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)) for child in module.children()
+    )
+    return "block_level" if has_blocks else "leaf_level"
 
 
-def _cast_inputs_to(module: torch.nn.Module):
-    def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        dtype = next(module.parameters()).dtype
-
-        def cast(value: Any) -> Any:
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
-                return value.to(dtype)
-            return value
-
-        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
-
-    return hook
-
-
-def set_vae_tiling(pipe: Any, enabled: bool) -> None:
+def set_vae_tiling(pipe: Any, roles: Roles, enabled: bool) -> None:
     # diffusers >= 0.42 dropped pipe.enable_vae_tiling; the VAE's own switch works everywhere
+    vae = getattr(pipe, roles.vae)
     if enabled:
-        pipe.vae.enable_tiling()
+        vae.enable_tiling()
     else:
-        pipe.vae.disable_tiling()
+        vae.disable_tiling()

@@ -9,24 +9,57 @@ from .errors import InputError
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISION_CHOICES = ["auto", "fp16", "bf16", "fp32"]
 VAE_PRECISION_CHOICES = ["auto", "fp32", "fp16", "bf16"]
+WEIGHTS_CHOICES = ["default", "fp8"]
+FP8_STORAGE = "float8_e4m3fn"  # weight storage with 'weights' fp8; computation stays in the precision
 
 
-def resolve_precision(name: str, device: torch.device, input_name: str = "precision") -> str:
-    """``auto`` is fp16 on CUDA (half the memory, faster) and fp32 on CPU (fp16 there is 3-30x slower)."""
+def check_names(precision: str, vae_precision: str, weights: str) -> None:
+    """Raise :class:`InputError` for a precision or weight-storage name that is not one of the choices."""
+    for input_name, value, choices in (("precision", precision, PRECISION_CHOICES),
+                                       ("vae_precision", vae_precision, VAE_PRECISION_CHOICES),
+                                       ("weights", weights, WEIGHTS_CHOICES)):
+        if value not in choices:
+            raise InputError(input_name, f"expected one of {choices}, got {value!r}")
+
+
+def resolve_precision(name: str, device: torch.device, family_default: str = "fp16") -> str:
+    """``auto`` is the family's choice on CUDA (fp16, or bf16 for models trained in it) and fp32 on a
+    CPU (fp16 there is 3-30x slower, and bf16 is slow on CPUs without bf16 instructions)."""
+    check_names(name, "auto", "default")
     if name == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    if name not in DTYPES:
-        raise InputError(input_name, f"expected one of {sorted(DTYPES)} or 'auto', got {name!r}")
+        return family_default if torch.device(device).type == "cuda" else "fp32"
     return name
 
 
-def resolve_vae_precision(name: str, input_name: str = "vae_precision") -> str:
-    """``auto`` is fp32: the I2VGen-XL VAE overflows in fp16 (black frames) and is cheap anyway."""
-    if name == "auto":
-        return "fp32"
-    if name not in DTYPES:
-        raise InputError(input_name, f"expected one of {sorted(DTYPES)} or 'auto', got {name!r}")
+def resolve_weights(name: str, device: torch.device) -> str:
+    """``fp8`` needs a torch with float8 and a device that can hold it (CUDA or CPU)."""
+    check_names("auto", "auto", name)
+    if name == "fp8":
+        problem = fp8_problem(torch.device(device))
+        if problem:
+            raise InputError("weights", f"fp8 weight storage is not available here: {problem}; "
+                                        "choose 'default'")
     return name
+
+
+def fp8_problem(device: torch.device) -> str | None:
+    """Why float8 weight storage cannot work on ``device`` with this torch, or None."""
+    storage = getattr(torch, FP8_STORAGE, None)
+    if storage is None:
+        return f"torch {torch.__version__} has no {FP8_STORAGE} (needs torch 2.1 or newer)"
+    if device.type not in ("cuda", "cpu"):
+        return f"{device.type} devices cannot hold {FP8_STORAGE} tensors"
+    try:
+        from diffusers.hooks import apply_layerwise_casting  # noqa: F401 - only probing
+    except ImportError:
+        return "the installed diffusers has no layerwise casting (needs diffusers 0.33 or newer)"
+    return None
+
+
+def resolve_vae_precision(name: str) -> str:
+    """``auto`` is fp32: video VAEs overflow in fp16 (black frames) and are cheap anyway."""
+    check_names("auto", name, "default")
+    return "fp32" if name == "auto" else name
 
 
 def dtype_of(name: str) -> torch.dtype:
@@ -34,7 +67,8 @@ def dtype_of(name: str) -> torch.dtype:
 
 
 def bytes_per_element(name: str) -> int:
-    return torch.empty((), dtype=DTYPES[name]).element_size()
+    """Bytes of one element of a precision name (fp32 / fp16 / bf16, or fp8 storage)."""
+    return 1 if name == "fp8" else torch.empty((), dtype=DTYPES[name]).element_size()
 
 
 def nonfinite_summary(tensor: torch.Tensor) -> str | None:

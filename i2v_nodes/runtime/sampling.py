@@ -4,41 +4,47 @@ The steps, in order, so that bad input and memory problems surface before anythi
 validate every setting and image, take the guard's plan (or make one) and re-check it against
 the memory free right now, then load (once per process, through the cache), denoise each input
 image's clips in one stock pipeline call, and decode each clip with a NaN check and an fp32
-retry for half-precision VAEs.
+retry for half-precision VAEs. Everything model-specific is asked of the model's family.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from . import families, memory, placement
+from . import denoiser_hook, guard, memory, placement
 from .cache import ModelCache
 from .devices import cache_budget_bytes
-from .errors import InputError, MemoryGuardError, NonFiniteError
+from .errors import DeviceOutOfMemory, I2VError, InputError, MemoryGuardError, NonFiniteError
+from .families import DenoiseJob, Family, LoadSpec
 from .models import ModelHandle
+from .options import Options
 from .precision import DTYPES, nonfinite_summary
 from .services import HostServices
-from .unet_hook import hooked_unet
 
 log = logging.getLogger(__name__)
 
 MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
 MAX_SIDE = 4096
+MAX_FRAMES = 257  # the widest frame range of any family (each family checks its own)
 MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
 class SampleSettings:
-    """I2VSample's widgets."""
+    """I2VSample's widgets, and its optional options chain."""
 
     prompt: str
     negative_prompt: str = ""
@@ -51,6 +57,7 @@ class SampleSettings:
     batch_size: int = 1
     target_fps: int = 8
     decode_chunk_size: int = 0  # 0 = as planned
+    options: Options | None = None
 
 
 @dataclass(frozen=True)
@@ -78,26 +85,30 @@ def default_cache() -> ModelCache:
 def validate_shape(handle: ModelHandle, width: object, height: object, num_frames: object,
                    batch_size: object) -> None:
     """Raise :class:`InputError` for a size, frame count or batch the model cannot take."""
-    limits = families.get(handle.family).CONSTRAINTS
-    step = limits.multiple_of
+    rules = handle.rules
+    step = rules.size_multiple
     for name, value in (("width", width), ("height", height)):
         _int_in_range(name, value, step, MAX_SIDE)
         if value % step:
             low, high = value // step * step, (value // step + 1) * step
-            raise InputError(name, f"must be a multiple of {step} for this model, got {value}; "
-                                   f"nearest valid: {low} or {high}")
-    _int_in_range("num_frames", num_frames, limits.min_frames, limits.max_frames)
+            raise InputError(name, f"must be a multiple of {step} for this model ({handle.variant}), got "
+                                   f"{value}; nearest valid: {low} or {high}")
+    _int_in_range("num_frames", num_frames, rules.min_frames, rules.max_frames)
+    if not rules.frames_valid(num_frames):
+        nearest = " or ".join(str(n) for n in rules.nearest_frames(num_frames))
+        raise InputError("num_frames", f"this model ({handle.variant}) takes {rules.frame_step}k+1 frames "
+                                       f"({rules.min_frames}, {rules.min_frames + rules.frame_step}, ...), "
+                                       f"got {num_frames}; nearest valid: {nearest}")
     _int_in_range("batch_size", batch_size, 1, MAX_BATCH)
 
 
-def validate_settings(handle: ModelHandle, s: SampleSettings) -> None:
-    """Raise :class:`InputError` for the first setting that the model cannot take."""
+def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
+    """Raise :class:`InputError` for the first setting the model cannot take; return its family's options."""
     validate_shape(handle, s.width, s.height, s.num_frames, s.batch_size)
     _int_in_range("steps", s.steps, 1, 200)
     _int_in_range("seed", s.seed, 0, MAX_SEED)
     _int_in_range("target_fps", s.target_fps, 1, 240)
-    _int_in_range("decode_chunk_size", s.decode_chunk_size, 0,
-                  families.get(handle.family).CONSTRAINTS.max_frames)
+    _int_in_range("decode_chunk_size", s.decode_chunk_size, 0, MAX_FRAMES)
     if not isinstance(s.guidance_scale, (int, float)) or not math.isfinite(s.guidance_scale) \
             or not 0 <= s.guidance_scale <= 100:
         raise InputError("guidance_scale", f"expected a number from 0 to 100 (1 = no guidance), "
@@ -105,6 +116,12 @@ def validate_settings(handle: ModelHandle, s: SampleSettings) -> None:
     for name in ("prompt", "negative_prompt"):
         if not isinstance(getattr(s, name), str):
             raise InputError(name, f"expected text, got {type(getattr(s, name)).__name__}")
+    if s.options is not None and not isinstance(s.options, Options):
+        raise InputError("options", "expected I2V_OPTIONS from an option node, got "
+                                    f"{type(s.options).__name__}")
+    settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
+    handle.family_impl.check_options(handle.variant, settings)
+    return settings
 
 
 def _int_in_range(name: str, value: object, low: int, high: int) -> None:
@@ -140,23 +157,27 @@ def run_shape(s: SampleSettings) -> memory.RunShape:
 
 
 def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
-               key_loaded: bool) -> memory.Budget:
-    device = torch.device(handle.device)
-    return memory.Budget(free=services.free_bytes(device), total=services.total_bytes(device),
-                         headroom=headroom, already_loaded=_weight_bytes(handle) if key_loaded else 0)
+               key_loaded: bool) -> guard.Budget:
+    """Device memory and system RAM free now; this model's own weights count as free if loaded."""
+    device, cpu = torch.device(handle.device), torch.device("cpu")
+    weights = _weight_bytes(handle) if key_loaded else 0
+    return guard.Budget(free=services.free_bytes(device), total=services.total_bytes(device),
+                        headroom=headroom, already_loaded=weights, ram_free=services.free_bytes(cpu),
+                        ram_total=services.total_bytes(cpu),
+                        ram_already=weights if handle.offload != "none" else 0)
 
 
 def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
-                 cache: ModelCache) -> memory.Plan:
-    """The guard's plan when it matches this run, re-checked against memory free now; else a new one."""
+                 cache: ModelCache) -> guard.Plan:
+    """The guard's plan when it covers this run, re-checked against memory free now; else a new one."""
     shape = run_shape(s)
-    attached: memory.Plan | None = handle.plan
+    attached: guard.Plan | None = handle.plan
     policy = attached.policy if attached is not None else "off"
     headroom = attached.headroom if attached is not None else 0.10
     offload = attached.options.offload if attached is not None else handle.offload
     key = dataclasses.replace(handle.cache_key, offload=offload)
     budget = budget_for(handle, services, headroom, cache.is_loaded(key))
-    if attached is not None and attached.shape == shape:
+    if attached is not None and attached.covers(shape):
         if policy != "off" and attached.estimate.peak > budget.usable:
             raise MemoryGuardError(
                 f"free memory dropped since VRAMGuard planned this run: it needs "
@@ -166,7 +187,7 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
     if attached is not None:
         log.warning("I2VSample settings differ from what VRAMGuard planned (%s vs %s); planning again",
                     shape, attached.shape)
-    return memory.plan_run(handle, shape, policy, budget)
+    return guard.plan_run(handle, shape, policy, budget)
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -179,18 +200,18 @@ PROMPT_MEMORY = 16  # prompt embeddings remembered per loaded pipeline
 class Loaded:
     """A cached pipeline, where it computes, and its registration with the host's memory management."""
 
-    pipeline: object
+    pipeline: Any
     device: torch.device  # the execution device (asking the pipeline walks every module)
     vae_dtype: torch.dtype
-    registration: object | None = None
+    registration: Any = None
     # text -> embeddings: a new seed with the same prompt (the usual next run) skips the text encoder
     prompts: OrderedDict = field(default_factory=OrderedDict)
 
-    def prompt_embeddings(self, family, text: str) -> torch.Tensor:
+    def prompt_embeddings(self, family: Family, text: str) -> torch.Tensor:
         if text in self.prompts:
             self.prompts.move_to_end(text)
             return self.prompts[text]
-        embeds = family.encode_prompts(self.pipeline, [text], self.device)
+        embeds = family.encode_prompt(self.pipeline, text, self.device)
         self.prompts[text] = embeds
         if len(self.prompts) > PROMPT_MEMORY:
             self.prompts.popitem(last=False)
@@ -203,18 +224,17 @@ class Loaded:
 
 
 def _loader(handle: ModelHandle, offload: str, services: HostServices, cache: ModelCache):
-    def load() -> tuple[Loaded, object]:
-        family = families.get(handle.family)
-        pipe = family.load_pipeline(handle.source, handle.local, DTYPES[handle.precision],
-                                    DTYPES[handle.vae_precision])
-        placement.bridge_dtypes(pipe)
-        device = torch.device(handle.device)
-        placement.place(pipe, device, offload)
+    def load() -> tuple[Loaded, Callable[[], None]]:
+        roles, device = handle.roles, torch.device(handle.device)
+        spec = LoadSpec(DTYPES[handle.precision], DTYPES[handle.vae_precision], handle.weights)
+        pipe = placement.load_pipeline(handle.family_impl, roles, handle.source, handle.local, spec, device,
+                                       offload)
         # with offload hooks the pipeline knows best; without, it is where we put it
-        loaded = Loaded(pipe, device if offload == "none" else pipe._execution_device, pipe.vae.dtype)
+        execution = device if offload == "none" else pipe._execution_device
+        loaded = Loaded(pipe, execution, getattr(pipe, roles.vae).dtype)
         if services.register_model is not None:
             key = dataclasses.replace(handle.cache_key, offload=offload)
-            modules = {name: getattr(pipe, name) for name in placement.WEIGHTED if hasattr(pipe, name)}
+            modules = {name: getattr(pipe, name) for name in roles.weighted}
             # called from inside the host's unload: no garbage collection there (see host.py)
             loaded.registration = services.register_model(modules, device, _weight_bytes(handle),
                                                           lambda: cache.unload(key, collect=False),
@@ -231,56 +251,66 @@ def _weight_bytes(handle: ModelHandle) -> int:
 # --- sampling ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One I2VSample call, resolved: what every image's pipeline call shares."""
+
+    handle: ModelHandle
+    settings: SampleSettings
+    family_settings: Any
+    plan: guard.Plan
+    seeds: list[int]
+    services: HostServices
+    progress: Any
+
+    @property
+    def cfg(self) -> bool:
+        return self.settings.guidance_scale > 1
+
+
 def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, services: HostServices,
            cache: ModelCache | None = None) -> SampleResult:
     """Frames for every input image and seed: clip (image j, seed + i) is clip j * batch + i."""
     cache = cache or default_cache()
-    validate_settings(handle, s)
+    family_settings = validate_settings(handle, s)
     pil_images = images_to_pil(images)
     plan = plan_for_run(handle, s, services, cache)
-    options = plan.options
-    chunk = s.decode_chunk_size or options.decode_chunk
-    family = families.get(handle.family)
-    key = dataclasses.replace(handle.cache_key, offload=options.offload)
-    cfg = s.guidance_scale > 1
+    chunk = s.decode_chunk_size or plan.options.decode_chunk
+    key = dataclasses.replace(handle.cache_key, offload=plan.options.offload)
     seeds = [(s.seed + i) & MAX_SEED for i in range(s.batch_size)]
+    family = handle.family_impl
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
     loads_before = cache.loads
     progress = services.progress(len(pil_images) * (s.steps + s.batch_size), "I2VSample")
-    loader = _loader(handle, options.offload, services, cache)
+    run = _Run(handle, s, family_settings, plan, seeds, services, progress)
+    clips: list[torch.Tensor] = []
+    phase = "load"
     try:
+        loader = _loader(handle, plan.options.offload, services, cache)
         with torch.no_grad(), cache.use(key, _weight_bytes(handle), loader) as loaded:
             timings["load"] = time.perf_counter() - started
             if loaded.registration is not None:
                 loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
-            pipe = loaded.pipeline
-            placement.set_vae_tiling(pipe, options.vae_tiling)
+            placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
+            phase = "encode"
             prompt = loaded.prompt_embeddings(family, s.prompt)
-            negative = loaded.prompt_embeddings(family, s.negative_prompt)
-            clips: list[torch.Tensor] = []
+            negative = loaded.prompt_embeddings(family, s.negative_prompt) if run.cfg else None
             for image in pil_images:
-                t0 = time.perf_counter()
-                noise = family.initial_latents(pipe, seeds, s.num_frames, s.height, s.width, loaded.device)
-                job = family.Denoise(image, prompt, negative, noise, s.width, s.height, s.num_frames, s.steps,
-                                     s.guidance_scale, s.target_fps)
-                with hooked_unet(pipe.unet, clips=len(seeds), halves=2 if cfg else 1,
-                                 clips_per_call=options.clips_per_call, split_halves=options.split_cfg,
-                                 before_step=services.check_interrupt, after_step=progress.update):
-                    latents = family.denoise(pipe, job, loaded.device)
-                timings["denoise"] = timings.get("denoise", 0.0) + time.perf_counter() - t0
-                problem = nonfinite_summary(latents)
-                if problem:
-                    raise NonFiniteError(
-                        f"the denoised latents contain {problem} (UNet in {handle.precision}); the UNet "
-                        "overflowed: use precision bf16 or fp32, or a lower guidance_scale")
-                t0 = time.perf_counter()
-                for index in range(latents.shape[0]):
-                    services.check_interrupt()
-                    clips.append(_decode_checked(family, loaded, latents[index:index + 1], chunk, len(clips)))
-                    progress.update(1)
-                timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t0
+                phase = "denoise"
+                with _timed(timings, "denoise"):
+                    prepared = family.prepare_image(image, s.width, s.height)
+                    latents = _denoise(run, loaded, prepared, prompt, negative)
+                phase = "decode"
+                with _timed(timings, "decode"):
+                    for index in range(latents.shape[0]):
+                        services.check_interrupt()
+                        clips.append(_decode_checked(family, handle, loaded, latents[index:index + 1], chunk,
+                                                     len(clips)))
+                        progress.update(1)
+    except torch.OutOfMemoryError as exc:
+        raise _out_of_memory(handle, plan, phase, exc) from exc
     finally:
         progress.close()
     frames = torch.cat(clips).contiguous()
@@ -289,7 +319,63 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report, timings)
 
 
-def _decode_checked(family, loaded: Loaded, latents: torch.Tensor, chunk: int, clip: int) -> torch.Tensor:
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+
+
+def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
+             negative: torch.Tensor | None) -> torch.Tensor:
+    """One stock pipeline call for one image and all its clips, with progress and cancel."""
+    handle, s, services, options = run.handle, run.settings, run.services, run.plan.options
+    family, pipe = handle.family_impl, loaded.pipeline
+    services.check_interrupt()
+    stopped: list[bool] = []
+
+    def step_end() -> bool:  # the pipeline's step callback: count the step, stop on a cancel request
+        run.progress.update(1)
+        if services.interrupt_requested():
+            stopped.append(True)
+        return bool(stopped)
+
+    noise = family.initial_latents(pipe, handle.variant, run.seeds, s.num_frames, s.height, s.width,
+                                   loaded.device)
+    job = DenoiseJob(image=image, prompt_embeds=prompt, negative_embeds=negative, latents=noise,
+                     width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
+                     guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
+                     step_end=step_end if family.uses_step_callback else None)
+    halves = 2 if run.cfg and family.cfg_in_one_call else 1
+    layout = {"clips": len(run.seeds), "halves": halves, "clips_per_call": options.clips_per_call,
+              "split_halves": options.split_cfg and halves == 2}
+    with ExitStack() as stack:
+        if not family.uses_step_callback:  # one denoiser call per step: the hook counts and cancels
+            stack.enter_context(denoiser_hook.hooked(_denoisers(pipe, handle), **layout,
+                                                     before_call=services.check_interrupt,
+                                                     after_call=run.progress.update))
+        elif denoiser_hook.needed(**layout):
+            stack.enter_context(denoiser_hook.hooked(_denoisers(pipe, handle), **layout))
+        latents = family.denoise(pipe, job, loaded.device)
+    if stopped:
+        services.check_interrupt()  # raises the host's own interrupt exception
+        raise I2VError("the run was cancelled")
+    problem = nonfinite_summary(latents)
+    if problem:
+        raise NonFiniteError(
+            f"the denoised latents contain {problem} (denoiser in {handle.precision}); the denoiser "
+            "overflowed: use precision bf16 or fp32, or a lower guidance_scale")
+    return latents
+
+
+def _denoisers(pipe: Any, handle: ModelHandle) -> list[torch.nn.Module]:
+    return [module for name in handle.roles.denoisers if (module := getattr(pipe, name, None)) is not None]
+
+
+def _decode_checked(family: Family, handle: ModelHandle, loaded: Loaded, latents: torch.Tensor, chunk: int,
+                    clip: int) -> torch.Tensor:
     """Decode one clip; NaN from a half-precision VAE gets one retry in fp32, then a clear error."""
     pipe, vae_dtype = loaded.pipeline, loaded.vae_dtype
     frames = family.decode(pipe, latents, chunk, vae_dtype)
@@ -301,11 +387,12 @@ def _decode_checked(family, loaded: Loaded, latents: torch.Tensor, chunk: int, c
                              "are out of range for this VAE")
     log.warning("VAE decode in %s gave %s for clip %d; retrying in fp32 (set vae_precision to fp32 to "
                 "skip this)", vae_dtype, problem, clip)
-    pipe.vae.to(torch.float32)
+    vae = getattr(pipe, handle.roles.vae)
+    vae.to(torch.float32)
     try:
         frames = family.decode(pipe, latents, chunk, torch.float32)
     finally:
-        pipe.vae.to(vae_dtype)
+        vae.to(vae_dtype)
     problem = nonfinite_summary(frames)
     if problem:
         raise NonFiniteError(f"the VAE decode of clip {clip} gave {problem} in {vae_dtype} and again "
@@ -313,7 +400,22 @@ def _decode_checked(family, loaded: Loaded, latents: torch.Tensor, chunk: int, c
     return frames.cpu()
 
 
-def _run_report(plan: memory.Plan, s: SampleSettings, clips: int, chunk: int, timings: dict[str, float],
+def _out_of_memory(handle: ModelHandle, plan: guard.Plan, phase: str,
+                   exc: BaseException) -> DeviceOutOfMemory:
+    """Free what the failed phase held and explain what to change. The cached model stays usable."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DeviceOutOfMemory(
+        f"ran out of device memory during {phase} on {handle.device} (VRAMGuard planned a peak of "
+        f"{memory.gib(plan.estimate.peak)} with {memory.gib(plan.usable)} usable; something else may have "
+        "taken memory since). Nothing was written. To make it fit: VRAMGuard with policy 'adapt' turns on "
+        "memory options by itself; or lower num_frames or the size; or set LoadI2VModel's offload to 'model' "
+        f"(weights fp8 halves the denoiser). torch: {first_line}")
+
+
+def _run_report(plan: guard.Plan, s: SampleSettings, clips: int, chunk: int, timings: dict[str, float],
                 loads: int) -> str:
     per_step = timings.get("denoise", 0.0) / max(s.steps, 1)
     return (f"I2VSample: {clips} clip(s) of {s.num_frames} frames at {s.width}x{s.height}, {s.steps} steps, "

@@ -28,14 +28,20 @@ class Registration(Protocol):
     def release(self) -> None: ...
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class HostServices:
     progress: Callable[[int, str], ProgressLike]
-    check_interrupt: Callable[[], None]
-    free_bytes: Callable[[torch.device], int]
+    check_interrupt: Callable[[], None]  # raises the host's interrupt exception after a cancel request
+    free_bytes: Callable[[torch.device], int]  # a CPU device means system RAM
     total_bytes: Callable[[torch.device], int]
     # register(modules, device, size_bytes, on_unload, manages_placement) -> Registration
     register_model: Callable[..., Registration] | None = None
+    # whether a cancel was requested, without raising (to stop a pipeline through its own flag)
+    interrupt_requested: Callable[[], bool] = _never
 
 
 class _NoProgress:
@@ -46,12 +52,11 @@ class _NoProgress:
         pass
 
 
-def standalone(check_interrupt: Callable[[], None] | None = None,
-               progress: Callable[[int, str], Any] | None = None) -> HostServices:
-    """Services with no host: OS memory figures, no progress bar, an optional interrupt check."""
+def standalone(progress: Callable[[int, str], Any] | None = None) -> HostServices:
+    """Services with no host: OS memory figures, no progress bar, no interrupt."""
     return HostServices(
         progress=progress or (lambda total, desc: _NoProgress()),
-        check_interrupt=check_interrupt or (lambda: None),
+        check_interrupt=lambda: None,
         free_bytes=devices.free_bytes,
         total_bytes=devices.total_bytes,
     )

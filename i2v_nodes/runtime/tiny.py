@@ -1,12 +1,13 @@
-"""Tiny, randomly initialised models for tests, demos and benchmarks.
+"""Building tiny, randomly initialised models for tests, demos and benchmarks.
 
-They run the real diffusers pipeline code end to end in well under a second on a CPU, with
-no download: every component is built here from a small config, with a fixed seed, saved with
-safetensors and loaded back with ``from_pretrained`` like any other model. Their output is
-noise; they prove that the plumbing works, not that the pictures are good.
+Each family declares its tiny models (small configs, in its own module); this module builds
+one on first use, with a fixed seed, saves it with safetensors and hands back its folder, which
+then loads with ``from_pretrained`` like any other model. They run the real diffusers pipeline
+code end to end in well under a second on a CPU, with no download. Their output is noise; they
+prove that the plumbing works, not that the pictures are good.
 
-The tokenizer is a byte-level BPE built in code (a byte alphabet plus merges for a short word
-list), so CLIP tokenization runs offline too.
+The tokenizers are built in code too, so tokenization runs offline: a byte-level BPE for CLIP
+(a byte alphabet plus merges for a short word list) and a unigram vocabulary for T5/UMT5.
 """
 
 from __future__ import annotations
@@ -16,77 +17,16 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
 log = logging.getLogger(__name__)
 
 BUILD_SEED = 20241121
-
-# Shapes chosen to be as small as the real classes allow while keeping the real structure:
-# four VAE levels (so latents are 1/8 of the image, as in the real model), a UNet with one
-# cross-attention level, and two-layer CLIP towers.
-TINY_I2VGEN_XL = {
-    "unet": {
-        "sample_size": 8,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ["CrossAttnDownBlock3D", "DownBlock3D"],
-        "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D"],
-        "block_out_channels": [4, 8],
-        "layers_per_block": 1,
-        "norm_num_groups": 2,
-        "cross_attention_dim": 4,
-        "attention_head_dim": 4,
-        "num_attention_heads": None,
-    },
-    "vae": {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "up_block_types": ["UpDecoderBlock2D"] * 4,
-        "block_out_channels": [8, 8, 8, 8],
-        "layers_per_block": 1,
-        "latent_channels": 4,
-        "norm_num_groups": 2,
-        "sample_size": 64,
-        "scaling_factor": 0.18215,
-        "force_upcast": True,
-    },
-    "text_encoder": {
-        "hidden_size": 4,
-        "intermediate_size": 8,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "max_position_embeddings": 77,
-        "projection_dim": 4,
-        "hidden_act": "gelu",
-    },
-    "image_encoder": {
-        "hidden_size": 4,
-        "intermediate_size": 8,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "image_size": 32,
-        "patch_size": 1,
-        "projection_dim": 4,
-        "hidden_act": "gelu",
-    },
-    "feature_extractor": {"crop_size": 32, "size": {"shortest_edge": 32}},
-    # The real model's scheduler settings, so sampling takes the same code path.
-    "scheduler": {
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "clip_sample": False,
-        "set_alpha_to_one": False,
-        "steps_offset": 1,
-        "rescale_betas_zero_snr": True,
-        "timestep_spacing": "leading",
-    },
-}
 
 # Words the tokenizer knows whole; anything else falls back to single bytes.
 TOKENIZER_WORDS = (
@@ -158,58 +98,37 @@ def build_clip_tokenizer(words: tuple[str, ...] | list[str] = tuple(TOKENIZER_WO
     )
 
 
-def build_tiny_i2vgen_xl(config: dict = TINY_I2VGEN_XL, seed: int = BUILD_SEED):
-    """Build an I2VGen-XL pipeline with random weights (fixed seed) from component configs.
-
-    With the default config, the tiny test model; benchmarks pass the published model's layout to
-    get a full-size pipeline without downloading its weights.
-    """
-    from diffusers import AutoencoderKL, DDIMScheduler
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-    )
-
-    from .families.i2vgen_xl import pipeline_class, unet_class
-
-    tokenizer = build_clip_tokenizer()
+@contextmanager
+def seeded(seed: int = BUILD_SEED) -> Iterator[None]:
+    """Random weights from a fixed seed, without touching the caller's global RNG state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                   "pad_token_id": tokenizer.pad_token_id}
-        # a full-size config brings CLIP's own vocab size; our offline ids fit inside it
-        text_config = CLIPTextConfig(**{"vocab_size": len(tokenizer), **special, **config["text_encoder"]})
-        components = {
-            "unet": unet_class()(**config["unet"]),
-            "vae": AutoencoderKL(**config["vae"]),
-            "text_encoder": CLIPTextModel(text_config),
-            "image_encoder": CLIPVisionModelWithProjection(CLIPVisionConfig(**config["image_encoder"])),
-        }
-    return pipeline_class()(
-        tokenizer=tokenizer,
-        feature_extractor=CLIPImageProcessor(**config["feature_extractor"]),
-        scheduler=DDIMScheduler(**config["scheduler"]),
-        **components,
-    )
+        yield
 
 
-# name -> builder; the name is also the folder the model is saved under.
-TINY_MODELS: dict[str, Callable] = {"tiny-i2vgen-xl": build_tiny_i2vgen_xl}
+def build_t5_tokenizer(words: tuple[str, ...] | list[str] = tuple(TOKENIZER_WORDS), max_length: int = 512):
+    """A T5/UMT5 tokenizer built offline: a unigram vocabulary of whole words and single characters.
+
+    Every listed word is one piece (with the word-start marker); anything else falls back to its
+    characters, and characters outside printable ASCII to ``<unk>``.
+    """
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [("\u2581" + word, -1.0) for word in words]
+    vocab += [(chr(c), -5.0) for c in range(33, 127)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=max_length)
+
 
 _build_lock = threading.Lock()
 
 
-def ensure_tiny_model(name: str, models_dir: Path) -> Path:
+def ensure_built(name: str, models_dir: Path, build: Callable[[], Any]) -> Path:
     """Return the folder of tiny model ``name``, building and saving it on first use.
 
     The build goes to a temporary folder beside the target and is renamed into place, so a
     crash or a concurrent build never leaves a half-written model behind.
     """
-    if name not in TINY_MODELS:
-        raise KeyError(f"unknown tiny model {name!r}; known: {sorted(TINY_MODELS)}")
     target = Path(models_dir) / name
     if (target / "model_index.json").is_file():
         return target
@@ -220,8 +139,7 @@ def ensure_tiny_model(name: str, models_dir: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         try:
             log.info("building tiny model %s in %s", name, target)
-            pipe = TINY_MODELS[name]()
-            pipe.save_pretrained(staging, safe_serialization=True)
+            build().save_pretrained(staging, safe_serialization=True)
             try:
                 os.rename(staging, target)
             except OSError:

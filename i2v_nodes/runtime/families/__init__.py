@@ -1,41 +1,50 @@
-"""Model families: one module per pipeline family, looked up by name or by pipeline class.
+"""Model families: one module per pipeline family, each one :class:`~.base.Family` instance.
 
-A family module provides: ``FAMILY``, ``PIPELINE_CLASS_NAME``, ``HUB_IDS``, ``CONSTRAINTS``,
-``published_description(hub_id)``, ``meta_unet``/``meta_vae`` and ``unet_trace_inputs`` for memory
-tracing, ``load_pipeline``, ``encode_prompts``, ``initial_latents``, ``denoise`` and ``decode``.
-Adding a family is adding a module here and a line to ``_FAMILIES``.
+Adding a family is adding its module and a line to ``REGISTERED``; the contract test suite then
+runs over it.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from . import i2vgen_xl
+from .base import DenoiseJob, Family, LoadSpec, Roles, Rules, Trace
+from .i2vgen_xl import FAMILY as I2VGEN_XL
+from .wan import FAMILY as WAN
 
-_FAMILIES: dict[str, ModuleType] = {i2vgen_xl.FAMILY: i2vgen_xl}
+REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN)
+
+__all__ = ["REGISTERED", "DenoiseJob", "Family", "LoadSpec", "Roles", "Rules", "Trace", "get"]
+
+_BY_NAME = {family.name: family for family in REGISTERED}
 
 
-def get(family: str) -> ModuleType:
-    return _FAMILIES[family]
+def get(name: str) -> Family:
+    return _BY_NAME[name]
 
 
-def family_for_pipeline(class_name: str) -> str | None:
-    for name, module in _FAMILIES.items():
-        if module.PIPELINE_CLASS_NAME == class_name:
-            return name
+def identify(index: Mapping[str, Any], configs: Mapping[str, Any]) -> tuple[Family, str] | None:
+    """The family and variant of a pipeline folder (its model_index.json and configs), or None."""
+    for family in REGISTERED:
+        variant = family.variant_of(index, configs)
+        if variant is not None:
+            return family, variant
     return None
 
 
-def family_for_hub_id(hub_id: str) -> str | None:
-    for name, module in _FAMILIES.items():
-        if hub_id in module.HUB_IDS:
-            return name
-    return None
+def for_hub_id(hub_id: str) -> Family | None:
+    return next((family for family in REGISTERED if hub_id in family.hub_ids), None)
 
 
 def supported_pipelines() -> list[str]:
-    return [module.PIPELINE_CLASS_NAME for module in _FAMILIES.values()]
+    return [name for family in REGISTERED for name in family.pipeline_classes]
 
 
 def known_hub_ids() -> list[str]:
-    return [hub_id for module in _FAMILIES.values() for hub_id in module.HUB_IDS]
+    return [hub_id for family in REGISTERED for hub_id in family.hub_ids]
+
+
+def tiny_builders() -> dict[str, tuple[Family, Callable[[], Any]]]:
+    """Every built-in tiny model: name -> (its family, its builder)."""
+    return {name: (family, build) for family in REGISTERED for name, build in family.tiny_models.items()}

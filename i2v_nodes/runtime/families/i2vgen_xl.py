@@ -8,7 +8,7 @@ outside, what the pipeline lacks:
   lost ``.text_model``), and ``clip_skip=None`` would silently change the conditioning;
 - initial noise drawn per clip from its own seed, and the image-latent sample (which the
   pipeline draws from the global RNG) drawn under a forked, fixed-seed RNG, so runs reproduce;
-- per-step progress and cancel through a UNet hook (see :mod:`..unet_hook`);
+- per-step progress and cancel through a UNet hook (the pipeline has no step callback);
 - decoding outside the pipeline (``output_type="latent"``) so NaNs from a half-precision VAE can
   be caught and the decode retried in fp32.
 """
@@ -17,59 +17,72 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-log = logging.getLogger(__name__)
-
-FAMILY = "i2vgen-xl"
-PIPELINE_CLASS_NAME = "I2VGenXLPipeline"
-HUB_IDS = ("ali-vilab/i2vgen-xl",)
+from .. import tiny
+from .base import DenoiseJob, Family, LoadSpec, Roles, Rules, Trace, meta_module
 
 # Fixed seed for the one global-RNG draw the stock pipeline makes (the VAE's latent sample of
 # the input image). Fixed rather than derived from the clip seed, so that clip i of a batch is
 # the same as a single run with seed + i (the pipeline encodes the image once per batch).
 IMAGE_LATENT_SEED = 0
 
+RULES = Rules(
+    size_multiple=8,
+    vae_spatial=8,
+    vae_temporal=1,
+    latent_channels=4,
+    frame_step=1,
+    min_frames=2,
+    max_frames=128,
+    trained_frames=16,
+    default_width=1280,
+    default_height=704,
+    default_frames=16,
+    default_fps=16,
+    default_steps=50,
+    default_guidance=9.0,
+    default_precision="fp16",
+    default_negative="Distorted, discontinuous, ugly, blurry, low resolution, motionless, static",
+)
+ROLES = Roles(denoisers=("unet",), encoders=("text_encoder", "image_encoder"))
 
-@dataclass(frozen=True)
-class Constraints:
-    multiple_of: int = 8  # the VAE downsamples by 8
-    trained_frames: int = 16  # I2VGen-XL was trained on 16-frame clips
-    min_frames: int = 2
-    max_frames: int = 128
-    default_width: int = 1280
-    default_height: int = 704
-    default_fps: int = 16
-    default_steps: int = 50
-    default_guidance: float = 9.0
-
-
-CONSTRAINTS = Constraints()
-
-
-@functools.cache
-def pipeline_class() -> type:
-    """The pipeline class, wherever the installed diffusers keeps it (deprecated since 0.33)."""
-    try:
-        from diffusers.pipelines.deprecated.i2vgen_xl.pipeline_i2vgen_xl import I2VGenXLPipeline
-    except ImportError:
-        from diffusers import I2VGenXLPipeline
-    return I2VGenXLPipeline
-
-
-@functools.cache
-def unet_class() -> type:
-    from diffusers.models.unets.unet_i2vgen_xl import I2VGenXLUNet
-
-    return I2VGenXLUNet
-
-
-# --- published configuration (for sizes without a download) -----------------------------------
+_CLIP_TEXT_H14 = {
+    "vocab_size": 49408,
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 23,
+    "num_attention_heads": 16,
+    "max_position_embeddings": 77,
+    "projection_dim": 1024,
+    "hidden_act": "gelu",
+}
+_CLIP_VISION_H14 = {
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 16,
+    "patch_size": 14,
+    "image_size": 224,
+    "projection_dim": 1024,
+    "hidden_act": "gelu",
+}
+# The real model's scheduler settings, also used by the tiny model so sampling takes the same path.
+_SCHEDULER = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "rescale_betas_zero_snr": True,
+    "timestep_spacing": "leading",
+}
 
 # The published model's layout, reconstructed from the UNet class defaults and the CLIP ViT-H/14
 # towers it uses; enough to count parameters and trace memory on the meta device.
@@ -86,218 +99,379 @@ PUBLISHED_CONFIGS: dict[str, dict[str, Any]] = {
             "scaling_factor": 0.18215,
             "force_upcast": True,
         },
-        "text_encoder": {
-            "vocab_size": 49408,
-            "hidden_size": 1024,
-            "intermediate_size": 4096,
-            "num_hidden_layers": 23,
-            "num_attention_heads": 16,
-            "max_position_embeddings": 77,
-            "projection_dim": 1024,
-            "hidden_act": "gelu",
-        },
-        "image_encoder": {
-            "hidden_size": 1280,
-            "intermediate_size": 5120,
-            "num_hidden_layers": 32,
-            "num_attention_heads": 16,
-            "patch_size": 14,
-            "image_size": 224,
-            "projection_dim": 1024,
-            "hidden_act": "gelu",
-        },
+        "text_encoder": _CLIP_TEXT_H14,
+        "image_encoder": _CLIP_VISION_H14,
+        "feature_extractor": {"crop_size": 224, "size": {"shortest_edge": 224}},
+        "scheduler": _SCHEDULER,
     }
 }
 
-
-def published_description(hub_id: str) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
-    """Component configs and parameter counts of a known hub model, built on the meta device."""
-    configs = {name: dict(cfg) for name, cfg in PUBLISHED_CONFIGS[hub_id].items()}
-    configs["unet"] = dict(meta_unet(json.dumps(configs["unet"], sort_keys=True)).config)
-    configs["vae"] = dict(meta_vae(json.dumps(configs["vae"], sort_keys=True)).config)
-    params = (
-        ("unet", _numel(meta_unet(json.dumps(configs["unet"], sort_keys=True)))),
-        ("vae", _numel(meta_vae(json.dumps(configs["vae"], sort_keys=True)))),
-        ("text_encoder", _numel(_meta_clip_text(configs["text_encoder"]))),
-        ("image_encoder", _numel(_meta_clip_vision(configs["image_encoder"]))),
-    )
-    return configs, params
-
-
-def _numel(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-@functools.lru_cache(maxsize=8)
-def meta_unet(config_json: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """A weightless UNet with this config, for parameter counts and memory tracing."""
-    return _on_meta(unet_class(), config_json, dtype)
-
-
-@functools.lru_cache(maxsize=8)
-def meta_vae(config_json: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    from diffusers import AutoencoderKL
-
-    return _on_meta(AutoencoderKL, config_json, dtype)
-
-
-def _on_meta(cls: type, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
-    config = {k: v for k, v in json.loads(config_json).items() if not k.startswith("_")}
-    with torch.device("meta"):
-        module = cls.from_config(config).eval()
-    # nn.Module.to, not the diffusers override, which warns about fp32-pinned modules on every cast
-    return torch.nn.Module.to(module, dtype)
-
-
-def _meta_clip_text(config: dict[str, Any]) -> torch.nn.Module:
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    with torch.device("meta"):
-        return CLIPTextModel(CLIPTextConfig(**config))
-
-
-def _meta_clip_vision(config: dict[str, Any]) -> torch.nn.Module:
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    with torch.device("meta"):
-        return CLIPVisionModelWithProjection(CLIPVisionConfig(**config))
-
-
-def unet_trace_inputs(unet_config: dict[str, Any], rows: int, frames: int, height: int, width: int,
-                      dtype: torch.dtype, text_tokens: int = 77) -> tuple[tuple, dict]:
-    """Meta tensors shaped like one UNet call of the pipeline with ``rows`` batch rows."""
-    lh, lw = height // CONSTRAINTS.multiple_of, width // CONSTRAINTS.multiple_of
-    channels = unet_config.get("in_channels", 4)
-    cross = unet_config.get("cross_attention_dim", 1024)
-    with torch.device("meta"):
-        sample = torch.empty(rows, channels, frames, lh, lw, dtype=dtype)
-        kwargs = {
-            "encoder_hidden_states": torch.empty(rows, text_tokens, cross, dtype=dtype),
-            "fps": torch.empty(rows, dtype=torch.long),
-            "image_latents": torch.empty(rows, channels, frames, lh, lw, dtype=dtype),
-            "image_embeddings": torch.empty(rows, 1, cross, dtype=dtype),
-            "return_dict": False,
-        }
-        timestep = torch.empty((), dtype=torch.long)
-    return (sample, timestep), kwargs
+# As small as the real classes allow while keeping the real structure: four VAE levels (latents
+# 1/8 of the image, as in the real model), a UNet with one cross-attention level, two-layer CLIP.
+TINY_CONFIGS: dict[str, Any] = {
+    "unet": {
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["CrossAttnDownBlock3D", "DownBlock3D"],
+        "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D"],
+        "block_out_channels": [4, 8],
+        "layers_per_block": 1,
+        "norm_num_groups": 2,
+        "cross_attention_dim": 4,
+        "attention_head_dim": 4,
+        "num_attention_heads": None,
+    },
+    "vae": {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [8, 8, 8, 8],
+        "layers_per_block": 1,
+        "latent_channels": 4,
+        "norm_num_groups": 2,
+        "sample_size": 64,
+        "scaling_factor": 0.18215,
+        "force_upcast": True,
+    },
+    "text_encoder": {
+        "hidden_size": 4,
+        "intermediate_size": 8,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 77,
+        "projection_dim": 4,
+        "hidden_act": "gelu",
+    },
+    "image_encoder": {
+        "hidden_size": 4,
+        "intermediate_size": 8,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 1,
+        "projection_dim": 4,
+        "hidden_act": "gelu",
+    },
+    "feature_extractor": {"crop_size": 32, "size": {"shortest_edge": 32}},
+    "scheduler": _SCHEDULER,
+}
 
 
-# --- loading -----------------------------------------------------------------------------------
+@functools.cache
+def _pipeline_class() -> type:
+    """The pipeline class, wherever the installed diffusers keeps it (deprecated since 0.33)."""
+    try:
+        from diffusers.pipelines.deprecated.i2vgen_xl.pipeline_i2vgen_xl import I2VGenXLPipeline
+    except ImportError:
+        from diffusers import I2VGenXLPipeline
+    return I2VGenXLPipeline
 
 
-def load_pipeline(source: str, local: bool, dtype: torch.dtype, vae_dtype: torch.dtype) -> Any:
-    """Load the stock pipeline from a local folder or hub id, safetensors only, no remote code."""
-    kwargs: dict[str, Any] = {
-        "use_safetensors": True,
-        "local_files_only": local,
-        "dtype": {"default": dtype, "vae": vae_dtype},
-    }
-    if dtype != torch.float16:
-        variant = None
-    elif local:
-        variant = _fp16_variant(source)
-    else:  # a download: the published repo ships fp16 files, half the bytes
-        variant = "fp16" if source in HUB_IDS else None
-    if variant:
-        kwargs["variant"] = variant
-    pipe = pipeline_class().from_pretrained(source, **kwargs)
-    pipe.set_progress_bar_config(disable=True)  # progress goes through the host's bar instead
-    return pipe
+def _unet_class() -> type:
+    from diffusers.models.unets.unet_i2vgen_xl import I2VGenXLUNet
+
+    return I2VGenXLUNet
 
 
-def _fp16_variant(folder: str) -> str | None:
-    """Use the ``fp16`` weight files when every weighted component ships them (half the read)."""
-    root = Path(folder)
-    components = [d for d in ("unet", "vae", "text_encoder", "image_encoder") if (root / d).is_dir()]
-    if components and all(any((root / d).glob("*.fp16.safetensors")) for d in components):
-        return "fp16"
-    return None
+class I2VGenXL(Family):
+    name = "i2vgen-xl"
+    pipeline_classes = ("I2VGenXLPipeline",)
+    hub_ids = ("ali-vilab/i2vgen-xl",)
+    uses_step_callback = False  # no callback_on_step_end: progress and cancel through a UNet hook
+    cfg_in_one_call = True  # one UNet call per step holds both CFG halves, unconditional rows first
 
+    # -- identity -----------------------------------------------------------------------------
 
-# --- sampling ----------------------------------------------------------------------------------
+    def variant_of(self, index, configs) -> str | None:
+        return "i2vgen-xl" if index.get("_class_name") in self.pipeline_classes else None
 
+    def hub_variant(self, hub_id: str) -> str:
+        return "i2vgen-xl"
 
-def encode_prompts(pipe: Any, texts: list[str], device: torch.device) -> torch.Tensor:
-    """Prompt embeddings as upstream's default ``clip_skip=1`` computes them.
+    def rules(self, variant: str) -> Rules:
+        return RULES
 
-    Penultimate hidden state of the CLIP text tower, then its final layer norm. Padded to the
-    tokenizer's max length and truncated like the stock ``encode_prompt``.
-    """
-    tokens = pipe.tokenizer(
-        texts,
-        padding="max_length",
-        max_length=pipe.tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    )
-    encoder = pipe.text_encoder
-    mask = None
-    if getattr(encoder.config, "use_attention_mask", False):
-        mask = tokens.attention_mask.to(device)
-    hidden = encoder(tokens.input_ids.to(device), attention_mask=mask, output_hidden_states=True)
-    tower = getattr(encoder, "text_model", encoder)  # transformers < 5 nests the tower
-    embeds = tower.final_layer_norm(hidden.hidden_states[-2])
-    return embeds.to(dtype=encoder.dtype, device=device)
+    def roles(self, variant: str) -> Roles:
+        return ROLES
 
+    # -- configurations and tiny models -------------------------------------------------------
 
-def initial_latents(pipe: Any, seeds: list[int], frames: int, height: int, width: int,
-                    device: torch.device) -> torch.Tensor:
-    """One noise tensor per clip, each from its own CPU generator (same on every device)."""
-    shape = (1, pipe.unet.config.in_channels, frames, height // pipe.vae_scale_factor,
-             width // pipe.vae_scale_factor)
-    dtype = pipe.text_encoder.dtype
-    noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s), dtype=torch.float32)
-             for s in seeds]
-    return torch.cat(noise).to(device=device, dtype=dtype)
+    def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
+        return {role: dict(config) for role, config in PUBLISHED_CONFIGS[hub_id].items()}
 
+    def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
+        return _meta_component(role, config_json, dtype)
 
-@dataclass(frozen=True)
-class Denoise:
-    """Everything one stock pipeline call needs, for one input image and its clips."""
+    @property
+    def tiny_models(self):
+        return {"tiny-i2vgen-xl": lambda: build(TINY_CONFIGS)}
 
-    image: Any  # PIL image; the pipeline resizes and centre-crops it itself
-    prompt_embeds: torch.Tensor
-    negative_embeds: torch.Tensor
-    latents: torch.Tensor  # [clips, C, F, h, w]
-    width: int
-    height: int
-    num_frames: int
-    steps: int
-    guidance_scale: float
-    target_fps: int
+    # -- loading and sampling -----------------------------------------------------------------
 
+    def pipeline_class(self) -> type:
+        return _pipeline_class()
 
-def denoise(pipe: Any, job: Denoise, device: torch.device) -> torch.Tensor:
-    """Run the stock pipeline up to the final latents (decoding is done by the caller)."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(IMAGE_LATENT_SEED)
-        out = pipe(
-            image=job.image,
-            prompt_embeds=job.prompt_embeds,
-            negative_prompt_embeds=job.negative_embeds,
-            latents=job.latents,
-            num_videos_per_prompt=job.latents.shape[0],
-            width=job.width,
-            height=job.height,
-            num_frames=job.num_frames,
-            num_inference_steps=job.steps,
-            guidance_scale=job.guidance_scale,
-            target_fps=job.target_fps,
-            output_type="latent",
-            return_dict=False,
+    def load_kwargs(self, source: str, local: bool, spec: LoadSpec) -> dict[str, Any]:
+        if spec.dtype != torch.float16:
+            return {}
+        if not local:  # a download: the published repo ships fp16 files, half the bytes
+            return {"variant": "fp16"} if source in self.hub_ids else {}
+        return {"variant": "fp16"} if _has_fp16_files(Path(source)) else {}
+
+    def prepare(self, pipe: Any) -> None:
+        bridge_vae_dtype(pipe)
+
+    def encode_prompt(self, pipe: Any, text: str, device: torch.device) -> torch.Tensor:
+        """Prompt embeddings as upstream's default ``clip_skip=1`` computes them.
+
+        Penultimate hidden state of the CLIP text tower, then its final layer norm. Padded to the
+        tokenizer's max length and truncated like the stock ``encode_prompt``.
+        """
+        tokens = pipe.tokenizer(
+            [text],
+            padding="max_length",
+            max_length=pipe.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
         )
-    return out[0]
+        encoder = pipe.text_encoder
+        mask = (
+            tokens.attention_mask.to(device) if getattr(encoder.config, "use_attention_mask", False) else None
+        )
+        hidden = encoder(tokens.input_ids.to(device), attention_mask=mask, output_hidden_states=True)
+        tower = getattr(encoder, "text_model", encoder)  # transformers < 5 nests the tower
+        embeds = tower.final_layer_norm(hidden.hidden_states[-2])
+        return embeds.to(dtype=encoder.dtype, device=device)
+
+    def initial_latents(self, pipe, variant, seeds, frames, height, width, device) -> torch.Tensor:
+        shape = (
+            1,
+            pipe.unet.config.in_channels,
+            frames,
+            height // pipe.vae_scale_factor,
+            width // pipe.vae_scale_factor,
+        )
+        noise = [
+            torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s), dtype=torch.float32)
+            for s in seeds
+        ]
+        return torch.cat(noise).to(device=device, dtype=pipe.text_encoder.dtype)
+
+    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> torch.Tensor:
+        with _fixed_global_rng(device):
+            out = pipe(
+                image=job.image,
+                prompt_embeds=job.prompt_embeds,
+                negative_prompt_embeds=job.negative_embeds,
+                latents=job.latents,
+                num_videos_per_prompt=job.latents.shape[0],
+                width=job.width,
+                height=job.height,
+                num_frames=job.num_frames,
+                num_inference_steps=job.steps,
+                guidance_scale=job.guidance_scale,
+                target_fps=job.target_fps,
+                output_type="latent",
+                return_dict=False,
+            )
+        return out[0]
+
+    def decode(self, pipe: Any, latents: torch.Tensor, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
+        video = pipe.decode_latents(latents.to(vae_dtype), decode_chunk_size=chunk)  # [1, 3, F, H, W]
+        return video_to_frames(video)
+
+    def stock_frames(
+        self,
+        pipe,
+        *,
+        image,
+        prompt,
+        negative_prompt,
+        latents,
+        width,
+        height,
+        num_frames,
+        steps,
+        guidance_scale,
+        target_fps,
+        decode_chunk,
+        options=None,
+    ) -> torch.Tensor:
+        if not hasattr(
+            pipe.text_encoder, "text_model"
+        ):  # let the stock clip_skip=1 path run on transformers 5
+            object.__setattr__(pipe.text_encoder, "text_model", pipe.text_encoder)
+        with _fixed_global_rng(latents.device):
+            video = pipe(
+                image=image,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                latents=latents,
+                width=width,
+                height=height,
+                num_frames=num_frames,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                target_fps=target_fps,
+                decode_chunk_size=decode_chunk,
+                output_type="pt",
+                clip_skip=1,
+            ).frames
+        return video[0].permute(0, 2, 3, 1)
+
+    # -- memory traces ------------------------------------------------------------------------
+
+    def denoiser_trace(self, variant, configs, dtype, rows, frames, height, width, full_depth=False) -> Trace:
+        unet_config = json.loads(configs)["unet"]
+        unet = self.meta_component("unet", json.dumps(unet_config, sort_keys=True), dtype)
+        lh, lw = height // RULES.vae_spatial, width // RULES.vae_spatial
+        channels, cross = unet.config.in_channels, unet.config.cross_attention_dim
+        with torch.device("meta"):
+            sample = torch.empty(rows, channels, frames, lh, lw, dtype=dtype)
+            kwargs = {
+                "encoder_hidden_states": torch.empty(rows, 77, cross, dtype=dtype),
+                "fps": torch.empty(rows, dtype=torch.long),
+                "image_latents": torch.empty(rows, channels, frames, lh, lw, dtype=dtype),
+                "image_embeddings": torch.empty(rows, 1, cross, dtype=dtype),
+                "return_dict": False,
+            }
+            timestep = torch.empty((), dtype=torch.long)
+        return Trace(unet, (sample, timestep), kwargs)
+
+    def vae_trace(self, variant, configs, dtype, direction, frames, height, width, tiling) -> Trace:
+        vae = _meta_vae(json.dumps(json.loads(configs)["vae"], sort_keys=True), dtype, tiling)
+        scale = RULES.vae_spatial
+        with torch.device("meta"):
+            if direction == "decode":  # a chunk of frames decodes as a batch of images
+                latents = torch.empty(
+                    frames, vae.config.latent_channels, height // scale, width // scale, dtype=dtype
+                )
+                return Trace(vae.decode, (latents,))
+            return Trace(vae.encode, (torch.empty(1, 3, height, width, dtype=dtype),))
 
 
-def decode(pipe: Any, latents: torch.Tensor, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
-    """Latents of one clip ``[1, C, F, h, w]`` to frames ``[F, H, W, 3]`` float32 in 0..1."""
-    video = pipe.decode_latents(latents.to(vae_dtype), decode_chunk_size=chunk)  # [1, 3, F, H, W]
-    return _to_frames(video)
+FAMILY = I2VGenXL()
 
 
-def _to_frames(video: torch.Tensor) -> torch.Tensor:
-    # Same mapping as the pipeline's video processor ((x / 2 + 0.5).clamp(0, 1)), laid out as
-    # ComfyUI's IMAGE: frames first, channels last.
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def video_to_frames(video: torch.Tensor) -> torch.Tensor:
+    """``[1, 3, F, H, W]`` in -1..1 to ComfyUI IMAGE frames ``[F, H, W, 3]`` float32 in 0..1.
+
+    The same mapping as diffusers' video processor ((x / 2 + 0.5).clamp(0, 1)), laid out as
+    ComfyUI's IMAGE: frames first, channels last.
+    """
     frames = video[0].permute(1, 2, 3, 0)
     return (frames.float() / 2 + 0.5).clamp_(0, 1)
+
+
+@contextmanager
+def _fixed_global_rng(device: torch.device) -> Iterator[None]:
+    """Fork the global RNG and seed it, around the pipeline's one draw from it."""
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(IMAGE_LATENT_SEED)
+        yield
+
+
+def _has_fp16_files(root: Path) -> bool:
+    """Use the ``fp16`` weight files when every weighted component ships them (half the read)."""
+    components = [d for d in ROLES.weighted if (root / d).is_dir()]
+    return bool(components) and all(any((root / d).glob("*.fp16.safetensors")) for d in components)
+
+
+def bridge_vae_dtype(pipe: Any) -> None:
+    """Let the VAE run in another dtype than the UNet and encoders.
+
+    The stock pipeline feeds the VAE pixels in the image encoder's dtype, and the UNet the VAE's
+    image latents as they come; with an fp32 VAE beside an fp16 UNet both calls would fail. Two
+    pre-hooks cast the inputs to the receiving module's dtype.
+    """
+    if pipe.vae.dtype == pipe.unet.dtype:
+        return
+    pipe.vae.encoder.register_forward_pre_hook(_cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
+    pipe.unet.register_forward_pre_hook(_cast_inputs_to(pipe.unet), with_kwargs=True)
+
+
+def _cast_inputs_to(module: torch.nn.Module):
+    def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        dtype = next(module.parameters()).dtype
+
+        def cast(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
+                return value.to(dtype)
+            return value
+
+        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+    return hook
+
+
+@functools.lru_cache(maxsize=16)
+def _meta_component(role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
+    config = json.loads(config_json)
+    if role == "unet":
+        return meta_module(_unet_class(), config, dtype)
+    if role == "vae":
+        return _meta_vae(config_json, dtype, False)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    cls, config_cls = (
+        (CLIPTextModel, CLIPTextConfig)
+        if role == "text_encoder"
+        else (CLIPVisionModelWithProjection, CLIPVisionConfig)
+    )
+    with torch.device("meta"):
+        return cls(config_cls(**config)).to(dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _meta_vae(config_json: str, dtype: torch.dtype, tiling: bool) -> torch.nn.Module:
+    """One meta VAE per tiling setting, so no trace ever toggles state on a shared module."""
+    from diffusers import AutoencoderKL
+
+    vae = meta_module(AutoencoderKL, json.loads(config_json), dtype)
+    if tiling:
+        vae.enable_tiling()
+    return vae
+
+
+def build(configs: dict[str, Any], seed: int = tiny.BUILD_SEED) -> Any:
+    """An I2VGen-XL pipeline with random weights (fixed seed) from component configs.
+
+    With :data:`TINY_CONFIGS`, the tiny test model; with a published config, a full-size model
+    for benchmarks without downloading its weights.
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    tokenizer = tiny.build_clip_tokenizer()
+    with tiny.seeded(seed):
+        special = {
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        # a full-size config brings CLIP's own vocab size; our offline ids fit inside it
+        text_config = CLIPTextConfig(**{"vocab_size": len(tokenizer), **special, **configs["text_encoder"]})
+        components = {
+            "unet": _unet_class()(**configs["unet"]),
+            "vae": AutoencoderKL(**configs["vae"]),
+            "text_encoder": CLIPTextModel(text_config),
+            "image_encoder": CLIPVisionModelWithProjection(CLIPVisionConfig(**configs["image_encoder"])),
+        }
+    return _pipeline_class()(
+        tokenizer=tokenizer,
+        feature_extractor=CLIPImageProcessor(**configs["feature_extractor"]),
+        scheduler=DDIMScheduler(**configs["scheduler"]),
+        **components,
+    )

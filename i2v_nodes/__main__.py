@@ -1,0 +1,7 @@
+"""``python -m i2v_nodes``: the pack's command line (see :mod:`i2v_nodes.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

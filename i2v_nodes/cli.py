@@ -1,0 +1,165 @@
+"""The pack's command line: will a run fit this machine, before any download?
+
+    python -m i2v_nodes plan MODEL --width W --height H --frames F [--precision P] [--weights fp8]
+                             [--offload O] [--vram GB] [--ram GB] [--json]
+    python -m i2v_nodes tiers [FOLDER]   # each family's largest tier workflow that fits this machine
+
+``plan`` is VRAMGuard without ComfyUI: the same estimate and the same verdict. MODEL is a known hub
+id (sized from its published configuration, nothing downloaded), a local diffusers folder name or
+a built-in tiny model. Without ``--vram`` it plans for this machine's GPU; without ``--ram``, for
+this machine's RAM; both are total memory, with ``--headroom`` (default 10%) kept free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from . import host
+from .runtime import devices, guard, memory, models, planner
+from .runtime.errors import I2VError
+from .runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
+
+GiB = 2**30
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m i2v_nodes", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser(
+        "plan", help="will this run fit? device memory and RAM per phase, and what fits"
+    )
+    plan.add_argument("model", help="hub id, local model folder name, or tiny model")
+    plan.add_argument("--width", type=int, required=True)
+    plan.add_argument("--height", type=int, required=True)
+    plan.add_argument("--frames", type=int, required=True)
+    plan.add_argument("--batch", type=int, default=1, help="clips per image (default 1)")
+    plan.add_argument("--no-cfg", action="store_true", help="guidance 1 or less (one denoiser pass per step)")
+    plan.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
+    plan.add_argument("--vae-precision", choices=VAE_PRECISION_CHOICES, default="auto")
+    plan.add_argument("--weights", choices=WEIGHTS_CHOICES, default="default")
+    plan.add_argument("--offload", choices=models.OFFLOAD_CHOICES, default="none")
+    plan.add_argument(
+        "--device", choices=["cuda", "cpu"], default="cuda", help="where it runs (default cuda)"
+    )
+    plan.add_argument("--vram", type=float, help="device memory in GiB (default: this machine's GPU)")
+    plan.add_argument("--ram", type=float, help="system RAM in GiB (default: this machine's)")
+    plan.add_argument("--headroom", type=float, default=0.10, help="fraction kept free (default 0.10)")
+    plan.add_argument("--json", action="store_true", help="the same as data, with a top-level boolean 'fits'")
+    tiers = commands.add_parser("tiers", help="each family's largest tier workflow that fits this machine")
+    tiers.add_argument("folder", nargs="?", default="workflows/api", help="API-format tier workflows")
+    return parser
+
+
+def this_machine(device: str, vram: float | None, ram: float | None, headroom: float) -> planner.Machine:
+    ram_gib = ram if ram is not None else devices.total_bytes(torch.device("cpu")) / GiB
+    if device == "cpu":
+        return planner.Machine(ram_gib, ram_gib, headroom)
+    if vram is None:
+        if not torch.cuda.is_available():
+            raise SystemExit("no CUDA device here: give --vram GB (the card to plan for), or --device cpu")
+        vram = devices.total_bytes(torch.device("cuda")) / GiB
+    return planner.Machine(vram, ram_gib, headroom)
+
+
+def plan(args: argparse.Namespace) -> int:
+    handle = models.handle_for_planning(
+        args.model,
+        host.model_dirs(),
+        precision=args.precision,
+        vae_precision=args.vae_precision,
+        device=args.device,
+        offload=args.offload,
+        weights=args.weights,
+    )
+    from .runtime.sampling import validate_shape
+
+    validate_shape(handle, args.width, args.height, args.frames, args.batch)
+    machine = this_machine(args.device, args.vram, args.ram, args.headroom)
+    result = planner.answer(
+        handle,
+        memory.RunShape(args.width, args.height, args.frames, args.batch, cfg=not args.no_cfg),
+        machine,
+    )
+    print(json.dumps(result.as_data(), indent=2) if args.json else planner.render(result))
+    return 0 if result.fits else 1
+
+
+def tiers(args: argparse.Namespace) -> int:
+    """For each family, the largest tier workflow in ``folder`` whose run fits this machine."""
+    cuda = torch.cuda.is_available()
+    machine = this_machine("cuda" if cuda else "cpu", None, None, 0.10)
+    where = (
+        f"this machine ({machine.vram_gib:.0f} GiB GPU, {machine.ram_gib:.0f} GiB RAM)"
+        if cuda
+        else f"this machine (no GPU; {machine.ram_gib:.0f} GiB RAM, runs on the CPU)"
+    )
+    best: dict[str, tuple[int, str]] = {}
+    for path in sorted(Path(args.folder).glob("*.json")):
+        tier = _tier_run(json.loads(path.read_text(encoding="utf-8")), "cuda" if cuda else "cpu")
+        if tier is None:
+            continue
+        handle, shape, options = tier
+        if guard.fits(handle, shape, options, machine.budget()):
+            peak = memory.estimate(handle, shape, options).peak
+            if peak > best.get(handle.family, (-1, ""))[0]:
+                best[handle.family] = (
+                    peak,
+                    f"{path.stem} ({handle.name}, {shape.width}x{shape.height}, "
+                    f"{shape.num_frames} frames: {peak / GiB:.1f} GiB)",
+                )
+    print(f"What {where} can run, per model family (largest tier workflow that fits):")
+    for family in sorted({*best, *_families_in(args.folder)}):
+        print(f"- {family}: {best[family][1] if family in best else 'none of the tier workflows fits'}")
+    return 0
+
+
+def _families_in(folder: str) -> set[str]:
+    names = set()
+    for path in Path(folder).glob("*.json"):
+        loader = _node(json.loads(path.read_text(encoding="utf-8")), "LoadI2VModel")
+        if loader and loader["model"] in models.families.known_hub_ids():
+            names.add(models.families.for_hub_id(loader["model"]).name)
+    return names
+
+
+def _node(api: dict, class_type: str) -> dict | None:
+    return next((n["inputs"] for n in api.values() if n.get("class_type") == class_type), None)
+
+
+def _tier_run(api: dict, device: str):
+    loader, guard_inputs = _node(api, "LoadI2VModel"), _node(api, "VRAMGuard")
+    sample = _node(api, "I2VSample")
+    if loader is None or guard_inputs is None or loader["model"] not in models.families.known_hub_ids():
+        return None
+    precision = loader["precision"] if device == "cuda" else "auto"
+    handle = models.handle_for_planning(
+        loader["model"],
+        [],
+        precision=precision,
+        device=device,
+        offload=loader["offload"] if device == "cuda" else "none",
+        weights=loader.get("weights", "default"),
+    )
+    cfg = not sample or float(sample.get("guidance_scale", 9.0)) > 1
+    shape = memory.RunShape(
+        guard_inputs["width"],
+        guard_inputs["height"],
+        guard_inputs["num_frames"],
+        guard_inputs["batch_size"],
+        cfg=cfg,
+    )
+    return handle, shape, memory.default_options(handle, shape)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return plan(args) if args.command == "plan" else tiers(args)
+    except I2VError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,312 @@
+"""The contract every model family fulfils: its rules, its components, how it loads and samples,
+and how its memory is traced.
+
+A family is one module in this package holding one :class:`Family` subclass. Everything that is
+specific to a model lives there: the size and frame rules, which component plays which role, how
+the stock diffusers pipeline is called (by keyword), its published configurations, its tiny test
+models and its memory traces. The rest of the engine (sampling, placement, the memory estimate,
+the step hook, the nodes) asks the family and names no model or component itself.
+
+A family module registers its instance in :mod:`families` and then has to pass the contract test
+suite (``tests/test_family_contract.py``), which runs over every registered family.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+
+# --- what a family declares ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Sizes, frame counts and defaults a model takes (one variant of a family)."""
+
+    size_multiple: int  # width and height must be multiples of this
+    vae_spatial: int  # pixels per latent pixel
+    vae_temporal: int  # frames per latent frame after the first (1: no temporal compression)
+    latent_channels: int
+    frame_step: int  # frame counts are frame_step * k + 1 (1: any count)
+    min_frames: int
+    max_frames: int
+    trained_frames: int  # what the model was trained on; more may drift
+    default_width: int
+    default_height: int
+    default_frames: int
+    default_fps: int
+    default_steps: int
+    default_guidance: float
+    default_precision: str  # on CUDA; CPUs always default to fp32
+    default_negative: str = ""
+    chunked_decode: bool = True  # decode_chunk_size sets frames per VAE call (2-D VAEs)
+
+    def frames_valid(self, frames: int) -> bool:
+        return self.min_frames <= frames <= self.max_frames and (frames - 1) % self.frame_step == 0
+
+    def nearest_frames(self, frames: int) -> tuple[int, ...]:
+        """The valid frame counts nearest to ``frames`` (one or two of them)."""
+        step = self.frame_step
+        low = max(self.min_frames, (frames - 1) // step * step + 1)
+        high = min(self.max_frames, low + step if low < frames else low)
+        return tuple(sorted({n for n in (low, high) if self.frames_valid(n)}))
+
+    def latent_frames(self, frames: int) -> int:
+        return (frames - 1) // self.vae_temporal + 1 if self.vae_temporal > 1 else frames
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which pipeline component plays which part."""
+
+    denoisers: tuple[str, ...]  # run during the steps; with two, one at a time
+    vae: str = "vae"
+    encoders: tuple[str, ...] = ()  # text and image encoders, run before the steps
+
+    @property
+    def weighted(self) -> tuple[str, ...]:
+        return (*self.encoders, *self.denoisers, self.vae)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A call to trace on the meta device: ``fn(*args, **kwargs)``. The ``repeat`` calls,
+    ``(owner, method name)`` such as a per-frame sub-module's forward, are traced once per call
+    signature and replayed (see :mod:`..memtrace`)."""
+
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    repeat: tuple[tuple[Any, str], ...] = ()
+
+    def peak_bytes(self) -> int:
+        from ..memtrace import peak_bytes
+
+        return peak_bytes(self.fn, *self.args, repeat=self.repeat, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class DenoiseJob:
+    """Everything one stock pipeline call needs, for one input image and its clips."""
+
+    image: Any  # PIL image, already at the output size where the family wants it so
+    prompt_embeds: torch.Tensor  # [1, tokens, dim]: one prompt for every clip
+    negative_embeds: torch.Tensor | None  # likewise; None when guidance is off
+    latents: torch.Tensor  # [clips, C, latent frames, h, w]
+    width: int
+    height: int
+    num_frames: int
+    steps: int
+    guidance_scale: float
+    target_fps: int
+    options: Any = None  # the family's own settings (its options node), or None
+    step_end: Callable[[], bool] | None = None  # after each step; True stops the run (cancel)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How to load: dtypes, fp8 weight storage, where to."""
+
+    dtype: torch.dtype
+    vae_dtype: torch.dtype
+    weights: str = "default"  # "fp8": the denoisers keep float8_e4m3fn weights, compute in dtype
+
+
+def config_json(config: Mapping[str, Any]) -> str:
+    """A config as a hashable, canonical string (the key of every per-config cache)."""
+    return json.dumps(dict(config), sort_keys=True)
+
+
+def meta_module(cls: type, config: Mapping[str, Any], dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A weightless module of ``cls`` with this (diffusers) config, for sizes and memory traces."""
+    clean = {k: v for k, v in config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        module = cls.from_config(clean).eval()
+    # nn.Module.to, not the diffusers override, which warns about fp32-pinned modules on every cast
+    return torch.nn.Module.to(module, dtype)
+
+
+def numel(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# --- the contract ----------------------------------------------------------------------------
+
+
+class Family(abc.ABC):
+    """One pipeline family. Subclasses set the class attributes and implement the methods."""
+
+    name: str  # e.g. "wan"
+    pipeline_classes: tuple[str, ...]  # model_index.json ``_class_name`` values it reads
+    hub_ids: tuple[str, ...]  # published models it knows the configs of
+    options_node: str | None = None  # the node building this family's options, if any
+    uses_step_callback: bool = True  # progress/cancel via callback_on_step_end (else a denoiser hook)
+    cfg_in_one_call: bool = False  # both CFG halves in one denoiser call (rows half-major)
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any]) -> str | None:
+        """The variant a pipeline folder holds (from model_index.json and configs), or None."""
+
+    @abc.abstractmethod
+    def hub_variant(self, hub_id: str) -> str: ...
+
+    @abc.abstractmethod
+    def rules(self, variant: str) -> Rules: ...
+
+    @abc.abstractmethod
+    def roles(self, variant: str) -> Roles: ...
+
+    # -- published configurations and tiny models ---------------------------------------------
+
+    @abc.abstractmethod
+    def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
+        """Component configs of a published model, enough to count its parameters and trace it."""
+
+    @abc.abstractmethod
+    def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
+        """A weightless module of one component (``role`` is its pipeline attribute name)."""
+
+    def published_description(self, hub_id: str) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
+        """Configs (as the component classes complete them) and parameter counts, no weights."""
+        return _published_description(self, hub_id)
+
+    @property
+    @abc.abstractmethod
+    def tiny_models(self) -> dict[str, Callable[[], Any]]:
+        """Built-in tiny models: name -> builder of a pipeline with random weights."""
+
+    # -- loading and sampling -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def pipeline_class(self) -> type: ...
+
+    def load_kwargs(self, source: str, local: bool, spec: LoadSpec) -> dict[str, Any]:
+        """Extra keyword arguments for ``from_pretrained`` (weight variants and the like)."""
+        return {}
+
+    def prepare(self, pipe: Any) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Adjust a freshly loaded pipeline (dtype bridges and the like)."""
+
+    @abc.abstractmethod
+    def encode_prompt(self, pipe: Any, text: str, device: torch.device) -> torch.Tensor:
+        """Embeddings of one prompt, ``[1, tokens, dim]``, exactly as the stock pipeline makes them."""
+
+    def prepare_image(self, image: Any, width: int, height: int) -> Any:
+        """The input image as the pipeline should get it (PIL). Default: unchanged."""
+        return image
+
+    @abc.abstractmethod
+    def initial_latents(
+        self,
+        pipe: Any,
+        variant: str,
+        seeds: list[int],
+        frames: int,
+        height: int,
+        width: int,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """One noise tensor per clip, each from its own CPU generator (same on every device)."""
+
+    @abc.abstractmethod
+    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> torch.Tensor:
+        """Run the stock pipeline up to the final latents (decoding is the caller's)."""
+
+    @abc.abstractmethod
+    def decode(self, pipe: Any, latents: torch.Tensor, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
+        """Latents of one clip ``[1, C, f, h, w]`` to frames ``[F, H, W, 3]`` float32 in 0..1."""
+
+    @abc.abstractmethod
+    def stock_frames(
+        self,
+        pipe: Any,
+        *,
+        image: Any,
+        prompt: str,
+        negative_prompt: str,
+        latents: torch.Tensor,
+        width: int,
+        height: int,
+        num_frames: int,
+        steps: int,
+        guidance_scale: float,
+        target_fps: int,
+        decode_chunk: int,
+        options: Any = None,
+    ) -> torch.Tensor:
+        """Frames ``[F, H, W, 3]`` of a plain stock pipeline call with prompt texts: the oracle."""
+
+    def option_inputs(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The widgets of this family's options node (ComfyUI INPUT_TYPES entries, with tooltips)."""
+        return {}
+
+    def make_options(self, values: Mapping[str, Any]) -> Any:
+        """The family's settings object from its options node's widget values."""
+        raise NotImplementedError(f"the {self.name} family has no options")
+
+    def check_options(self, variant: str, options: Any) -> None:
+        """Raise :class:`InputError` for options this variant cannot use."""
+        if options is not None:
+            raise InputError("options", f"the {self.name} family takes no options")
+
+    # -- memory traces ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def denoiser_trace(
+        self,
+        variant: str,
+        configs: str,
+        dtype: torch.dtype,
+        rows: int,
+        frames: int,
+        height: int,
+        width: int,
+        full_depth: bool = False,
+    ) -> Trace:
+        """One denoiser call with ``rows`` batch rows at this output size (``configs``: JSON). A
+        family may trace fewer of its identical blocks when that leaves the peak unchanged;
+        ``full_depth`` asks for all of them (to count FLOPs)."""
+
+    @abc.abstractmethod
+    def vae_trace(
+        self,
+        variant: str,
+        configs: str,
+        dtype: torch.dtype,
+        direction: str,
+        frames: int,
+        height: int,
+        width: int,
+        tiling: bool,
+    ) -> Trace:
+        """A VAE ``encode`` or ``decode`` of ``frames`` output frames (one clip) at this size."""
+
+    def encoder_traces(self, variant: str, configs: str, dtype: torch.dtype) -> list[Trace]:
+        """Text/image encoder calls made in the encode phase (each traced on its own)."""
+        return []
+
+
+@functools.lru_cache(maxsize=16)
+def _published_description(family: Family, hub_id: str) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
+    configs = family.published_configs(hub_id)
+    completed: dict[str, Any] = {}
+    params = []
+    variant = family.hub_variant(hub_id)
+    for role in family.roles(variant).weighted:
+        module = family.meta_component(role, config_json(configs[role]), torch.float32)
+        config = getattr(module, "config", None)
+        completed[role] = dict(config) if hasattr(config, "keys") else dict(configs[role])
+        params.append((role, numel(module)))
+    for role, config in configs.items():
+        completed.setdefault(role, dict(config))
+    return completed, tuple(params)

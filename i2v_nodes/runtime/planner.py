@@ -1,0 +1,267 @@
+"""Will this run on my machine? The answers of ``python -m i2v_nodes plan`` and the tier chooser.
+
+Works from a model handle alone, so a published model is sized from its configuration with no
+weights on disk. The verdict is the guard's own (:func:`guard.fits`); this module only asks it
+for more settings: every memory option in turn, with and without fp8 weight storage, and for
+each the largest frame count and size that would fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from . import guard, memory
+from .models import ModelHandle
+
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine to plan for: device memory and system RAM (GiB), and the headroom kept free."""
+
+    vram_gib: float
+    ram_gib: float
+    headroom: float = 0.10
+
+    def budget(self) -> guard.Budget:
+        return guard.Budget(
+            free=int(self.vram_gib * GiB),
+            total=int(self.vram_gib * GiB),
+            headroom=self.headroom,
+            ram_free=int(self.ram_gib * GiB),
+            ram_total=int(self.ram_gib * GiB),
+        )
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to run: weight storage plus memory options, with its figures."""
+
+    weights: str
+    options: memory.MemoryOptions
+    device_phases: dict[str, int]
+    ram_phases: dict[str, int]
+    device_peak: int
+    ram_peak: int
+    fits: bool
+    largest_frames: int  # at the asked size, up to twice the asked (or trained) count; 0: none fits
+    largest_size: tuple[int, int] | None  # at the asked frames, same aspect; None: none fits
+
+    def label(self) -> str:
+        o = self.options
+        parts = [
+            f"weights {self.weights}",
+            f"offload {o.offload}",
+            f"VAE tiling {'on' if o.vae_tiling else 'off'}",
+        ]
+        if o.decode_chunk != 8:
+            parts.append(f"decode chunk {o.decode_chunk}")
+        if o.clips_per_call:
+            parts.append(f"{o.clips_per_call} clip(s) per call")
+        if o.split_cfg:
+            parts.append("CFG halves split")
+        return ", ".join(parts)
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "weights": self.weights,
+            "options": dataclasses.asdict(self.options),
+            "device_gib": _gib_map(self.device_phases),
+            "ram_gib": _gib_map(self.ram_phases),
+            "device_peak_gib": round(self.device_peak / GiB, 2),
+            "ram_peak_gib": round(self.ram_peak / GiB, 2),
+            "fits": self.fits,
+            "largest_frames": self.largest_frames,
+            "largest_size": list(self.largest_size) if self.largest_size else None,
+        }
+
+
+def _gib_map(phases: dict[str, int]) -> dict[str, float]:
+    return {phase: round(value / GiB, 2) for phase, value in phases.items()}
+
+
+def option_sets(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[str, memory.MemoryOptions]]:
+    """The handle's own weight storage with its default options and every step of the guard's
+    ladder; then the same with fp8 storage (never chosen silently: it changes the output)."""
+    storages = [handle.weights] + (["fp8"] if handle.weights != "fp8" and handle.roles.denoisers else [])
+    for weights in storages:
+        variant = dataclasses.replace(handle, weights=weights)
+        start = memory.default_options(variant, shape)
+        yield weights, start
+        for _label, options in guard.ladder(variant, shape, start):
+            yield weights, options
+
+
+def evaluate(
+    handle: ModelHandle,
+    shape: memory.RunShape,
+    weights: str,
+    options: memory.MemoryOptions,
+    budget: guard.Budget,
+    search: bool = True,
+) -> Option:
+    variant = dataclasses.replace(handle, weights=weights)
+    device = memory.estimate_phases(variant, shape, options)
+    ram = memory.ram_phases(variant, shape, options)
+    fits = guard.fits(variant, shape, options, budget)
+    limit = 2 * max(shape.num_frames, handle.rules.trained_frames)
+    frames = guard.largest_frames(variant, shape, options, budget, limit=limit) if search else 0
+    size = guard.largest_size(variant, shape, options, budget) if search else None
+    return Option(
+        weights,
+        options,
+        device,
+        ram,
+        max(device.values()),
+        max(ram.values()),
+        fits,
+        frames,
+        (size.width, size.height) if size else None,
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    handle: ModelHandle
+    shape: memory.RunShape
+    machine: Machine
+    asked: Option  # the run as configured
+    options: tuple[Option, ...]  # every option set, in ladder order
+
+    @property
+    def fits(self) -> bool:
+        return self.asked.fits
+
+    def first_fitting(self) -> Option | None:
+        return next((o for o in self.options if o.fits), None)
+
+    def as_data(self) -> dict[str, Any]:
+        h, s = self.handle, self.shape
+        fitting = self.first_fitting()
+        return {
+            "model": h.name,
+            "family": h.family,
+            "variant": h.variant,
+            "precision": h.precision,
+            "vae_precision": h.vae_precision,
+            "device": h.device,
+            "run": {
+                "width": s.width,
+                "height": s.height,
+                "frames": s.num_frames,
+                "batch": s.batch_size,
+                "cfg": s.cfg,
+            },
+            "machine": dataclasses.asdict(self.machine),
+            "fits": self.fits,
+            "asked": self.asked.as_data(),
+            "fitting_options": fitting.as_data() if fitting else None,
+            "options": [o.as_data() for o in self.options],
+        }
+
+
+def answer(handle: ModelHandle, shape: memory.RunShape, machine: Machine) -> Answer:
+    budget = machine.budget()
+    asked = evaluate(handle, shape, handle.weights, memory.default_options(handle, shape), budget)
+    options = tuple(
+        evaluate(handle, shape, weights, options, budget) for weights, options in option_sets(handle, shape)
+    )
+    return Answer(handle, shape, machine, asked, options)
+
+
+def render(result: Answer) -> str:
+    h, s, m = result.handle, result.shape, result.machine
+    lines = [
+        f"{h.name} ({h.variant}), {h.precision}, VAE {h.vae_precision}, on {h.device}: "
+        f"{s.width}x{s.height}, {s.num_frames} frames, batch {s.batch_size}, CFG {'on' if s.cfg else 'off'}",
+        f"machine: {m.vram_gib:g} GiB device memory, {m.ram_gib:g} GiB system RAM, {m.headroom:.0%} kept "
+        f"free",
+        "",
+        f"as asked ({result.asked.label()}): {_verdict(result.asked)}",
+        _phase_line("device", result.asked.device_phases),
+        _phase_line("RAM", result.asked.ram_phases),
+        "",
+    ]
+    lines.append(
+        "each memory option (cumulative, in the order VRAMGuard's adapt tries them; fp8 changes the output):"
+    )
+    for option in result.options:
+        size = f"{option.largest_size[0]}x{option.largest_size[1]}" if option.largest_size else "none"
+        lines.append(
+            f"- {option.label()}: device {option.device_peak / GiB:.1f} GiB, RAM "
+            f"{option.ram_peak / GiB:.1f} GiB: {'fits' if option.fits else 'does not fit'}; largest frames "
+            f"here {option.largest_frames or 'none'} (of up to "
+            f"{2 * max(s.num_frames, h.rules.trained_frames)}), largest size at {s.num_frames} frames {size}"
+        )
+    fitting = result.first_fitting()
+    lines.append("")
+    lines.append(
+        "verdict: fits as asked"
+        if result.fits
+        else f"verdict: does not fit as asked; it fits with {fitting.label()}"
+        if fitting
+        else "verdict: does not fit with any memory option; lower the size or frame count (see above)"
+    )
+    return "\n".join(lines)
+
+
+def _verdict(option: Option) -> str:
+    return (
+        f"device peak {option.device_peak / GiB:.1f} GiB, RAM peak {option.ram_peak / GiB:.1f} GiB: "
+        f"{'FITS' if option.fits else 'DOES NOT FIT'}"
+    )
+
+
+def _phase_line(pool: str, phases: dict[str, int]) -> str:
+    return f"  {pool} per phase: " + ", ".join(
+        f"{phase} {value / GiB:.1f} GiB" for phase, value in phases.items()
+    )
+
+
+# --- choosing a tier -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    handle: ModelHandle  # with the chosen weight storage
+    shape: memory.RunShape
+    options: memory.MemoryOptions
+    device_peak: int
+    ram_peak: int
+
+
+def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[str, memory.MemoryOptions]]:
+    """Every combination of weight storage, offload mode and VAE tiling, best first: full-precision
+    weights before fp8, then the fastest offload, then VAE tiling off before on."""
+    offloads = (
+        ("none", "model", "group", "sequential") if torch.device(handle.device).type == "cuda" else ("none",)
+    )
+    storages = ("default", "fp8") if handle.roles.denoisers else ("default",)
+    for weights in storages:
+        start = memory.default_options(dataclasses.replace(handle, weights=weights), shape)
+        for offload in offloads:
+            for tiling in (False, True):
+                yield weights, dataclasses.replace(start, offload=offload, vae_tiling=tiling)
+
+
+def choose(candidates: Iterable[tuple[ModelHandle, memory.RunShape]], machine: Machine) -> Choice | None:
+    """The first candidate (best first) that fits, with its best way to run (see :func:`ways_to_run`)."""
+    budget = machine.budget()
+    for handle, shape in candidates:
+        for weights, options in ways_to_run(handle, shape):
+            chosen = dataclasses.replace(handle, weights=weights)
+            if guard.fits(chosen, shape, options, budget):
+                return Choice(
+                    chosen,
+                    shape,
+                    options,
+                    memory.estimate(chosen, shape, options).peak,
+                    memory.estimate_ram(chosen, shape, options).peak,
+                )
+    return None
