@@ -133,3 +133,75 @@ def test_default_decode_chunk_never_raises_the_peak(full_size):
     phases = memory.estimate_phases(full_size, shape, options)
     assert phases["decode"] <= phases["denoise"]
     assert options.decode_chunk > 1
+
+
+# --- system RAM, fp8, offload of two experts -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def a14b():
+    return models.describe_published("Wan-AI/Wan2.2-I2V-A14B-Diffusers", device="cuda")
+
+
+def test_offload_keeps_one_expert_on_the_device_and_both_in_ram(a14b):
+    shape = memory.RunShape(832, 480, 81)
+    sizes = memory.weight_bytes(a14b)
+    none = memory.MemoryOptions(offload="none")
+    model = memory.MemoryOptions(offload="model")
+    assert memory.resident_weights(a14b, "none")["denoise"] == sum(sizes.values())
+    assert memory.resident_weights(a14b, "model")["denoise"] == sizes["transformer"]  # one expert at a time
+    assert memory.ram_phases(a14b, shape, model)["run"] > sizes["transformer"] + sizes["transformer_2"]
+    # without offload the weights went to the device
+    assert memory.ram_phases(a14b, shape, none)["run"] < sizes["transformer"]
+
+
+def test_a_run_that_would_exhaust_ram_is_refused_with_advice(a14b):
+    shape = memory.RunShape(832, 480, 81)
+    budget = card(80, ram_gib=32)
+    with pytest.raises(MemoryGuardError) as caught:
+        guard.plan_run(dataclasses.replace(a14b, offload="model"), shape, "error", budget)
+    message = str(caught.value)
+    assert "system RAM: peak" in message and "DOES NOT FIT" in message
+    assert "- system RAM is short" in message
+
+
+def test_adapt_never_switches_to_fp8_but_error_advice_names_it(a14b):
+    shape = memory.RunShape(832, 480, 81)
+    budget = card(24, ram_gib=64)  # fits only with fp8 weights (see test_planner)
+    with pytest.raises(MemoryGuardError) as caught:
+        guard.plan_run(a14b, shape, "adapt", budget)
+    assert "with LoadI2VModel's weights set to fp8" in str(caught.value)
+    plan = guard.plan_run(dataclasses.replace(a14b, weights="fp8"), shape, "adapt", budget)
+    assert plan.fits and "fp8" in plan.report
+
+
+def test_guard_reports_ram_beside_the_device(a14b):
+    plan = guard.plan_run(a14b, memory.RunShape(832, 480, 81), "off", card(80, ram_gib=128))
+    assert "system RAM: peak" in plan.report and plan.ram.phase in ("load", "run")
+
+
+# --- the tracer's replay of repeated calls ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction, tiling, frames", [("decode", False, 17), ("decode", True, 13),
+                                                       ("encode", False, 17), ("encode", True, 9)])
+def test_replayed_vae_trace_equals_the_full_trace(a14b, direction, tiling, frames):
+    """Replaying repeated per-frame and per-tile calls must give exactly the peak of running them all."""
+    family = a14b.family_impl
+    trace = family.vae_trace(a14b.variant, a14b.configs_json, torch.float32, direction, frames, 320, 576,
+                             tiling)
+    full = memtrace.peak_bytes(trace.fn, *trace.args, **trace.kwargs)
+    assert trace.repeat and trace.peak_bytes() == full
+    assert trace.peak_bytes() == full  # and again, from the records the first one left
+
+
+def test_tracing_never_changes_the_shared_meta_vae(a14b):
+    """The tiled trace uses its own meta VAE: no trace toggles state another thread could see."""
+    family = a14b.family_impl
+    plain = family.vae_trace(a14b.variant, a14b.configs_json, torch.float32, "decode", 5, 256, 256, False)
+    tiled = family.vae_trace(a14b.variant, a14b.configs_json, torch.float32, "decode", 5, 256, 256, True)
+    plain_vae, tiled_vae = plain.fn.__self__, tiled.fn.__self__
+    assert plain_vae is not tiled_vae and not plain_vae.use_tiling and tiled_vae.use_tiling
+    tiled.peak_bytes()
+    plain.peak_bytes()
+    assert not plain_vae.use_tiling and tiled_vae.use_tiling

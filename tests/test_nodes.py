@@ -214,3 +214,16 @@ def test_readme_documents_every_node_and_input(session_dirs):
         spec = cls.INPUT_TYPES()
         for input_name in [*spec["required"], *spec.get("optional", {})]:
             assert f"`{input_name}`" in section, f"README's {name} section does not mention {input_name}"
+
+
+def test_guidance_off_reuses_the_guards_plan_without_a_false_warning(session_dirs, still_image, caplog):
+    """VRAMGuard plans with CFG on; a run with guidance 1 needs less, so the plan still holds."""
+    model = load_tiny()
+    guarded, *_ = node("VRAMGuard").guard(model, 64, 64, 8, 1, "error", 0.10)
+    with caplog.at_level("WARNING"):
+        frames, *_ = node("I2VSample").sample(guarded, still_image, "x", "", 64, 64, 8, 2, 1.0, 0, 1, 8, 0)
+    assert frames.shape == (8, 64, 64, 3)
+    assert "differ from what VRAMGuard planned" not in caplog.text
+    with caplog.at_level("WARNING"):
+        node("I2VSample").sample(guarded, still_image, "x", "", 64, 64, 16, 2, 9.0, 0, 1, 8, 0)
+    assert "differ from what VRAMGuard planned" in caplog.text  # a real difference is still reported

@@ -1,0 +1,158 @@
+"""`python -m i2v_nodes plan`: will this run fit, before a download; the same answer as VRAMGuard."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from i2v_nodes import cli
+from i2v_nodes.runtime import guard, memory, models, planner
+
+REPO = Path(__file__).resolve().parents[1]
+A14B = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
+GiB = 2**30
+
+
+@pytest.fixture(scope="module")
+def answer_24gb():
+    handle = models.describe_published(A14B, device="cuda")
+    return planner.answer(handle, memory.RunShape(832, 480, 81), planner.Machine(24, 64))
+
+
+def test_a14b_in_bf16_without_offload_does_not_fit_a_24gb_card(answer_24gb):
+    assert not answer_24gb.fits
+    assert answer_24gb.asked.weights == "default" and answer_24gb.asked.options.offload == "none"
+    assert answer_24gb.asked.device_peak > 24 * GiB
+
+
+def test_names_options_that_fit_and_the_ram_each_needs(answer_24gb):
+    fitting = [o for o in answer_24gb.options if o.fits]
+    assert fitting, "some memory option must make A14B fit a 24 GB card"
+    for option in answer_24gb.options:
+        assert option.ram_peak > 0 and set(option.ram_phases) == {"load", "run"}
+        assert set(option.device_phases) == {"encode", "denoise", "decode"}
+    budget = planner.Machine(24, 64).budget()
+    for option in fitting:  # the guard agrees with every "fits"
+        handle = dataclasses.replace(answer_24gb.handle, weights=option.weights)
+        assert guard.fits(handle, answer_24gb.shape, option.options, budget)
+        assert option.device_peak <= budget.usable and option.ram_peak <= budget.ram_usable
+    # offloading both bf16 experts keeps 57 GB of weights in RAM: more than 64 GB of RAM allows
+    bf16_offloaded = [
+        o for o in answer_24gb.options if o.weights == "default" and o.options.offload != "none"
+    ]
+    assert bf16_offloaded and not any(o.fits for o in bf16_offloaded)
+    assert all(o.ram_peak > 57 * GiB for o in bf16_offloaded)
+
+
+def test_the_verdict_is_the_guards(answer_24gb):
+    handle = answer_24gb.handle
+    budget = planner.Machine(24, 64).budget()
+    with pytest.raises(Exception, match="DOES NOT FIT"):
+        guard.plan_run(handle, answer_24gb.shape, "error", budget)
+    fitting = answer_24gb.first_fitting()
+    plan = guard.plan_run(
+        dataclasses.replace(handle, weights=fitting.weights),
+        answer_24gb.shape,
+        "off",
+        budget,
+        start=fitting.options,
+    )
+    assert plan.fits and plan.estimate.peak == fitting.device_peak
+
+
+def test_cli_text_and_json(capsys):
+    rc = cli.main(
+        ["plan", A14B, "--width", "832", "--height", "480", "--frames", "81", "--vram", "24", "--ram", "64"]
+    )
+    text = capsys.readouterr().out
+    assert rc == 1
+    assert "as asked (weights default, offload none" in text and "DOES NOT FIT" in text
+    assert "verdict: does not fit as asked; it fits with weights fp8" in text
+    assert "RAM per phase: load" in text
+    rc = cli.main(
+        [
+            "plan",
+            A14B,
+            "--width",
+            "832",
+            "--height",
+            "480",
+            "--frames",
+            "81",
+            "--vram",
+            "24",
+            "--ram",
+            "64",
+            "--json",
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 1 and data["fits"] is False and data["fitting_options"]["fits"] is True
+    assert {"device_gib", "ram_gib", "largest_frames", "largest_size"} <= set(data["options"][0])
+    rc = cli.main(
+        [
+            "plan",
+            A14B,
+            "--width",
+            "832",
+            "--height",
+            "480",
+            "--frames",
+            "81",
+            "--vram",
+            "80",
+            "--ram",
+            "128",
+            "--weights",
+            "fp8",
+            "--json",
+        ]
+    )
+    assert rc == 0 and json.loads(capsys.readouterr().out)["fits"] is True
+
+
+def test_cli_refuses_what_the_model_cannot_take(capsys):
+    rc = cli.main(["plan", A14B, "--width", "832", "--height", "480", "--frames", "80", "--vram", "24"])
+    assert rc == 2 and "nearest valid: 77 or 81" in capsys.readouterr().err
+
+
+def test_cli_runs_as_a_module_with_no_weights_on_disk(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "i2v_nodes",
+            "plan",
+            "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            "--width",
+            "1280",
+            "--height",
+            "704",
+            "--frames",
+            "121",
+            "--vram",
+            "12",
+            "--ram",
+            "32",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={"I2V_MODELS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    data = json.loads(done.stdout)
+    assert done.returncode == 1 and data["fits"] is False and data["fitting_options"] is not None
+    assert not list(tmp_path.iterdir())  # nothing downloaded or built
+
+
+def test_tiers_lists_each_family(capsys):
+    assert cli.main(["tiers", str(REPO / "workflows" / "api")]) == 0
+    text = capsys.readouterr().out
+    assert "- i2vgen-xl:" in text and "- wan:" in text
