@@ -221,7 +221,7 @@ def _largest(fits_at: Callable[[int], bool], low: int, high: int) -> int | None:
 def advice(handle: ModelHandle, shape: RunShape, options: MemoryOptions, budget: Budget) -> str:
     """What would fit: the largest frames, then the largest size, then which options."""
     lines = []
-    frames = largest_frames(handle, dataclasses.replace(shape, num_frames=shape.num_frames), options, budget)
+    frames = largest_frames(handle, shape, options, budget, limit=shape.num_frames)
     if frames and frames < shape.num_frames:
         lines.append(f"- {frames} frames fit at {shape.width}x{shape.height} with these options")
     smaller = largest_size(handle, shape, options, budget, limit=max(shape.width, shape.height) - 1)
