@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.10+:
-#   make demo   - set up, then run the preview workflow on the built-in tiny model (writes an mp4)
+#   make demo   - set up, run the preview workflow on the built-in tiny model (writes an mp4), then say
+#                 which tier of each model family this machine can run
 #   make test   - set up, then run the test suite
 # TORCH_SPEC picks the torch build when the venv has none (e.g. a CUDA build's index URL args).
 
@@ -28,6 +29,7 @@ test: setup
 demo: setup
 	$(PY) -m host_stub run workflows/i2v-preview.json --packs . --input-dir examples --output-dir output \
 		--models-dir models --set LoadI2VModel.model=tiny-i2vgen-xl
+	$(PY) -m i2v_nodes tiers workflows/api
 
 bench: setup
 	$(PY) bench/run.py

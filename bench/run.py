@@ -1,8 +1,9 @@
 """Runs every benchmark and writes the results as JSON and a short Markdown table.
 
-P1 pack vs plain diffusers (warm), P2 model loads over 10 runs, P3 EncodeVideo vs the ffmpeg CLI,
-P4 host_stub on a 200-node graph (first run and cached), P5 a batch of 4 seeds vs 4 calls. With
-CUDA, also the tiers at full size (random weights) beside the stock pipeline.
+P1 pack vs plain diffusers (warm, I2VGen-XL), P2 model loads over 10 runs, P3 EncodeVideo vs the
+ffmpeg CLI, P4 host_stub on a 200-node graph (first run and cached), P5 a batch of 4 seeds vs 4
+calls, P6 pack vs plain diffusers on each tiny Wan model, P7 the planner's time for the published
+Wan 2.2 A14B. With CUDA, also the tiers at full size (random weights) beside the stock pipeline.
 
     python bench/run.py [--quick] [--readme] [--no-tiers]
 
@@ -32,6 +33,7 @@ def collect(quick: bool, tiers: bool) -> dict:
     import bench_encode
     import bench_host_stub
     import bench_loads
+    import bench_planner
     import bench_sample
     import torch
 
@@ -42,6 +44,9 @@ def collect(quick: bool, tiers: bool) -> dict:
         "P3": bench_encode.run(repeats=repeats),
         "P4": bench_host_stub.run(repeats=repeats),
         "P5": bench_batch.run(repeats=max(3, repeats // 2)),
+        "P6": [bench_sample.run(model, repeats=repeats) for model in
+               ("tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b")],
+        "P7": bench_planner.run(repeats=1 if quick else 3),
     }
     if tiers and torch.cuda.is_available():
         import bench_tiers
@@ -58,7 +63,7 @@ def collect(quick: bool, tiers: bool) -> dict:
 
 
 def table(results: dict) -> str:
-    p1, p2, p3, p4, p5 = (results[k] for k in ("P1", "P2", "P3", "P4", "P5"))
+    p1, p2, p3, p4, p5, p6, p7 = (results[k] for k in ("P1", "P2", "P3", "P4", "P5", "P6", "P7"))
     machine = results["machine"]
     ms = 1000
     p1_figure = (f"{p1['ratio_ours_over_stock']:.3f} ({p1['ours_s'] * ms:.0f} ms vs "
@@ -79,13 +84,22 @@ def table(results: dict) -> str:
         f"| P5 | batch of 4 seeds in one call / 4 calls (throughput, identical clips) | "
         f"{p5['throughput_ratio']:.2f}x | |",
     ]
+    for wan in p6:
+        name = wan["workload"].split(",")[0]
+        figure = (f"{wan['ratio_ours_over_stock']:.3f} ({wan['ours_s'] * ms:.0f} ms vs "
+                  f"{wan['stock_s'] * ms:.0f} ms)")
+        rows.append(f"| P6 | {name}: pack end to end / stock `pipe(..., output_type=\"pt\")`, identical "
+                    f"frames | {figure} | <= 1.02 |")
+    rows.append(f"| P7 | planner, published Wan 2.2 A14B at 832x480x81 on 24 GB: cold (new process, after "
+                f"`import torch`) / warm | {p7['cold_s']:.2f} s / {p7['warm_s'] * ms:.1f} ms | "
+                "< 2 s / < 0.1 s |")
     for tier in results.get("tiers", {}).get("tiers", []):
         ours, stock = tier["ours"], tier["stock"]
         rows.append(f"| tier | {tier['tier']}: {tier['size']}p x {tier['frames']} frames, s/step ours vs "
                     f"stock; peak | {ours['s_per_step']:.2f} vs {stock['s_per_step']:.2f}; "
                     f"{ours['peak_gib']:.1f} GiB (estimate {tier['estimate_gib']:.1f}) | |")
     note = (f"\n{machine['date']}, {machine['device']} ({machine['cpu']}), torch {machine['torch']}, "
-            "one thread, medians of interleaved repeats; P1 and P5 on the tiny model.")
+            "one thread, medians of interleaved repeats; P1, P5 and P6 on the tiny models.")
     return "\n".join(rows) + "\n" + note + "\n"
 
 

@@ -134,6 +134,16 @@ def meta_module(cls: type, config: Mapping[str, Any], dtype: torch.dtype = torch
     return torch.nn.Module.to(module, dtype)
 
 
+def keep_fp32(module: torch.nn.Module) -> torch.nn.Module:
+    """Put the parts its class keeps in fp32 (``_keep_in_fp32_modules``) back in fp32, as
+    ``from_pretrained(dtype=...)`` does (a plain cast would not)."""
+    patterns = set(getattr(type(module), "_keep_in_fp32_modules", None) or ())
+    for name, param in module.named_parameters():
+        if patterns & set(name.split(".")):
+            param.data = param.data.float()
+    return module
+
+
 def numel(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -27,7 +27,7 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
-from .base import DenoiseJob, Family, Roles, Rules, Trace, meta_module
+from .base import DenoiseJob, Family, Roles, Rules, Trace, keep_fp32, meta_module
 from .i2vgen_xl import video_to_frames
 from .wan_configs import PUBLISHED, TINY, VARIANT_OF_HUB
 
@@ -469,7 +469,7 @@ def _meta_component(role: str, config_json: str, dtype: torch.dtype) -> torch.nn
     if role in ("transformer", "transformer_2"):
         from diffusers import WanTransformer3DModel
 
-        return keep_fp32(meta_module(WanTransformer3DModel, config, dtype), WanTransformer3DModel)
+        return keep_fp32(meta_module(WanTransformer3DModel, config, dtype))
     if role == "vae":
         return _meta_vae(config_json, dtype, False)
     if role == "text_encoder":
@@ -492,15 +492,6 @@ def _meta_vae(config_json: str, dtype: torch.dtype, tiling: bool) -> torch.nn.Mo
     if tiling:
         vae.enable_tiling()
     return vae
-
-
-def keep_fp32(module: torch.nn.Module, cls: type) -> torch.nn.Module:
-    """Put the parts a class keeps in fp32 (``_keep_in_fp32_modules``) back in fp32, as loading does."""
-    patterns = set(getattr(cls, "_keep_in_fp32_modules", None) or ())
-    for name, param in module.named_parameters():
-        if patterns & set(name.split(".")):
-            param.data = param.data.float()
-    return module
 
 
 def build(configs: Mapping[str, Any], seed: int = tiny.BUILD_SEED) -> Any:
