@@ -32,7 +32,7 @@ def run(model: str = "tiny-i2vgen-xl", repeats: int = 7, steps: int = 10) -> dic
     import torch
 
     from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-    from i2v_nodes.runtime.sampling import images_to_pil
+    from i2v_nodes.runtime.sampling import SampleSettings, stock_reference
 
     image = still_image()
     prompt, negative = "waves rolling onto the beach", "blurry, static"
@@ -52,14 +52,10 @@ def run(model: str = "tiny-i2vgen-xl", repeats: int = 7, steps: int = 10) -> dic
     ours()  # warm: builds the tiny model if needed and fills the process cache
     stock_pipe = family.pipeline_class().from_pretrained(handle.source)
     stock_pipe.set_progress_bar_config(disable=True)
-    pil = family.prepare_image(images_to_pil(image)[0], width, height)
-    noise = family.initial_latents(stock_pipe, handle.variant, [0], frames, height, width,
-                                   torch.device("cpu"))
+    settings = SampleSettings(prompt, negative, width, height, frames, steps, guidance, 0, 1, 8, CHUNK)
 
     def stock():
-        return family.stock_frames(stock_pipe, image=pil, prompt=prompt, negative_prompt=negative,
-                                   latents=noise, width=width, height=height, num_frames=frames, steps=steps,
-                                   guidance_scale=guidance, target_fps=8, decode_chunk=CHUNK)
+        return stock_reference(handle, stock_pipe, image, settings, CHUNK)
 
     same = torch.equal(ours()[0], stock())  # the same frames, so the same work
     medians = interleaved_medians({"ours": ours, "stock": stock}, repeats)

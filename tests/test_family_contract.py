@@ -59,27 +59,9 @@ def test_estimate_then_sample_equals_the_stock_pipeline_given_the_same_noise(tin
     ours = run(tiny.with_plan(plan), still_image, s, cache=fresh_cache)
     assert ours.frames.shape == (s.num_frames, s.height, s.width, 3)
 
-    family = tiny.family_impl
-    stock = family.pipeline_class().from_pretrained(tiny.source)
+    stock = tiny.family_impl.pipeline_class().from_pretrained(tiny.source)
     stock.set_progress_bar_config(disable=True)
-    noise = family.initial_latents(
-        stock, tiny.variant, [s.seed], s.num_frames, s.height, s.width, torch.device("cpu")
-    )
-    image = family.prepare_image(sampling.images_to_pil(still_image)[0], s.width, s.height)
-    reference = family.stock_frames(
-        stock,
-        image=image,
-        prompt=s.prompt,
-        negative_prompt=s.negative_prompt,
-        latents=noise,
-        width=s.width,
-        height=s.height,
-        num_frames=s.num_frames,
-        steps=s.steps,
-        guidance_scale=s.guidance_scale,
-        target_fps=s.target_fps,
-        decode_chunk=plan.options.decode_chunk,
-    )
+    reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk)
     assert torch.equal(ours.frames, reference)
 
 

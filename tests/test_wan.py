@@ -77,24 +77,8 @@ def test_each_wan_option_changes_the_output_and_matches_the_stock_pipeline(
 
     stock = WAN.pipeline_class().from_pretrained(a14b.source)
     stock.set_progress_bar_config(disable=True)
-    s = wan_settings
-    noise = WAN.initial_latents(stock, a14b.variant, [s.seed], s.num_frames, s.height, s.width, CPU)
-    image = WAN.prepare_image(sampling.images_to_pil(still_image)[0], s.width, s.height)
-    reference = WAN.stock_frames(
-        stock,
-        image=image,
-        prompt=s.prompt,
-        negative_prompt=s.negative_prompt,
-        latents=noise,
-        width=s.width,
-        height=s.height,
-        num_frames=s.num_frames,
-        steps=s.steps,
-        guidance_scale=s.guidance_scale,
-        target_fps=s.target_fps,
-        decode_chunk=1,
-        options=options.for_family("wan", "x"),
-    )
+    reference = sampling.stock_reference(a14b, stock, still_image,
+                                         dataclasses.replace(wan_settings, options=options))
     assert torch.equal(ours, reference)
     # the shared, cached pipeline is left as it was found
     cached = fresh_cache.peek(dataclasses.replace(a14b.cache_key, offload="none")).pipeline

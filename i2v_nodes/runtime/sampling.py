@@ -28,7 +28,7 @@ from . import denoiser_hook, guard, memory, placement
 from .cache import ModelCache
 from .devices import cache_budget_bytes
 from .errors import DeviceOutOfMemory, I2VError, InputError, MemoryGuardError, NonFiniteError
-from .families import DenoiseJob, Family, LoadSpec
+from .families import DenoiseJob, Family, LoadSpec, StockRun
 from .models import ModelHandle
 from .options import Options
 from .precision import DTYPES, nonfinite_summary
@@ -413,6 +413,21 @@ def _out_of_memory(handle: ModelHandle, plan: guard.Plan, phase: str,
         "taken memory since). Nothing was written. To make it fit: VRAMGuard with policy 'adapt' turns on "
         "memory options by itself; or lower num_frames or the size; or set LoadI2VModel's offload to 'model' "
         f"(weights fp8 halves the denoiser). torch: {first_line}")
+
+
+def stock_reference(handle: ModelHandle, pipe: Any, image: torch.Tensor, s: SampleSettings,
+                    decode_chunk: int = 1) -> torch.Tensor:
+    """Frames of a plain stock pipeline call on the first image, with the prompt texts and the noise
+    the pack draws for ``s.seed``: what :func:`sample` must return, bit for bit (the oracle of the
+    tests and benchmarks)."""
+    family = handle.family_impl
+    settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
+    noise = family.initial_latents(pipe, handle.variant, [s.seed], s.num_frames, s.height, s.width,
+                                   torch.device(handle.device))
+    prepared = family.prepare_image(images_to_pil(image)[0], s.width, s.height)
+    return family.stock_frames(pipe, StockRun(prepared, s.prompt, s.negative_prompt, noise, s.width, s.height,
+                                              s.num_frames, s.steps, s.guidance_scale, s.target_fps,
+                                              decode_chunk, settings))
 
 
 def _run_report(plan: guard.Plan, s: SampleSettings, clips: int, chunk: int, timings: dict[str, float],

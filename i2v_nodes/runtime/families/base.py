@@ -112,6 +112,30 @@ class DenoiseJob:
 
 
 @dataclass(frozen=True)
+class StockRun:
+    """A plain stock pipeline call with the prompt texts: the oracle the pack's frames must equal."""
+
+    image: Any  # PIL image, prepared as the family prepares it
+    prompt: str
+    negative_prompt: str
+    latents: torch.Tensor  # [1, C, latent frames, h, w]: the noise the pack would draw
+    width: int
+    height: int
+    num_frames: int
+    steps: int
+    guidance_scale: float
+    target_fps: int
+    decode_chunk: int = 1
+    options: Any = None  # the family's settings
+
+
+# A CLIP ViT-H/14 vision tower (the image encoder of I2VGen-XL and Wan 2.1), as a transformers config.
+CLIP_VISION_H14 = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
+                   "num_attention_heads": 16, "patch_size": 14, "image_size": 224, "projection_dim": 1024,
+                   "hidden_act": "gelu"}
+
+
+@dataclass(frozen=True)
 class LoadSpec:
     """How to load: dtypes, fp8 weight storage, where to."""
 
@@ -237,23 +261,7 @@ class Family(abc.ABC):
         """Latents of one clip ``[1, C, f, h, w]`` to frames ``[F, H, W, 3]`` float32 in 0..1."""
 
     @abc.abstractmethod
-    def stock_frames(
-        self,
-        pipe: Any,
-        *,
-        image: Any,
-        prompt: str,
-        negative_prompt: str,
-        latents: torch.Tensor,
-        width: int,
-        height: int,
-        num_frames: int,
-        steps: int,
-        guidance_scale: float,
-        target_fps: int,
-        decode_chunk: int,
-        options: Any = None,
-    ) -> torch.Tensor:
+    def stock_frames(self, pipe: Any, run: StockRun) -> torch.Tensor:
         """Frames ``[F, H, W, 3]`` of a plain stock pipeline call with prompt texts: the oracle."""
 
     def option_inputs(self) -> dict[str, tuple[str, dict[str, Any]]]:

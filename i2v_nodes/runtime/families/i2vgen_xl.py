@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from .. import tiny
-from .base import DenoiseJob, Family, LoadSpec, Roles, Rules, Trace, meta_module
+from .base import CLIP_VISION_H14, DenoiseJob, Family, LoadSpec, Roles, Rules, StockRun, Trace, meta_module
 
 # Fixed seed for the one global-RNG draw the stock pipeline makes (the VAE's latent sample of
 # the input image). Fixed rather than derived from the clip seed, so that clip i of a batch is
@@ -62,16 +62,6 @@ _CLIP_TEXT_H14 = {
     "projection_dim": 1024,
     "hidden_act": "gelu",
 }
-_CLIP_VISION_H14 = {
-    "hidden_size": 1280,
-    "intermediate_size": 5120,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 16,
-    "patch_size": 14,
-    "image_size": 224,
-    "projection_dim": 1024,
-    "hidden_act": "gelu",
-}
 # The real model's scheduler settings, also used by the tiny model so sampling takes the same path.
 _SCHEDULER = {
     "beta_start": 0.00085,
@@ -100,7 +90,7 @@ PUBLISHED_CONFIGS: dict[str, dict[str, Any]] = {
             "force_upcast": True,
         },
         "text_encoder": _CLIP_TEXT_H14,
-        "image_encoder": _CLIP_VISION_H14,
+        "image_encoder": CLIP_VISION_H14,
         "feature_extractor": {"crop_size": 224, "size": {"shortest_edge": 224}},
         "scheduler": _SCHEDULER,
     }
@@ -282,40 +272,23 @@ class I2VGenXL(Family):
         video = pipe.decode_latents(latents.to(vae_dtype), decode_chunk_size=chunk)  # [1, 3, F, H, W]
         return video_to_frames(video)
 
-    def stock_frames(
-        self,
-        pipe,
-        *,
-        image,
-        prompt,
-        negative_prompt,
-        latents,
-        width,
-        height,
-        num_frames,
-        steps,
-        guidance_scale,
-        target_fps,
-        decode_chunk,
-        options=None,
-    ) -> torch.Tensor:
-        if not hasattr(
-            pipe.text_encoder, "text_model"
-        ):  # let the stock clip_skip=1 path run on transformers 5
+    def stock_frames(self, pipe: Any, run: StockRun) -> torch.Tensor:
+        # transformers 5 dropped CLIPTextModel.text_model; let the stock clip_skip=1 path find it
+        if not hasattr(pipe.text_encoder, "text_model"):
             object.__setattr__(pipe.text_encoder, "text_model", pipe.text_encoder)
-        with _fixed_global_rng(latents.device):
+        with _fixed_global_rng(run.latents.device):
             video = pipe(
-                image=image,
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                latents=latents,
-                width=width,
-                height=height,
-                num_frames=num_frames,
-                num_inference_steps=steps,
-                guidance_scale=guidance_scale,
-                target_fps=target_fps,
-                decode_chunk_size=decode_chunk,
+                image=run.image,
+                prompt=run.prompt,
+                negative_prompt=run.negative_prompt,
+                latents=run.latents,
+                width=run.width,
+                height=run.height,
+                num_frames=run.num_frames,
+                num_inference_steps=run.steps,
+                guidance_scale=run.guidance_scale,
+                target_fps=run.target_fps,
+                decode_chunk_size=run.decode_chunk,
                 output_type="pt",
                 clip_skip=1,
             ).frames

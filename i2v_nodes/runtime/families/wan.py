@@ -16,6 +16,7 @@ pipeline (``output_type="latent"``), as in the stock code, so NaNs can be caught
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,7 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
-from .base import DenoiseJob, Family, Roles, Rules, Trace, keep_fp32, meta_module
+from .base import DenoiseJob, Family, Roles, Rules, StockRun, Trace, keep_fp32, meta_module
 from .i2vgen_xl import video_to_frames
 from .wan_configs import PUBLISHED, TINY, VARIANT_OF_HUB
 
@@ -50,33 +51,22 @@ _COMMON = {
     "default_negative": NEGATIVE,
     "chunked_decode": False,
 }
+_WAN21_RULES = Rules(
+    size_multiple=16,
+    vae_spatial=8,
+    latent_channels=16,
+    trained_frames=81,
+    default_width=832,
+    default_height=480,
+    default_frames=81,
+    default_fps=16,
+    default_steps=40,
+    default_guidance=5.0,
+    **_COMMON,
+)
 RULES = {
-    WAN21: Rules(
-        size_multiple=16,
-        vae_spatial=8,
-        latent_channels=16,
-        trained_frames=81,
-        default_width=832,
-        default_height=480,
-        default_frames=81,
-        default_fps=16,
-        default_steps=40,
-        default_guidance=5.0,
-        **_COMMON,
-    ),
-    A14B: Rules(
-        size_multiple=16,
-        vae_spatial=8,
-        latent_channels=16,
-        trained_frames=81,
-        default_width=832,
-        default_height=480,
-        default_frames=81,
-        default_fps=16,
-        default_steps=40,
-        default_guidance=3.5,
-        **_COMMON,
-    ),
+    WAN21: _WAN21_RULES,
+    A14B: dataclasses.replace(_WAN21_RULES, default_guidance=3.5),  # the Wan team's 3.5 for both experts
     TI2V: Rules(
         size_multiple=32,
         vae_spatial=16,
@@ -232,35 +222,19 @@ class Wan(Family):
         video = vae.decode(latents / inverse_std + mean, return_dict=False)[0]
         return video_to_frames(video)
 
-    def stock_frames(
-        self,
-        pipe,
-        *,
-        image,
-        prompt,
-        negative_prompt,
-        latents,
-        width,
-        height,
-        num_frames,
-        steps,
-        guidance_scale,
-        target_fps,
-        decode_chunk,
-        options=None,
-    ) -> torch.Tensor:
-        with _run_settings(pipe, options):
+    def stock_frames(self, pipe: Any, run: StockRun) -> torch.Tensor:
+        with _run_settings(pipe, run.options):
             video = pipe(
-                image=image,
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                latents=latents,
-                height=height,
-                width=width,
-                num_frames=num_frames,
-                num_inference_steps=steps,
-                guidance_scale=guidance_scale,
-                **_guidance_2(pipe, options),
+                image=run.image,
+                prompt=run.prompt,
+                negative_prompt=run.negative_prompt,
+                latents=run.latents,
+                height=run.height,
+                width=run.width,
+                num_frames=run.num_frames,
+                num_inference_steps=run.steps,
+                guidance_scale=run.guidance_scale,
+                **_guidance_2(pipe, run.options),
                 output_type="pt",
                 max_sequence_length=TEXT_TOKENS,
             ).frames

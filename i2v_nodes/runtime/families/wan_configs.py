@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .base import CLIP_VISION_H14
+
 _TRANSFORMER_14B = {
     "patch_size": [1, 2, 2],
     "num_attention_heads": 40,
@@ -36,16 +38,6 @@ _UMT5_XXL = {
     "relative_attention_max_distance": 128,
     "feed_forward_proj": "gated-gelu",
     "tie_word_embeddings": False,
-}
-_CLIP_VISION_H14 = {
-    "hidden_size": 1280,
-    "intermediate_size": 5120,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 16,
-    "patch_size": 14,
-    "image_size": 224,
-    "projection_dim": 1024,
-    "hidden_act": "gelu",
 }
 _VAE_21: dict[str, Any] = {}  # AutoencoderKLWan's defaults are the Wan 2.1 VAE (z 16, 4x8x8)
 _VAE_22 = {
@@ -76,7 +68,7 @@ _WAN21 = {
     "transformer": {**_TRANSFORMER_14B, "image_dim": 1280, "added_kv_proj_dim": 5120},
     "vae": _VAE_21,
     "text_encoder": _UMT5_XXL,
-    "image_encoder": _CLIP_VISION_H14,
+    "image_encoder": CLIP_VISION_H14,
     "image_processor": {"crop_size": 224, "size": {"shortest_edge": 224}},
 }
 
