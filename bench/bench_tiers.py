@@ -1,12 +1,17 @@
-"""Tiers at full size: I2VGen-XL built from its published config with random weights (no download).
+"""Tiers at full size: each tier's published model built from its configuration with random weights.
 
-For each tier: the pack (VRAMGuard + I2VSample, warm) and the stock diffusers pipeline on the same
-inputs, in fp16 with an fp32 VAE: seconds per step, end-to-end seconds and peak device memory, and
-VRAMGuard's estimate beside the measured peak. Random weights make noise, not video, but the
-arithmetic and memory are those of the real model. Needs CUDA for meaningful figures; ``--model
-tiny --device cpu`` runs the same code on the tiny model, to check the benchmark itself.
+No download: the family builds the pipeline from the published configuration (random weights,
+the tier's dtype) and saves it once. For each tier workflow: the pack (VRAMGuard + I2VSample,
+warm, with the tier's memory options) and the stock diffusers pipeline on the same inputs and
+noise: seconds per step, end-to-end seconds and peak device memory, and VRAMGuard's estimate
+beside the measured peak. Random weights make noise, not video, but the arithmetic and memory are
+those of the real model. Needs CUDA for meaningful figures; ``--model tiny --device cpu`` runs the
+same code on each tier's tiny twin (``tiny-<variant>``), to check the benchmark itself.
 
-    python bench/bench_tiers.py [--tiers i2v-12gb,i2v-24gb] [--steps 10] [--model full|tiny]
+    python bench/bench_tiers.py [--tiers wan-24gb,i2v-12gb] [--steps 5] [--model full|tiny]
+
+A tier whose checkpoint would not fit the free disk (twice its size: the build and the save) is
+skipped with a note.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,30 +30,41 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _timing import use_bench_models_dir  # noqa: E402
 
+GiB = 2**30
 
-def full_size_folder(models_dir: Path) -> Path:
-    """Build (once) and save full-size I2VGen-XL with random weights, fp16, as safetensors."""
+
+def full_size_folder(models_dir: Path, hub_id: str, precision: str) -> Path | None:
+    """Build (once) and save the published model with random weights; None if the disk is too small."""
     import torch
 
-    from i2v_nodes.runtime.families.i2vgen_xl import PUBLISHED_CONFIGS
-    from i2v_nodes.runtime.tiny import TINY_I2VGEN_XL, build_tiny_i2vgen_xl
+    from i2v_nodes.runtime import memory, models
+    from i2v_nodes.runtime.precision import dtype_of
 
-    folder = models_dir / "i2v" / "random-i2vgen-xl"
+    folder = models_dir / "i2v" / f"random-{hub_id.split('/')[-1]}-{precision}"
     if (folder / "model_index.json").is_file():
         return folder
-    config = {**TINY_I2VGEN_XL, "feature_extractor": {"crop_size": 224, "size": {"shortest_edge": 224}},
-              **PUBLISHED_CONFIGS["ali-vilab/i2vgen-xl"]}
+    handle = models.describe_published(hub_id, precision=precision)
+    size = sum(memory.weight_bytes(handle).values())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(folder.parent).free < 2 * size:
+        print(f"skipping {hub_id}: {size / GiB:.0f} GiB of weights, not enough free disk", file=sys.stderr)
+        return None
     started = time.perf_counter()
-    pipe = build_tiny_i2vgen_xl(config)
-    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
-    print(f"built full-size random I2VGen-XL in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype_of(precision))  # built in its dtype: fp32 first would double the RAM
+    try:
+        pipe = handle.family_impl.random_pipeline(handle.family_impl.published_configs(hub_id))
+    finally:
+        torch.set_default_dtype(default)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    print(f"built {hub_id} with random weights in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return folder
 
 
 class StepClock:
-    """Times the denoising steps of a pipeline through forward hooks on its UNet."""
+    """Times the denoising steps through forward hooks on the denoisers (first call to last)."""
 
-    def __init__(self, unet, device):
+    def __init__(self, modules, device):
         import torch
 
         self.starts: list[float] = []
@@ -62,10 +79,12 @@ class StepClock:
             sync()
             self.ends.append(time.perf_counter())
 
-        self.handles = [unet.register_forward_pre_hook(before), unet.register_forward_hook(after)]
+        self.handles = [
+            h for m in modules for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))
+        ]
 
-    def seconds_per_step(self) -> float:
-        return (self.ends[-1] - self.starts[0]) / len(self.ends) if self.ends else float("nan")
+    def seconds_per_step(self, steps: int) -> float:
+        return (self.ends[-1] - self.starts[0]) / steps if self.ends else float("nan")
 
     def close(self) -> None:
         for handle in self.handles:
@@ -89,105 +108,195 @@ def reset_peak(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def run_tier(tier, model_name: str, device, steps: int, image) -> dict:
-    import torch
+def run_tier(tier: dict, model_name: str, device, steps: int, image) -> dict:
+    import dataclasses
 
     from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
     from i2v_nodes.runtime import sampling
-    from i2v_nodes.runtime.families import i2vgen_xl
 
     loader, guard, sampler = (NODE_CLASS_MAPPINGS[n]() for n in ("LoadI2VModel", "VRAMGuard", "I2VSample"))
-    precision = "fp16" if device.type == "cuda" else "fp32"
-    (model,) = loader.load(model_name, precision, "fp32", device.type, "none", False)
-    size, frames = tier["size"], tier["frames"]
-    guarded, *_ = guard.guard(model, size, size, frames, 1, "off", 0.10)
-    settings = (size, size, frames, steps, tier["guidance"], 0, 1, tier["fps"], 0)
+    offload = tier["offload"] if device.type == "cuda" else "none"
+    (model,) = loader.load(
+        model_name, tier["precision"], "fp32", device.type, offload, False, tier["weights"]
+    )
+    width, height, frames = tier["width"], tier["height"], tier["frames"]
+    guarded, *_ = guard.guard(
+        model, width, height, frames, 1, "adapt" if tier["policy"] == "adapt" else "off", 0.10
+    )
+    settings = (width, height, frames, steps, tier["guidance"], 0, 1, tier["fps"], 0)
     args = (guarded, image, "waves", "blurry", *settings)
-    sampler.sample(*args)  # warm: load once, as any later run in a session finds it
-    key = guarded.cache_key
-    pipe = sampling.default_cache().peek(key).pipeline
-
+    sampler.sample(*args, options=tier["options"])  # warm: load once, as any later run in a session finds it
+    pipe = (
+        sampling.default_cache()
+        .peek(dataclasses.replace(guarded.cache_key, offload=guarded.plan.options.offload))
+        .pipeline
+    )
     reset_peak(device)
-    clock = StepClock(pipe.unet, device)
+    clock = StepClock([getattr(pipe, n) for n in guarded.roles.denoisers], device)
     started = time.perf_counter()
-    sampler.sample(*args)
-    ours = {"end_to_end_s": time.perf_counter() - started, "s_per_step": clock.seconds_per_step(),
-            "peak_gib": peak_bytes(device) / 2**30}
+    sampler.sample(*args, options=tier["options"])
+    calls_per_step = len(clock.ends) // max(steps, 1) or 1
+    ours = {
+        "end_to_end_s": time.perf_counter() - started,
+        "s_per_step": clock.seconds_per_step(steps),
+        "peak_gib": peak_bytes(device) / GiB,
+        "denoiser_calls_per_step": calls_per_step,
+    }
     clock.close()
-    chunk = guarded.plan.options.decode_chunk
     sampling.default_cache().unload()  # the stock pipeline gets the device to itself
 
-    stock = i2vgen_xl.pipeline_class().from_pretrained(model.source, dtype={"default": getattr(torch, {
-        "fp16": "float16", "fp32": "float32"}[precision]), "vae": torch.float32})
+    family = guarded.family_impl
+    from i2v_nodes.runtime.precision import dtype_of
+
+    stock = family.pipeline_class().from_pretrained(
+        model.source, dtype={"default": dtype_of(tier["precision"]), guarded.roles.vae: dtype_of("fp32")}
+    )
     stock.set_progress_bar_config(disable=True)
     stock.to(device)
-    pil = sampling.images_to_pil(image)[0]
-
-    def stock_call():
-        # the stock call needs the VAE in the UNet's dtype to run at all; fp16 VAE, as users of it do
-        return stock(image=pil, prompt="waves", negative_prompt="blurry", height=size, width=size,
-                     num_frames=frames, num_inference_steps=steps, guidance_scale=tier["guidance"],
-                     target_fps=tier["fps"], decode_chunk_size=chunk, output_type="pt", clip_skip=None)
-
-    stock.vae.to(stock.unet.dtype)
-    stock_call()
+    s = sampling.SampleSettings(
+        "waves",
+        "blurry",
+        width,
+        height,
+        frames,
+        steps,
+        tier["guidance"],
+        0,
+        1,
+        tier["fps"],
+        guarded.plan.options.decode_chunk,
+        tier["options"],
+    )
+    sampling.stock_reference(guarded, stock, image, s, s.decode_chunk_size)  # warm
     reset_peak(device)
-    clock = StepClock(stock.unet, device)
+    clock = StepClock(
+        [getattr(stock, n) for n in guarded.roles.denoisers if getattr(stock, n, None) is not None], device
+    )
     started = time.perf_counter()
-    stock_call()
-    stock_figures = {"end_to_end_s": time.perf_counter() - started, "s_per_step": clock.seconds_per_step(),
-                     "peak_gib": peak_bytes(device) / 2**30}
+    sampling.stock_reference(guarded, stock, image, s, s.decode_chunk_size)
+    stock_figures = {
+        "end_to_end_s": time.perf_counter() - started,
+        "s_per_step": clock.seconds_per_step(steps),
+        "peak_gib": peak_bytes(device) / GiB,
+    }
     clock.close()
-    return {"tier": tier["name"], "size": size, "frames": frames, "steps_run": steps,
-            "steps_in_tier": tier["steps"], "estimate_gib": guarded.plan.estimate.peak / 2**30,
-            "ours": ours, "stock": stock_figures,
-            "projected_full_steps_s": ours["end_to_end_s"] + ours["s_per_step"] * (tier["steps"] - steps)}
+    del stock
+    return {
+        "tier": tier["name"],
+        "model": tier["model"],
+        "size": f"{width}x{height}",
+        "frames": frames,
+        "steps_run": steps,
+        "steps_in_tier": tier["steps"],
+        "estimate_gib": guarded.plan.estimate.peak / GiB,
+        "options": guarded.plan.options.describe(),
+        "ours": ours,
+        "stock": stock_figures,
+        "projected_full_steps_s": ours["end_to_end_s"] + ours["s_per_step"] * (tier["steps"] - steps),
+    }
 
 
 def tiers_from_workflows(names: list[str] | None) -> list[dict]:
+    from i2v_nodes.runtime.options import Options, OptionSet
+
     tiers = []
-    for path in sorted((REPO / "workflows" / "api").glob("i2v-*.json")):
+    for path in sorted((REPO / "workflows" / "api").glob("*.json")):
         if names and path.stem not in names:
             continue
         api = json.loads(path.read_text())
-        sample = next(n["inputs"] for n in api.values() if n["class_type"] == "I2VSample")
-        guard = next(n["inputs"] for n in api.values() if n["class_type"] == "VRAMGuard")
-        tiers.append({"name": path.stem, "size": guard["width"], "frames": guard["num_frames"],
-                      "steps": sample["steps"], "fps": sample["target_fps"],
-                      "guidance": sample["guidance_scale"]})
+
+        def inputs(class_type, api=api):
+            return next((n["inputs"] for n in api.values() if n["class_type"] == class_type), None)
+
+        loader, guard, sample = inputs("LoadI2VModel"), inputs("VRAMGuard"), inputs("I2VSample")
+        options = None
+        wan = inputs("WanOptions")
+        if wan is not None:
+            from i2v_nodes.runtime.families import WAN
+
+            values = {k: v for k, v in wan.items() if not isinstance(v, list)}
+            options = Options((OptionSet("wan", "WanOptions", WAN.make_options(values)),))
+        tiers.append(
+            {
+                "name": path.stem,
+                "model": loader["model"],
+                "precision": loader["precision"],
+                "weights": loader.get("weights", "default"),
+                "offload": loader["offload"],
+                "width": guard["width"],
+                "height": guard["height"],
+                "frames": guard["num_frames"],
+                "policy": guard["policy"],
+                "steps": sample["steps"],
+                "fps": sample["target_fps"],
+                "guidance": sample["guidance_scale"],
+                "options": options,
+            }
+        )
     return tiers
 
 
-def run(tiers: list[str] | None = None, steps: int = 10, model: str = "full", device: str = "auto",
-        size: int | None = None, frames: int | None = None) -> dict:
+def run(
+    tiers: list[str] | None = None,
+    steps: int = 5,
+    model: str = "full",
+    device: str = "auto",
+    size: tuple[int, int] | None = None,
+    frames: int | None = None,
+) -> dict:
     import torch
 
-    chosen = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
+    from i2v_nodes.runtime import models
+
+    chosen = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     models_dir = use_bench_models_dir()
-    name = full_size_folder(models_dir).name if model == "full" else "tiny-i2vgen-xl"
     image = torch.rand(1, 480, 640, 3, generator=torch.Generator().manual_seed(0))
-    results = []
+    results, skipped = [], []
     for tier in tiers_from_workflows(tiers):
-        if size:  # a smaller size, to try the benchmark itself on a CPU
-            tier = {**tier, "size": size, "frames": frames or tier["frames"]}
+        handle = models.describe_published(tier["model"], device="cuda")
+        tier["precision"] = handle.precision if tier["precision"] == "auto" else tier["precision"]
+        if model == "tiny":
+            name, tier["precision"] = f"tiny-{handle.variant}", "fp32"
+        else:
+            folder = full_size_folder(models_dir, tier["model"], tier["precision"])
+            if folder is None:
+                skipped.append(tier["name"])
+                continue
+            name = folder.name
+        if size:  # a smaller size (on the family's size step), to try the benchmark itself on a CPU
+            step = handle.rules.size_multiple
+            tier = {
+                **tier,
+                "width": max(step, size[0] // step * step),
+                "height": max(step, size[1] // step * step),
+                "frames": frames or tier["frames"],
+            }
         results.append(run_tier(tier, name, chosen, min(steps, tier["steps"]), image))
     device_name = torch.cuda.get_device_name(chosen) if chosen.type == "cuda" else "cpu"
-    return {"benchmark": "tiers at full size (random weights)", "model": name, "device": device_name,
-            "tiers": results}
+    return {
+        "benchmark": "tiers at full size (random weights)",
+        "device": device_name,
+        "tiers": results,
+        "skipped": skipped,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiers", help="comma-separated tier names (default: all)")
-    parser.add_argument("--steps", type=int, default=10, help="steps to run per tier (the rest is projected)")
+    parser.add_argument("--steps", type=int, default=5, help="steps to run per tier (the rest is projected)")
     parser.add_argument("--model", choices=["full", "tiny"], default="full")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--size", type=int, help="override the tiers' size (for a CPU trial)")
+    parser.add_argument("--size", help="override the tiers' size, WIDTHxHEIGHT (for a CPU trial)")
     parser.add_argument("--frames", type=int, help="override the tiers' frame count (for a CPU trial)")
     args = parser.parse_args()
     names = args.tiers.split(",") if args.tiers else None
-    print(json.dumps(run(names, args.steps, args.model, args.device, args.size, args.frames), indent=2))
+    size = tuple(int(v) for v in args.size.split("x")) if args.size else None
+    print(
+        json.dumps(run(names, args.steps, args.model, args.device, size, args.frames), indent=2, default=str)
+    )
 
 
 if __name__ == "__main__":

@@ -402,7 +402,8 @@ class Graph:
             "links": self.links,
             "groups": [],
             "config": {},
-            "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+            # the view opens on the Note above the graph
+            "extra": {"ds": {"scale": 0.8, "offset": [40, 380]}},
             "version": 0.4,
         }
 
@@ -412,15 +413,15 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
 
     g = Graph(object_info)
     g.add("Note", (40, -330), (760, 300), [note_text(tier, figures)], title=f"i2v-nodes: {tier.title}")
-    image = g.add("LoadImage", (40, 260), (320, 330), [EXAMPLE_IMAGE, "image"])
+    image = g.add("LoadImage", (40, 320), (320, 330), [EXAMPLE_IMAGE, "image"])
     model = g.add(
         "LoadI2VModel",
         (40, 20),
-        (320, 220),
+        (320, 260),
         [tier.model, "auto", "auto", "auto", tier.offload, False, tier.weights],
     )
     guard = g.add(
-        "VRAMGuard", (420, 20), (320, 230), [tier.width, tier.height, tier.frames, 1, tier.policy, 0.10]
+        "VRAMGuard", (420, 20), (320, 280), [tier.width, tier.height, tier.frames, 1, tier.policy, 0.10]
     )
     sample = g.add(
         "I2VSample",
@@ -449,7 +450,7 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     )
     if tier.options:
         node = models.families.for_hub_id(tier.model).options_node
-        options = g.add(node, (420, 300), (320, 160), list(tier.options.values()))
+        options = g.add(node, (420, 360), (320, 160), list(tier.options.values()))
         g.link(options, "options", sample, "options")
     g.link(model, "model", guard, "model")
     g.link(guard, "model", sample, "model")

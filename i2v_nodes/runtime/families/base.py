@@ -214,10 +214,15 @@ class Family(abc.ABC):
         """Configs (as the component classes complete them) and parameter counts, no weights."""
         return _published_description(self, hub_id)
 
+    @abc.abstractmethod
+    def random_pipeline(self, configs: Mapping[str, Any]) -> Any:
+        """A pipeline with random weights (fixed seed) from component configs: the tiny models from
+        small configs, full-size models (for benchmarks, no download) from published ones."""
+
     @property
     @abc.abstractmethod
     def tiny_models(self) -> dict[str, Callable[[], Any]]:
-        """Built-in tiny models: name -> builder of a pipeline with random weights."""
+        """Built-in tiny models, ``tiny-<variant>``: name -> builder of a pipeline with random weights."""
 
     # -- loading and sampling -----------------------------------------------------------------
 

@@ -194,6 +194,9 @@ class I2VGenXL(Family):
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
         return _meta_component(role, config_json, dtype)
 
+    def random_pipeline(self, configs) -> Any:
+        return build(configs)
+
     @property
     def tiny_models(self):
         return {"tiny-i2vgen-xl": lambda: build(TINY_CONFIGS)}

@@ -137,6 +137,9 @@ class Wan(Family):
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
         return _meta_component(role, config_json, dtype)
 
+    def random_pipeline(self, configs) -> Any:
+        return build(configs)
+
     @property
     def tiny_models(self):
         return {name: functools.partial(build, configs) for name, configs in TINY.items()}
@@ -309,8 +312,9 @@ class Wan(Family):
             if used:
                 raise InputError(
                     "options",
-                    f"{' and '.join(used)} set the second (low-noise) expert of Wan 2.2 "
-                    f"A14B; this model ({variant}) has one transformer: set them to 0",
+                    f"{' and '.join(used)} {'set' if len(used) > 1 else 'sets'} the second (low-noise) "
+                    f"expert of Wan 2.2 A14B; this model ({variant}) has one transformer: set "
+                    f"{'them' if len(used) > 1 else 'it'} to 0",
                 )
 
     # -- memory traces ------------------------------------------------------------------------
