@@ -123,3 +123,35 @@ def test_notes_and_api_copies_are_up_to_date(session_dirs):
     stale = [str(path.relative_to(REPO)) for path, text in files.items()
              if not path.is_file() or path.read_text(encoding="utf-8") != text]
     assert not stale, f"out of date (run python workflows/build.py): {stale}"
+
+
+@pytest.mark.parametrize("tiny", ["tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b"])
+def test_every_tiny_wan_model_runs_the_whole_graph_in_the_stub(host, tiny, session_dirs):
+    """The Wan tier graph (with its WanOptions node) on each tiny Wan model: the video has the asked
+    frames and size, a seed gives the same frames again, and runs after the first load nothing."""
+    from i2v_nodes.runtime import sampling
+
+    graph = load(REPO / "workflows" / "wan-16gb.json")
+    side = (64, 64) if tiny.endswith("5b") else (64, 48)
+    base = [f"LoadI2VModel.model={tiny}", "LoadI2VModel.offload=none", "LoadI2VModel.weights=default",
+            f"VRAMGuard.width={side[0]}", f"VRAMGuard.height={side[1]}", "VRAMGuard.num_frames=9",
+            "I2VSample.steps=2", "WanOptions.guidance_scale_2=0", f"EncodeVideo.filename_prefix=stub/{tiny}"]
+    videos, loads = [], None
+    for seed in (1, 2, 1):
+        result = host.run(graph, overrides=[*base, f"I2VSample.seed={seed}"])
+        assert result.status == "success", result.error
+        (path,) = [Path(f) for f in result.files if str(f).endswith(".mp4")]
+        info = video.probe_video(path)
+        assert (info.frame_count, info.width, info.height) == (9, *side)
+        videos.append(_decoded(path))
+        loads = sampling.default_cache().loads if loads is None else loads
+    assert videos[0] == videos[2] and videos[0] != videos[1]
+    assert sampling.default_cache().loads == loads
+
+
+def _decoded(path: Path) -> list[bytes]:
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    next(reader)  # metadata
+    return [bytes(frame) for frame in reader]
