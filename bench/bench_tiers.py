@@ -197,6 +197,7 @@ def run_tier(tier: dict, model_name: str, device, steps: int, image) -> dict:
 
 
 def tiers_from_workflows(names: list[str] | None) -> list[dict]:
+    from i2v_nodes.runtime import families
     from i2v_nodes.runtime.options import Options, OptionSet
 
     tiers = []
@@ -210,12 +211,12 @@ def tiers_from_workflows(names: list[str] | None) -> list[dict]:
 
         loader, guard, sample = inputs("LoadI2VModel"), inputs("VRAMGuard"), inputs("I2VSample")
         options = None
-        wan = inputs("WanOptions")
-        if wan is not None:
-            from i2v_nodes.runtime.families import WAN
-
-            values = {k: v for k, v in wan.items() if not isinstance(v, list)}
-            options = Options((OptionSet("wan", "WanOptions", WAN.make_options(values)),))
+        for family in families.REGISTERED:  # the family's options node, if the workflow has one
+            values = inputs(family.options_node) if family.options_node else None
+            if values is not None:
+                widgets = {k: v for k, v in values.items() if not isinstance(v, list)}
+                chosen = OptionSet(family.name, family.options_node, family.make_options(widgets))
+                options = Options((chosen,))
         tiers.append(
             {
                 "name": path.stem,

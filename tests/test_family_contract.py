@@ -52,7 +52,7 @@ def run(handle, image, settings, cache=None, svc=None):
 
 def test_estimate_then_sample_equals_the_stock_pipeline_given_the_same_noise(tiny, still_image, fresh_cache):
     s = settings_for(tiny)
-    shape = sampling.run_shape(s)
+    shape = sampling.run_shape(tiny, s)
     budget = guard.Budget(free=2**40, total=2**40, headroom=0.1, ram_free=2**40, ram_total=2**40)
     plan = guard.plan_run(tiny, shape, "error", budget)
     assert plan.fits and plan.estimate.peak > 0
@@ -167,7 +167,7 @@ def test_bad_sizes_and_frame_counts_name_the_nearest_valid_values(tiny, still_im
 def test_the_phases_grow_with_every_dimension(tiny):
     """Denoising grows with size, frames and batch, decoding with size and frames. (On a tiny model the
     text encoder's fixed cost can set the peak, so the phases are compared, not the peak.)"""
-    shape = sampling.run_shape(settings_for(tiny))
+    shape = sampling.run_shape(tiny, settings_for(tiny))
     options = memory.default_options(tiny, shape)
     before = memory.estimate_phases(tiny, shape, options)
     frames = shape.num_frames + 4 * max(tiny.rules.frame_step, 2)

@@ -56,9 +56,10 @@ class Tier:
 
 
 def i2vgen_tiers() -> list[Tier]:
-    from i2v_nodes.runtime.families import I2VGEN_XL
+    from i2v_nodes.runtime import models
 
-    model, negative = "ali-vilab/i2vgen-xl", I2VGEN_XL.rules("i2vgen-xl").default_negative
+    model = "ali-vilab/i2vgen-xl"
+    negative = models.describe_published(model).rules.default_negative
 
     def tier(name, title, card_gib, card, size, frames, steps, fps, guidance, expected, remarks):
         return Tier(
@@ -172,7 +173,7 @@ def wan_tiers() -> list[Tier]:
             raise SystemExit(f"no Wan candidate fits a {card_gib} GB card with {ram_gib} GB RAM")
         handle, shape, options = choice.handle, choice.shape, choice.options
         rules = handle.rules
-        a14b = handle.variant == "wan2.2-i2v-a14b"
+        a14b = len(handle.roles.denoisers) == 2  # two experts
         tiers.append(
             Tier(
                 f"wan-{card_gib}gb",

@@ -152,8 +152,9 @@ def images_to_pil(images: torch.Tensor) -> list[Image.Image]:
 # --- planning ----------------------------------------------------------------------------------
 
 
-def run_shape(s: SampleSettings) -> memory.RunShape:
-    return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=s.guidance_scale > 1)
+def run_shape(handle: ModelHandle, s: SampleSettings, family_settings: Any = None) -> memory.RunShape:
+    cfg = handle.family_impl.uses_cfg(s.guidance_scale, family_settings)
+    return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=cfg)
 
 
 def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
@@ -167,10 +168,10 @@ def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
                         ram_already=weights if handle.offload != "none" else 0)
 
 
-def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
-                 cache: ModelCache) -> guard.Plan:
+def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices, cache: ModelCache,
+                 family_settings: Any = None) -> guard.Plan:
     """The guard's plan when it covers this run, re-checked against memory free now; else a new one."""
-    shape = run_shape(s)
+    shape = run_shape(handle, s, family_settings)
     attached: guard.Plan | None = handle.plan
     policy = attached.policy if attached is not None else "off"
     headroom = attached.headroom if attached is not None else 0.10
@@ -265,7 +266,7 @@ class _Run:
 
     @property
     def cfg(self) -> bool:
-        return self.settings.guidance_scale > 1
+        return self.handle.family_impl.uses_cfg(self.settings.guidance_scale, self.family_settings)
 
 
 def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, services: HostServices,
@@ -274,7 +275,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     cache = cache or default_cache()
     family_settings = validate_settings(handle, s)
     pil_images = images_to_pil(images)
-    plan = plan_for_run(handle, s, services, cache)
+    plan = plan_for_run(handle, s, services, cache, family_settings)
     chunk = s.decode_chunk_size or plan.options.decode_chunk
     key = dataclasses.replace(handle.cache_key, offload=plan.options.offload)
     seeds = [(s.seed + i) & MAX_SEED for i in range(s.batch_size)]

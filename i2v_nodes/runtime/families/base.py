@@ -240,6 +240,10 @@ class Family(abc.ABC):
     def encode_prompt(self, pipe: Any, text: str, device: torch.device) -> torch.Tensor:
         """Embeddings of one prompt, ``[1, tokens, dim]``, exactly as the stock pipeline makes them."""
 
+    def uses_cfg(self, guidance_scale: float, options: Any = None) -> bool:
+        """Whether the pipeline runs classifier-free guidance (a second, unconditional pass)."""
+        return guidance_scale > 1  # the diffusers pipelines' own test
+
     def prepare_image(self, image: Any, width: int, height: int) -> Any:
         """The input image as the pipeline should get it (PIL). Default: unchanged."""
         return image
