@@ -91,8 +91,8 @@ def table(results: dict) -> str:
         rows.append(f"| P6 | {name}: pack end to end / stock `pipe(..., output_type=\"pt\")`, identical "
                     f"frames | {figure} | <= 1.02 |")
     rows.append(f"| P7 | planner, published Wan 2.2 A14B at 832x480x81 on 24 GB: cold (new process, after "
-                f"`import torch`) / warm | {p7['cold_s']:.2f} s / {p7['warm_s'] * ms:.1f} ms | "
-                "< 2 s / < 0.1 s |")
+                f"`import torch`) / cold with `--no-search` / warm | {p7['cold_s']:.2f} s / "
+                f"{p7['cold_no_search_s']:.2f} s / {p7['warm_s'] * ms:.1f} ms | < 2 s / - / < 0.1 s |")
     for tier in results.get("tiers", {}).get("tiers", []):
         ours, stock = tier["ours"], tier["stock"]
         rows.append(f"| tier | {tier['tier']}: {tier['size']}p x {tier['frames']} frames, s/step ours vs "

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--ram", type=float, help="system RAM in GiB (default: this machine's)")
     plan.add_argument("--headroom", type=float, default=0.10, help="fraction kept free (default 0.10)")
     plan.add_argument("--json", action="store_true", help="the same as data, with a top-level boolean 'fits'")
+    plan.add_argument("--no-search", action="store_true",
+                      help="skip the largest frames and size per option (much faster cold)")
     tiers = commands.add_parser("tiers", help="each family's largest tier workflow that fits this machine")
     tiers.add_argument("folder", nargs="?", default="workflows/api", help="API-format tier workflows")
     return parser
@@ -84,6 +86,7 @@ def plan(args: argparse.Namespace) -> int:
         handle,
         memory.RunShape(args.width, args.height, args.frames, args.batch, cfg=not args.no_cfg),
         machine,
+        search=not args.no_search,
     )
     print(json.dumps(result.as_data(), indent=2) if args.json else planner.render(result))
     return 0 if result.fits else 1

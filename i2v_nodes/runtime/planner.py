@@ -50,6 +50,7 @@ class Option:
     device_peak: int
     ram_peak: int
     fits: bool
+    chunked_decode: bool  # whether decode chunks mean anything for this family
     largest_frames: int  # at the asked size, up to twice the asked (or trained) count; 0: none fits
     largest_size: tuple[int, int] | None  # at the asked frames, same aspect; None: none fits
 
@@ -60,7 +61,7 @@ class Option:
             f"offload {o.offload}",
             f"VAE tiling {'on' if o.vae_tiling else 'off'}",
         ]
-        if o.decode_chunk != 8:
+        if self.chunked_decode and o.decode_chunk != 8:
             parts.append(f"decode chunk {o.decode_chunk}")
         if o.clips_per_call:
             parts.append(f"{o.clips_per_call} clip(s) per call")
@@ -121,6 +122,7 @@ def evaluate(
         max(device.values()),
         max(ram.values()),
         fits,
+        handle.rules.chunked_decode,
         frames,
         (size.width, size.height) if size else None,
     )
@@ -133,6 +135,7 @@ class Answer:
     machine: Machine
     asked: Option  # the run as configured
     options: tuple[Option, ...]  # every option set, in ladder order
+    searched: bool = True  # whether the largest frames and sizes were searched
 
     @property
     def fits(self) -> bool:
@@ -166,13 +169,16 @@ class Answer:
         }
 
 
-def answer(handle: ModelHandle, shape: memory.RunShape, machine: Machine) -> Answer:
+def answer(handle: ModelHandle, shape: memory.RunShape, machine: Machine, search: bool = True) -> Answer:
+    """The verdict, every option's figures and, with ``search``, the largest frames and size of each
+    (most of the time goes to that search: every other frame count and size is traced anew)."""
     budget = machine.budget()
-    asked = evaluate(handle, shape, handle.weights, memory.default_options(handle, shape), budget)
+    asked = evaluate(handle, shape, handle.weights, memory.default_options(handle, shape), budget, search)
     options = tuple(
-        evaluate(handle, shape, weights, options, budget) for weights, options in option_sets(handle, shape)
+        evaluate(handle, shape, weights, options, budget, search)
+        for weights, options in option_sets(handle, shape)
     )
-    return Answer(handle, shape, machine, asked, options)
+    return Answer(handle, shape, machine, asked, options, search)
 
 
 def render(result: Answer) -> str:
@@ -192,13 +198,14 @@ def render(result: Answer) -> str:
         "each memory option (cumulative, in the order VRAMGuard's adapt tries them; fp8 changes the output):"
     )
     for option in result.options:
-        size = f"{option.largest_size[0]}x{option.largest_size[1]}" if option.largest_size else "none"
-        lines.append(
-            f"- {option.label()}: device {option.device_peak / GiB:.1f} GiB, RAM "
-            f"{option.ram_peak / GiB:.1f} GiB: {'fits' if option.fits else 'does not fit'}; largest frames "
-            f"here {option.largest_frames or 'none'} (of up to "
-            f"{2 * max(s.num_frames, h.rules.trained_frames)}), largest size at {s.num_frames} frames {size}"
-        )
+        line = (f"- {option.label()}: device {option.device_peak / GiB:.1f} GiB, RAM "
+                f"{option.ram_peak / GiB:.1f} GiB: {'fits' if option.fits else 'does not fit'}")
+        if result.searched:
+            size = f"{option.largest_size[0]}x{option.largest_size[1]}" if option.largest_size else "none"
+            limit = 2 * max(s.num_frames, h.rules.trained_frames)
+            line += (f"; largest frames here {option.largest_frames or 'none'} (of up to {limit}), "
+                     f"largest size at {s.num_frames} frames {size}")
+        lines.append(line)
     fitting = result.first_fitting()
     lines.append("")
     lines.append(
