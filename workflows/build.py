@@ -225,7 +225,6 @@ def _wan_remarks(handle: Any, options: Any, a14b: bool) -> str:
             "The 3-D VAE would not fit untiled: VRAMGuard's policy is 'adapt', which turns VAE tiling "
             "on and changes nothing else here."
         )
-    parts.append("A step-distill LoRA (4-8 steps) is much faster; see the README.")
     return " ".join(parts)
 
 
