@@ -12,6 +12,10 @@ same module at the same shape, times its margin. Reports estimate / measured per
 
 A shape is WIDTHxHEIGHTxFRAMES of the output video. Mind the CPU: without avx512_bf16 or amx_bf16
 (see /proc/cpuinfo), bf16 matmuls are many times slower than fp32.
+
+glibc keeps freed blocks below its (dynamic, up to 32 MiB) mmap threshold in its heap, so at small
+shapes the resident peak includes memory no tensor holds any more. ``MALLOC_MMAP_THRESHOLD_=131072``
+fixes the threshold, so the measurement shows live tensors alone; measure both ways.
 """
 
 from __future__ import annotations
