@@ -295,3 +295,14 @@ def test_out_of_memory_in_a_graph_writes_no_file(
     ):
         sampler.sample(model, still_image, "waves", "", 64, 48, 9, 2, 5.0, 0, 1, 16, 0, unique_id="8")
     assert sorted(session_dirs["output"].rglob("*")) == before
+
+
+def test_group_offload_of_both_experts_composes_with_the_step_callback(a14b, still_image, wan_settings,
+                                                                      fresh_cache):
+    """diffusers' group offload hooks on both experts (and the leaf-level offload of the text encoder)
+    give the same frames on a CPU, where onload and offload devices are one."""
+    plain = run(a14b, still_image, wan_settings, cache=fresh_cache).frames
+    grouped_handle = dataclasses.replace(a14b, offload="group")  # open_model refuses this on CPU
+    grouped = run(grouped_handle, still_image, wan_settings, cache=fresh_cache).frames
+    assert fresh_cache.loads == 2  # offload mode is part of the cache key
+    assert torch.allclose(grouped, plain, atol=1e-5)
