@@ -158,6 +158,22 @@ def meta_module(cls: type, config: Mapping[str, Any], dtype: torch.dtype = torch
     return torch.nn.Module.to(module, dtype)
 
 
+@functools.lru_cache(maxsize=32)
+def meta_vae(cls: type, config_json: str, dtype: torch.dtype, tiling: bool) -> torch.nn.Module:
+    """One meta VAE per tiling setting, so no trace ever toggles state on a shared module."""
+    vae = meta_module(cls, json.loads(config_json), dtype)
+    if tiling:
+        vae.enable_tiling()
+    return vae
+
+
+def meta_transformers_model(model_cls: type, config_cls: type, config: Mapping[str, Any],
+                            dtype: torch.dtype) -> torch.nn.Module:
+    """A weightless transformers model (text or image encoder) from its config."""
+    with torch.device("meta"):
+        return model_cls(config_cls(**config)).to(dtype)
+
+
 def keep_fp32(module: torch.nn.Module) -> torch.nn.Module:
     """Put the parts its class keeps in fp32 (``_keep_in_fp32_modules``) back in fp32, as
     ``from_pretrained(dtype=...)`` does (a plain cast would not)."""

@@ -25,7 +25,19 @@ from typing import Any
 import torch
 
 from .. import tiny
-from .base import CLIP_VISION_H14, DenoiseJob, Family, LoadSpec, Roles, Rules, StockRun, Trace, meta_module
+from .base import (
+    CLIP_VISION_H14,
+    DenoiseJob,
+    Family,
+    LoadSpec,
+    Roles,
+    Rules,
+    StockRun,
+    Trace,
+    meta_module,
+    meta_transformers_model,
+    meta_vae,
+)
 
 # Fixed seed for the one global-RNG draw the stock pipeline makes (the VAE's latent sample of
 # the input image). Fixed rather than derived from the clip seed, so that clip i of a batch is
@@ -395,24 +407,15 @@ def _meta_component(role: str, config_json: str, dtype: torch.dtype) -> torch.nn
         return _meta_vae(config_json, dtype, False)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    cls, config_cls = (
-        (CLIPTextModel, CLIPTextConfig)
-        if role == "text_encoder"
-        else (CLIPVisionModelWithProjection, CLIPVisionConfig)
-    )
-    with torch.device("meta"):
-        return cls(config_cls(**config)).to(dtype)
+    if role == "text_encoder":
+        return meta_transformers_model(CLIPTextModel, CLIPTextConfig, config, dtype)
+    return meta_transformers_model(CLIPVisionModelWithProjection, CLIPVisionConfig, config, dtype)
 
 
-@functools.lru_cache(maxsize=16)
 def _meta_vae(config_json: str, dtype: torch.dtype, tiling: bool) -> torch.nn.Module:
-    """One meta VAE per tiling setting, so no trace ever toggles state on a shared module."""
     from diffusers import AutoencoderKL
 
-    vae = meta_module(AutoencoderKL, json.loads(config_json), dtype)
-    if tiling:
-        vae.enable_tiling()
-    return vae
+    return meta_vae(AutoencoderKL, config_json, dtype, tiling)
 
 
 def build(configs: dict[str, Any], seed: int = tiny.BUILD_SEED) -> Any:

@@ -28,7 +28,18 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
-from .base import DenoiseJob, Family, Roles, Rules, StockRun, Trace, keep_fp32, meta_module
+from .base import (
+    DenoiseJob,
+    Family,
+    Roles,
+    Rules,
+    StockRun,
+    Trace,
+    keep_fp32,
+    meta_module,
+    meta_transformers_model,
+    meta_vae,
+)
 from .i2vgen_xl import video_to_frames
 from .wan_configs import PUBLISHED, TINY, VARIANT_OF_HUB
 
@@ -453,23 +464,16 @@ def _meta_component(role: str, config_json: str, dtype: torch.dtype) -> torch.nn
     if role == "text_encoder":
         from transformers import UMT5Config, UMT5EncoderModel
 
-        with torch.device("meta"):
-            return UMT5EncoderModel(UMT5Config(**config)).to(dtype)
+        return meta_transformers_model(UMT5EncoderModel, UMT5Config, config, dtype)
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    with torch.device("meta"):
-        return CLIPVisionModelWithProjection(CLIPVisionConfig(**config)).to(dtype)
+    return meta_transformers_model(CLIPVisionModelWithProjection, CLIPVisionConfig, config, dtype)
 
 
-@functools.lru_cache(maxsize=16)
 def _meta_vae(config_json: str, dtype: torch.dtype, tiling: bool) -> torch.nn.Module:
-    """One meta VAE per tiling setting, so no trace ever toggles state on a shared module."""
     from diffusers import AutoencoderKLWan
 
-    vae = meta_module(AutoencoderKLWan, json.loads(config_json), dtype)
-    if tiling:
-        vae.enable_tiling()
-    return vae
+    return meta_vae(AutoencoderKLWan, config_json, dtype, tiling)
 
 
 def build(configs: Mapping[str, Any], seed: int = tiny.BUILD_SEED) -> Any:
