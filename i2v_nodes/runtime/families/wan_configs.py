@@ -110,8 +110,10 @@ VARIANT_OF_HUB = {
 # at the smallest widths the classes take, like diffusers' own Wan pipeline tests.
 _TINY_TRANSFORMER = {
     "patch_size": [1, 2, 2],
-    "num_attention_heads": 2,
-    "attention_head_dim": 12,
+    # 128-wide heads, as in every published Wan file: single-file loaders (ComfyUI's, the pack's)
+    # read the head count as width / 128
+    "num_attention_heads": 1,
+    "attention_head_dim": 128,
     "in_channels": 36,
     "out_channels": 16,
     "text_dim": 32,
@@ -143,7 +145,7 @@ _TINY_UMT5 = {
 
 TINY: dict[str, dict[str, Any]] = {
     "tiny-wan2.1-i2v": {
-        "transformer": {**_TINY_TRANSFORMER, "image_dim": 32, "added_kv_proj_dim": 24},
+        "transformer": {**_TINY_TRANSFORMER, "image_dim": 32, "added_kv_proj_dim": 128},
         "vae": _TINY_VAE,
         "text_encoder": _TINY_UMT5,
         "scheduler": _scheduler(3.0),
