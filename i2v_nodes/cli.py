@@ -6,8 +6,10 @@
 
 ``plan`` is VRAMGuard without ComfyUI: the same estimate and the same verdict. MODEL is a known hub
 id (sized from its published configuration, nothing downloaded), a local diffusers folder name or
-a built-in tiny model. Without ``--vram`` it plans for this machine's GPU; without ``--ram``, for
-this machine's RAM; both are total memory, with ``--headroom`` (default 10%) kept free.
+a built-in tiny model; or give ComfyUI's single files (``--diffusion-model``,
+``--diffusion-model-2``, ``--text-encoder``, ``--vae``, ``--clip-vision``), sized from their headers.
+Without ``--vram`` it plans for this machine's GPU; without ``--ram``, for this machine's RAM; both
+are total memory, with ``--headroom`` (default 10%) kept free.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from . import host
 from .runtime import devices, guard, memory, models, planner
 from .runtime.errors import I2VError
+from .runtime.families.base import FILE_SLOTS
 from .runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 
 GiB = 2**30
@@ -33,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     plan = commands.add_parser(
         "plan", help="will this run fit? device memory and RAM per phase, and what fits"
     )
-    plan.add_argument("model", help="hub id, local model folder name, or tiny model")
+    plan.add_argument("model", nargs="?", help="hub id, local model folder name, or tiny model (or give the "
+                      "single files below instead)")
+    for slot in FILE_SLOTS:
+        plan.add_argument(f"--{slot.replace('_', '-')}", type=Path, metavar="FILE",
+                          help=f"a single file, as ComfyUI's {slot.removesuffix('_2')} folder holds them")
     plan.add_argument("--width", type=int, required=True)
     plan.add_argument("--height", type=int, required=True)
     plan.add_argument("--frames", type=int, required=True)
@@ -69,15 +76,14 @@ def this_machine(device: str, vram: float | None, ram: float | None, headroom: f
 
 
 def plan(args: argparse.Namespace) -> int:
-    handle = models.handle_for_planning(
-        args.model,
-        host.model_dirs(),
-        precision=args.precision,
-        vae_precision=args.vae_precision,
-        device=args.device,
-        offload=args.offload,
-        weights=args.weights,
-    )
+    files = {slot: getattr(args, slot) for slot in FILE_SLOTS if getattr(args, slot) is not None}
+    if bool(files) == bool(args.model):
+        raise SystemExit("give a MODEL, or single files (--diffusion-model, --text-encoder, --vae, ...), "
+                         "not both")
+    options = {"precision": args.precision, "vae_precision": args.vae_precision, "device": args.device,
+               "offload": args.offload, "weights": args.weights}
+    handle = (models.handle_for_files(files, **options) if files else
+              models.handle_for_planning(args.model, host.model_dirs(), **options))
     from .runtime.sampling import validate_shape
 
     validate_shape(handle, args.width, args.height, args.frames, args.batch)

@@ -96,14 +96,14 @@ def on_cpu(handle: ModelHandle) -> bool:
 
 
 def weight_bytes(handle: ModelHandle) -> dict[str, int]:
-    """Bytes of each component's weights as stored: the VAE in its own dtype, fp8 denoisers one byte."""
-    roles = handle.roles
+    """Bytes of each component's weights as stored: the VAE in its own dtype, fp8 one byte."""
+    roles, fp8 = handle.roles, handle.fp8_roles
     sizes = {}
     for name, count in handle.params:
-        if name == roles.vae:
-            per = bytes_per_element(handle.vae_precision)
-        elif name in roles.denoisers and handle.weights == "fp8":
+        if name in fp8:
             per = 1
+        elif name == roles.vae:
+            per = bytes_per_element(handle.vae_precision)
         else:
             per = bytes_per_element(handle.precision)
         sizes[name] = count * per

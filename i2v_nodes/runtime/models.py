@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import json
 import logging
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 from . import families
 from .errors import InputError, ModelError
 from .precision import check_names, resolve_precision, resolve_vae_precision, resolve_weights
+from .safetensors_header import read_header
 from .tiny import ensure_built
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ModelHandle:
     """
 
     name: str
-    source: str  # a local folder (absolute) or a hub id
+    source: str  # a local folder (absolute), a hub id, or "files:" and the single files it is made of
     family: str
     variant: str  # the family's shape of model, e.g. "wan2.2-i2v-a14b"
     local: bool
@@ -67,11 +67,21 @@ class ModelHandle:
     params: tuple[tuple[str, int], ...] = ()  # (component, parameter count)
     configs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     plan: Any = field(default=None, compare=False, hash=False, repr=False)
+    files: Any = field(default=None, compare=False, hash=False, repr=False)  # a FileSet, for single files
 
     @property
     def cache_key(self) -> CacheKey:
         return CacheKey(self.source, self.precision, self.vae_precision, self.device, self.offload,
                         self.weights)
+
+    @property
+    def fp8_roles(self) -> frozenset[str]:
+        """Components whose weights are stored in float8: the denoisers with weights fp8, and any
+        single file that is fp8 already (it stays fp8 rather than doubling in bf16)."""
+        roles = set(self.roles.denoisers) if self.weights == "fp8" else set()
+        if self.files is not None:
+            roles |= {role for role, part in self.files.parts.items() if part.fp8}
+        return frozenset(roles)
 
     @property
     def family_impl(self) -> families.Family:
@@ -294,26 +304,7 @@ def _variant_of(filename: str) -> str:
 
 
 def _safetensors_numel(path: Path) -> int:
-    with open(path, "rb") as fh:
-        raw = fh.read(8)
-        if len(raw) != 8:
-            raise ModelError(f"{path} is not a safetensors file (too short)")
-        (length,) = struct.unpack("<Q", raw)
-        if length > 100_000_000:
-            raise ModelError(f"{path} is not a safetensors file (header length {length})")
-        try:
-            header = json.loads(fh.read(length))
-        except ValueError as exc:
-            raise ModelError(f"{path} has a corrupt safetensors header: {exc}") from exc
-    total = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        count = 1
-        for dim in entry.get("shape", []):
-            count *= int(dim)
-        total += count
-    return total
+    return read_header(path).numel
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -338,9 +329,7 @@ class LoadOptions:
     weights: str = "default"
 
 
-def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
-               default_device: torch.device) -> ModelHandle:
-    """Validate the load options and describe the model, reading no weights."""
+def _checked_device(options: LoadOptions, default_device: torch.device) -> torch.device:
     device = resolve_device(options.device, default_device)
     if options.offload not in OFFLOAD_CHOICES:
         raise InputError("offload", f"expected one of {OFFLOAD_CHOICES}, got {options.offload!r}")
@@ -350,6 +339,13 @@ def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
             f"offload '{options.offload}' moves weights between system RAM and a GPU; the device is "
             f"{device.type}, where every weight already lives in RAM: choose 'none'",
         )
+    return device
+
+
+def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
+               default_device: torch.device) -> ModelHandle:
+    """Validate the load options and describe the model, reading no weights."""
+    device = _checked_device(options, default_device)
     check_names(options.precision, options.vae_precision, options.weights)
     weights = resolve_weights(options.weights, device)
     if not name or not isinstance(name, str):
@@ -375,6 +371,83 @@ def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
         params=found.params,
         configs=found.configs,
     )
+
+
+# --- single files -----------------------------------------------------------------------------
+
+
+def describe_files(paths: dict[str, Path]) -> tuple[Description, families.FileSet]:
+    """What single files (by loader slot) make together, from their headers alone.
+
+    Every error names the slot, the file and what was expected, before anything loads.
+    """
+    found: dict[str, tuple[families.Family, families.FilePart]] = {}
+    for slot, path in paths.items():
+        try:
+            header = read_header(path)
+            part = next(((family, p) for family in families.REGISTERED
+                         if (p := family.identify_file(header)) is not None), None)
+        except ModelError as exc:
+            raise InputError(slot, str(exc)) from exc
+        if part is None:
+            raise InputError(slot, f"{Path(path).name} is not a model file this pack recognises (it reads "
+                                   "ComfyUI's Wan files: diffusion models, UMT5 text encoders, Wan VAEs, "
+                                   "CLIP vision)")
+        found[slot] = part
+    family = found["diffusion_model"][0] if "diffusion_model" in found else None
+    if family is None:
+        raise InputError("diffusion_model", "pick the diffusion model file (ComfyUI's diffusion_models "
+                                            "folder)")
+    for slot, (other, part) in found.items():
+        if other is not family:
+            raise InputError(slot, f"{part.path.name} is a {other.name} file, but the diffusion model is "
+                                   f"{family.name}")
+    fileset = family.assemble_files({slot: part for slot, (_family, part) in found.items()})
+    params = tuple((role, part.params) for role, part in fileset.parts.items())
+    return Description(family.name, fileset.variant, fileset.configs, params), fileset
+
+
+def files_source(fileset: families.FileSet) -> str:
+    """A source string that changes when any file does: path, size and modification time of each."""
+    parts = []
+    for role, part in sorted(fileset.parts.items()):
+        stat = part.path.stat()
+        parts.append(f"{role}={part.path}@{stat.st_size}:{stat.st_mtime_ns}")
+    return "files:" + ";".join(parts)
+
+
+def open_files(paths: dict[str, Path], options: LoadOptions, default_device: torch.device) -> ModelHandle:
+    """Validate the load options and describe the model single files make, reading no weights."""
+    device = _checked_device(options, default_device)
+    check_names(options.precision, options.vae_precision, options.weights)
+    found, fileset = describe_files(paths)
+    weights = resolve_weights(_files_weights(fileset, options.weights), device)
+    return _files_handle(found, fileset, options, device, weights)
+
+
+def handle_for_files(paths: dict[str, Path], *, precision: str = "auto", vae_precision: str = "auto",
+                     device: str = "cuda", offload: str = "none", weights: str = "default") -> ModelHandle:
+    """A handle to plan with, from single files' headers, for a device this machine need not have."""
+    check_names(precision, vae_precision, weights)
+    found, fileset = describe_files(paths)
+    options = LoadOptions(precision, vae_precision, device, offload, False, weights)
+    return _files_handle(found, fileset, options, torch.device(device), _files_weights(fileset, weights))
+
+
+def _files_weights(fileset: families.FileSet, asked: str) -> str:
+    """fp8 files stay fp8 (expanding them would double their memory), whatever was asked."""
+    return "fp8" if any(part.fp8 for role, part in fileset.parts.items() if role != "vae") else asked
+
+
+def _files_handle(found: Description, fileset: families.FileSet, options: LoadOptions, device: torch.device,
+                  weights: str) -> ModelHandle:
+    default = families.get(found.family).rules(found.variant).default_precision
+    name = " + ".join(part.path.name for part in fileset.parts.values())
+    return ModelHandle(name=name, source=files_source(fileset), family=found.family, variant=found.variant,
+                       local=True, precision=resolve_precision(options.precision, device, default),
+                       vae_precision=resolve_vae_precision(options.vae_precision), device=str(device),
+                       offload=options.offload, allow_download=options.allow_download, weights=weights,
+                       params=found.params, configs=found.configs, files=fileset)
 
 
 def describe_published(hub_id: str, precision: str | None = None, vae_precision: str = "fp32",

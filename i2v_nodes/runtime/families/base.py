@@ -18,6 +18,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -135,6 +136,38 @@ CLIP_VISION_H14 = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_l
                    "hidden_act": "gelu"}
 
 
+# The inputs of the single-file loader, named after ComfyUI's model folders they list.
+FILE_SLOTS = ("diffusion_model", "diffusion_model_2", "text_encoder", "vae", "clip_vision")
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One single file (ComfyUI's layout) as a family reads it from its safetensors header."""
+
+    path: Path
+    kind: str  # "denoiser", "text_encoder", "vae" or "image_encoder"
+    variant: str  # what it is, e.g. "wan2.2-i2v-a14b" or "wan-vae-2.2"
+    format: str  # "bf16", "fp16", "fp32", "fp8_e4m3fn" or "fp8_scaled"
+    config: dict[str, Any]  # the component's diffusers / transformers config, read off the shapes
+    params: int  # weights only (no fp8 scales, no embedded tokenizer)
+    hint: str = ""  # what the file name adds (e.g. "high" / "low" noise for Wan 2.2 experts)
+    tokenizer: bool = False  # the file carries its own tokenizer (ComfyUI's text encoders do)
+
+    @property
+    def fp8(self) -> bool:
+        return self.format.startswith("fp8")
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Single files assembled into one model: what each pipeline component is loaded from."""
+
+    variant: str
+    parts: dict[str, FilePart]  # pipeline component (role) -> file
+    configs: dict[str, Any]  # every component's config, plus "pipeline" and "scheduler" settings
+    notes: tuple[str, ...] = ()  # what the report should say (e.g. which tokenizer)
+
+
 @dataclass(frozen=True)
 class LoadSpec:
     """How to load: dtypes, fp8 weight storage, where to."""
@@ -239,6 +272,23 @@ class Family(abc.ABC):
     @abc.abstractmethod
     def tiny_models(self) -> dict[str, Callable[[], Any]]:
         """Built-in tiny models, ``tiny-<variant>``: name -> builder of a pipeline with random weights."""
+
+    # -- single files (ComfyUI's model folders) --------------------------------------------------
+
+    def identify_file(self, header: Any) -> FilePart | None:
+        """What a single file is to this family, from its safetensors header alone; None if not ours."""
+        return None
+
+    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
+        """Check that the files (by loader slot, see FILE_SLOTS) make one model, and say which is which.
+
+        Raises :class:`InputError` naming the slot, the file and what was expected.
+        """
+        raise InputError("diffusion_model", f"the {self.name} family loads no single files")
+
+    def load_files(self, files: FileSet, spec: LoadSpec, tokenizers: list[Path], allow_download: bool) -> Any:
+        """The stock pipeline built from single files (no device placement yet)."""
+        raise NotImplementedError(f"the {self.name} family loads no single files")
 
     # -- loading and sampling -----------------------------------------------------------------
 

@@ -28,9 +28,12 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
+from . import wan_files
 from .base import (
     DenoiseJob,
     Family,
+    FilePart,
+    FileSet,
     Roles,
     Rules,
     StockRun,
@@ -154,6 +157,14 @@ class Wan(Family):
     @property
     def tiny_models(self):
         return {name: functools.partial(build, configs) for name, configs in TINY.items()}
+
+    # -- single files (ComfyUI's model folders) --------------------------------------------------
+
+    def identify_file(self, header: Any) -> FilePart | None:
+        return wan_files.identify(header)
+
+    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
+        return wan_files.assemble(parts)
 
     # -- loading and sampling -----------------------------------------------------------------
 

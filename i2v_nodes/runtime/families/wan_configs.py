@@ -128,7 +128,7 @@ _TINY_VAE = {
     "base_dim": 3,
     "z_dim": 16,
     "dim_mult": [1, 1, 1, 1],
-    "num_res_blocks": 1,
+    "num_res_blocks": 2,  # the published count: the single-file layout (and its converters) assume it
     "temperal_downsample": [False, True, True],
 }
 _TINY_UMT5 = {
