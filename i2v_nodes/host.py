@@ -182,6 +182,50 @@ def output_dir() -> Path:
     return Path(os.environ.get("I2V_OUTPUT_DIR", "output")).resolve()
 
 
+SINGLE_FILE_SUFFIXES = (".safetensors", ".sft")  # never pickles, whatever else a folder holds
+
+
+def model_files(folder: str) -> list[str]:
+    """The safetensors files in one of ComfyUI's model folders (``diffusion_models``, ``vae``, ...),
+    by the names ComfyUI shows: relative to the folder, subfolders included."""
+    fp = _module("folder_paths")
+    if fp is not None:
+        try:
+            names = list(fp.get_filename_list(folder))
+        except KeyError:  # a host without that folder
+            return []
+    else:
+        root = models_root() / folder
+        names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    return sorted(name for name in names if name.lower().endswith(SINGLE_FILE_SUFFIXES))
+
+
+def model_file_path(folder: str, name: str) -> Path | None:
+    """The file a combo value names, or None; a name can never reach outside the folder."""
+    fp = _module("folder_paths")
+    if fp is not None:
+        try:
+            full = fp.get_full_path(folder, name)
+        except KeyError:
+            return None
+        return Path(full) if full else None
+    root = (models_root() / folder).resolve()
+    candidate = (root / name).resolve()
+    return candidate if root in candidate.parents and candidate.is_file() else None
+
+
+def tokenizer_roots() -> list[Path]:
+    """Where a tokenizer for a text encoder file is looked for (in a subfolder named after it):
+    ComfyUI's ``text_encoders`` folders."""
+    fp = _module("folder_paths")
+    if fp is not None:
+        try:
+            return [Path(p) for p in fp.get_folder_paths("text_encoders")]
+        except KeyError:
+            return []
+    return [models_root() / "text_encoders"]
+
+
 def _register_model_folder(fp: ModuleType) -> None:
     names = getattr(fp, "folder_names_and_paths", None)
     if isinstance(names, dict) and MODEL_FOLDER not in names and hasattr(fp, "add_model_folder_path"):

@@ -23,10 +23,12 @@ EXPECTED_ORDER = {
                   "guidance_scale", "seed", "batch_size", "target_fps", "decode_chunk_size"],
     "EncodeVideo": ["frames", "fps", "format", "crf", "filename_prefix", "loop_count", "pingpong",
                     "save_metadata"],
+    "LoadI2VModelFiles": ["diffusion_model", "diffusion_model_2", "text_encoder", "vae", "clip_vision",
+                          "precision", "vae_precision", "device", "offload", "allow_download"],
 }
 # optional inputs appended since the first release; saved workflows keep working without them
 EXPECTED_OPTIONAL = {"LoadI2VModel": ["weights"], "VRAMGuard": [], "I2VSample": ["options"],
-                     "EncodeVideo": ["frames_per_clip"]}
+                     "EncodeVideo": ["frames_per_clip"], "LoadI2VModelFiles": ["weights"]}
 
 
 def node(name):
@@ -43,7 +45,7 @@ def load_tiny(unique_id=None):
 
 
 def test_mappings_and_input_order_are_the_public_api(session_dirs):
-    assert list(NODE_CLASS_MAPPINGS)[:4] == list(EXPECTED_ORDER)
+    assert list(NODE_CLASS_MAPPINGS)[:5] == list(EXPECTED_ORDER)
     for name, order in EXPECTED_ORDER.items():
         assert list(NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]) == order, name
         optional = list(NODE_CLASS_MAPPINGS[name].INPUT_TYPES().get("optional", {}))

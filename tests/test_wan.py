@@ -82,7 +82,7 @@ def test_each_wan_option_changes_the_output_and_matches_the_stock_pipeline(
     assert torch.equal(ours, reference)
     # the shared, cached pipeline is left as it was found
     cached = fresh_cache.peek(dataclasses.replace(a14b.cache_key, offload="none")).pipeline
-    assert cached.config.boundary_ratio == 0.875 and cached.scheduler.config.flow_shift == 3.0
+    assert cached.config.boundary_ratio == 0.9 and cached.scheduler.config.flow_shift == 5.0
 
 
 def test_both_experts_run_each_on_its_side_of_the_boundary(a14b, still_image, wan_settings, fresh_cache):
@@ -274,7 +274,7 @@ def test_out_of_memory_mid_run_leaves_the_cache_usable_and_says_what_to_change(
     assert isinstance(caught.value, torch.OutOfMemoryError)  # hosts that react to OOM still see one
     stats = fresh_cache.stats()
     assert stats.entries == 1 and fresh_cache.is_loaded(dataclasses.replace(a14b.cache_key, offload="none"))
-    assert "forward" not in pipe.transformer.__dict__ and pipe.scheduler.config.flow_shift == 3.0
+    assert "forward" not in pipe.transformer.__dict__ and pipe.scheduler.config.flow_shift == 5.0
     again = run(a14b, still_image, wan_settings, cache=fresh_cache)  # the next run works, loading nothing
     assert fresh_cache.loads == 1 and again.frames.shape[0] == wan_settings.num_frames
 

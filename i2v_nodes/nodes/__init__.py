@@ -3,6 +3,7 @@
 from .encode_video import EncodeVideo
 from .family_options import option_nodes
 from .load_model import LoadI2VModel
+from .load_model_files import LoadI2VModelFiles
 from .sample import I2VSample
 from .vram_guard import VRAMGuard
 
@@ -11,6 +12,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "VRAMGuard": VRAMGuard,
     "I2VSample": I2VSample,
     "EncodeVideo": EncodeVideo,
+    "LoadI2VModelFiles": LoadI2VModelFiles,
     **option_nodes(),
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -18,5 +20,6 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "VRAMGuard": "VRAM Guard (I2V)",
     "I2VSample": "Image to Video Sample",
     "EncodeVideo": "Encode Video (mp4/webm/gif/webp)",
+    "LoadI2VModelFiles": "Load Image-to-Video Model (ComfyUI files)",
     **{name: f"{cls.family.name.capitalize()} Options (I2V)" for name, cls in option_nodes().items()},
 }

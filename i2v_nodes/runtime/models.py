@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from .tiny import ensure_built
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+MODEL_FOLDER = "i2v"  # the pack's own folder in a models directory (tiny models are built there)
+_files_lock = threading.Lock()
 OFFLOAD_CHOICES = ["none", "model", "sequential", "group"]
 DEVICE_CHOICES = ["auto", "cuda", "cpu"]
 
@@ -68,6 +71,7 @@ class ModelHandle:
     configs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     plan: Any = field(default=None, compare=False, hash=False, repr=False)
     files: Any = field(default=None, compare=False, hash=False, repr=False)  # a FileSet, for single files
+    tokenizer_roots: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
 
     @property
     def cache_key(self) -> CacheKey:
@@ -187,6 +191,15 @@ def tiny_model_folder(name: str, models_dir: Path) -> Path:
     if name not in builders:
         raise KeyError(f"unknown tiny model {name!r}; known: {sorted(builders)}")
     return ensure_built(name, models_dir, builders[name][1])
+
+
+def tiny_single_files(name: str, models_dir: Path, fmt: str = "fp32") -> dict[str, Path]:
+    """Built-in tiny model ``name`` written as ComfyUI's single files (in ComfyUI's folders under
+    ``models_dir``), on first use; returns the file for each loader slot."""
+    family, _build = families.tiny_builders()[name]
+    pipe = family.pipeline_class().from_pretrained(str(tiny_model_folder(name, models_dir / MODEL_FOLDER)))
+    with _files_lock:
+        return family.write_files(pipe, models_dir, name, fmt)
 
 
 def _hub_cache_folder(repo_id: str) -> Path | None:
@@ -416,13 +429,19 @@ def files_source(fileset: families.FileSet) -> str:
     return "files:" + ";".join(parts)
 
 
-def open_files(paths: dict[str, Path], options: LoadOptions, default_device: torch.device) -> ModelHandle:
-    """Validate the load options and describe the model single files make, reading no weights."""
+def open_files(paths: dict[str, Path], options: LoadOptions, default_device: torch.device,
+               tokenizer_roots: list[Path] = ()) -> ModelHandle:
+    """Validate the load options and describe the model single files make, reading no weights.
+
+    ``tokenizer_roots``: folders searched (``<root>/<tokenizer name>``) when a text encoder file
+    carries no tokenizer."""
     device = _checked_device(options, default_device)
     check_names(options.precision, options.vae_precision, options.weights)
     found, fileset = describe_files(paths)
     weights = resolve_weights(_files_weights(fileset, options.weights), device)
-    return _files_handle(found, fileset, options, device, weights)
+    handle = _files_handle(found, fileset, options, device, weights)
+    handle.family_impl.check_tokenizer(fileset, list(tokenizer_roots), options.allow_download)
+    return dataclasses.replace(handle, tokenizer_roots=tuple(str(p) for p in tokenizer_roots))
 
 
 def handle_for_files(paths: dict[str, Path], *, precision: str = "auto", vae_precision: str = "auto",

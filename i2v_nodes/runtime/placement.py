@@ -9,11 +9,12 @@ the device never sees an expert in bf16 that it could only hold in fp8.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .families import Family, LoadSpec, Roles
+from .families import Family, FileSet, LoadSpec, Roles
 from .precision import FP8_STORAGE
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,25 @@ def load_pipeline(
     family.prepare(pipe)
     place(pipe, roles, device, offload)
     return pipe
+
+
+def load_files_pipeline(family: Family, roles: Roles, files: FileSet, spec: LoadSpec, device: torch.device,
+                        offload: str, tokenizer_roots: list[Path], allow_download: bool) -> tuple[Any, str]:
+    """The stock pipeline from single files, placed like one from a folder; and the family's note
+    (which tokenizer it used). Denoisers not already float8 get fp8 storage if asked."""
+
+    def settle(module: torch.nn.Module) -> None:
+        storage = getattr(torch, FP8_STORAGE)
+        if spec.weights == "fp8" and not any(p.dtype == storage for p in module.parameters()):
+            module.enable_layerwise_casting(storage_dtype=storage, compute_dtype=spec.dtype)
+        if offload == "none":
+            module.to(device)
+
+    pipe, note = family.load_files(files, spec, tokenizer_roots, allow_download, settle)
+    pipe.set_progress_bar_config(disable=True)
+    family.prepare(pipe)
+    place(pipe, roles, device, offload)
+    return pipe, note
 
 
 def place(pipe: Any, roles: Roles, device: torch.device, offload: str) -> None:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -205,6 +206,7 @@ class Loaded:
     device: torch.device  # the execution device (asking the pipeline walks every module)
     vae_dtype: torch.dtype
     registration: Any = None
+    note: str = ""  # what loading chose that the report should say (single files: the tokenizer)
     # text -> embeddings: a new seed with the same prompt (the usual next run) skips the text encoder
     prompts: OrderedDict = field(default_factory=OrderedDict)
 
@@ -228,11 +230,18 @@ def _loader(handle: ModelHandle, offload: str, services: HostServices, cache: Mo
     def load() -> tuple[Loaded, Callable[[], None]]:
         roles, device = handle.roles, torch.device(handle.device)
         spec = LoadSpec(DTYPES[handle.precision], DTYPES[handle.vae_precision], handle.weights)
-        pipe = placement.load_pipeline(handle.family_impl, roles, handle.source, handle.local, spec, device,
-                                       offload)
+        note = ""
+        if handle.files is not None:
+            roots = [Path(root) for root in handle.tokenizer_roots]
+            pipe, note = placement.load_files_pipeline(handle.family_impl, roles, handle.files, spec, device,
+                                                       offload, roots, handle.allow_download)
+            log.info("%s: %s", handle.name, note)
+        else:
+            pipe = placement.load_pipeline(handle.family_impl, roles, handle.source, handle.local, spec,
+                                           device, offload)
         # with offload hooks the pipeline knows best; without, it is where we put it
         execution = device if offload == "none" else pipe._execution_device
-        loaded = Loaded(pipe, execution, getattr(pipe, roles.vae).dtype)
+        loaded = Loaded(pipe, execution, getattr(pipe, roles.vae).dtype, note=note)
         if services.register_model is not None:
             key = dataclasses.replace(handle.cache_key, offload=offload)
             modules = {name: getattr(pipe, name) for name in roles.weighted}
@@ -316,6 +325,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
         progress.close()
     frames = torch.cat(clips).contiguous()
     report = _run_report(plan, s, len(clips), chunk, timings, cache.loads - loads_before)
+    if loaded.note:
+        report += f"; {loaded.note}"
     log.info("%s", report)
     return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report, timings)
 

@@ -286,9 +286,20 @@ class Family(abc.ABC):
         """
         raise InputError("diffusion_model", f"the {self.name} family loads no single files")
 
-    def load_files(self, files: FileSet, spec: LoadSpec, tokenizers: list[Path], allow_download: bool) -> Any:
-        """The stock pipeline built from single files (no device placement yet)."""
+    def load_files(self, files: FileSet, spec: LoadSpec, tokenizers: list[Path], allow_download: bool,
+                   settle: Callable[[torch.nn.Module], None]) -> tuple[Any, str]:
+        """The stock pipeline built from single files (no device placement yet), and a note for the
+        report (which tokenizer was used). ``settle`` gets each denoiser as soon as it is loaded."""
         raise NotImplementedError(f"the {self.name} family loads no single files")
+
+    def check_tokenizer(self, files: FileSet, tokenizers: list[Path], allow_download: bool) -> None:
+        """Raise InputError, before anything loads, if the text encoder's tokenizer cannot be had."""
+        return None  # families whose files carry everything they need have nothing to check
+
+    def write_files(self, pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> dict[str, Path]:
+        """Write a pipeline as single files in ComfyUI's folders under ``models_dir`` (loader slot ->
+        file): how the tiny models exist as single files too."""
+        raise NotImplementedError(f"the {self.name} family writes no single files")
 
     # -- loading and sampling -----------------------------------------------------------------
 

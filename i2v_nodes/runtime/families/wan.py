@@ -166,6 +166,21 @@ class Wan(Family):
     def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
         return wan_files.assemble(parts)
 
+    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
+        from .wan_load import load_pipeline
+
+        return load_pipeline(files, spec, tokenizers, allow_download, settle)
+
+    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
+        from .wan_load import check_tokenizer
+
+        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
+
+    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
+        from .wan_write import write_files
+
+        return write_files(pipe, models_dir, stem, fmt)
+
     # -- loading and sampling -----------------------------------------------------------------
 
     def pipeline_class(self) -> type:

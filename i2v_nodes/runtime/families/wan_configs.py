@@ -165,8 +165,9 @@ TINY: dict[str, dict[str, Any]] = {
         "transformer_2": _TINY_TRANSFORMER,
         "vae": _TINY_VAE,
         "text_encoder": _TINY_UMT5,
-        "scheduler": _scheduler(3.0),
-        "pipeline": {"boundary_ratio": 0.875},
+        # the published scheduler and boundary, as ComfyUI's files (which carry neither) get them
+        "scheduler": _scheduler(5.0),
+        "pipeline": {"boundary_ratio": 0.9},
     },
     "tiny-wan2.2-ti2v-5b": {
         "transformer": {**_TINY_TRANSFORMER, "in_channels": 48, "out_channels": 48},
