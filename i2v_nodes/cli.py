@@ -3,6 +3,8 @@
     python -m i2v_nodes plan MODEL --width W --height H --frames F [--precision P] [--weights fp8]
                              [--offload O] [--vram GB] [--ram GB] [--json]
     python -m i2v_nodes tiers [FOLDER]   # each family's largest tier workflow that fits this machine
+    python -m i2v_nodes tiny-files [NAME ...] [--format fp32|fp8_scaled] [--models-dir DIR]
+                                         # the tiny Wan models as ComfyUI's single files
 
 ``plan`` is VRAMGuard without ComfyUI: the same estimate and the same verdict. MODEL is a known hub
 id (sized from its published configuration, nothing downloaded), a local diffusers folder name or
@@ -22,7 +24,7 @@ from pathlib import Path
 import torch
 
 from . import host
-from .runtime import devices, guard, memory, models, planner
+from .runtime import devices, families, guard, memory, models, planner
 from .runtime.errors import I2VError
 from .runtime.families.base import FILE_SLOTS
 from .runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
@@ -61,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="skip the largest frames and size per option (much faster cold)")
     tiers = commands.add_parser("tiers", help="each family's largest tier workflow that fits this machine")
     tiers.add_argument("folder", nargs="?", default="workflows/api", help="API-format tier workflows")
+    tiny = commands.add_parser("tiny-files", help="write tiny models as ComfyUI's single files, to try "
+                               "LoadI2VModelFiles (in ComfyUI's folders under the models folder)")
+    tiny.add_argument("names", nargs="*", help="tiny models (default: every one with a single-file form)")
+    tiny.add_argument("--format", choices=["fp32", "fp8_scaled"], default="fp32")
+    tiny.add_argument("--models-dir", type=Path, help="default: ComfyUI's models folder / I2V_MODELS_DIR")
     return parser
 
 
@@ -165,10 +172,24 @@ def _tier_run(api: dict, device: str):
     return handle, shape, memory.default_options(handle, shape)
 
 
+def tiny_files(args: argparse.Namespace) -> int:
+    """Write tiny models as single files; an existing file is left as it is (they are seeded)."""
+    root = args.models_dir or host.models_root()
+    writable = [name for name, (family, _build) in families.tiny_builders().items()
+                if type(family).write_files is not families.Family.write_files]
+    for name in args.names or writable:
+        if name not in writable:
+            raise SystemExit(f"{name!r} has no single-file form; choose from {', '.join(writable)}")
+        for slot, path in models.tiny_single_files(name, root, args.format).items():
+            print(f"{name}  {slot:<17} {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return plan(args) if args.command == "plan" else tiers(args)
+        commands = {"plan": plan, "tiers": tiers, "tiny-files": tiny_files}
+        return commands[args.command](args)
     except I2VError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,8 +4,6 @@ checked for fit, sized by the planner; key names survive the trip to the origina
 from __future__ import annotations
 
 import json
-import math
-import struct
 from pathlib import Path
 
 import pytest
@@ -14,118 +12,39 @@ import torch
 from i2v_nodes.runtime import memory, models, planner
 from i2v_nodes.runtime.errors import InputError
 from i2v_nodes.runtime.families import WAN, wan_keys
-from i2v_nodes.runtime.families.base import CLIP_VISION_H14, config_json
+from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
+from i2v_nodes.runtime.families.base import config_json
 from i2v_nodes.runtime.families.wan_configs import PUBLISHED, TINY
-from i2v_nodes.runtime.safetensors_header import DTYPE_BYTES
-
-A14B_HUB, TI2V_HUB, WAN21_HUB = (
-    "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
-    "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
-    "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
-)
-SPIECE_BYTES = 4_548_313  # about the size of UMT5's sentencepiece model
-
-
-def write_header(
-    path: Path, tensors: dict[str, tuple[str, tuple[int, ...]]], metadata: dict | None = None
-) -> Path:
-    """A safetensors file with this header and no tensor data: enough for everything that reads headers."""
-    header, offset = {}, 0
-    for name, (dtype, shape) in tensors.items():
-        size = math.prod(shape) * DTYPE_BYTES[dtype]
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    if metadata:
-        header["__metadata__"] = metadata
-    raw = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
-    return path
+from i2v_nodes.runtime.families.wan_stand_ins import A14B_HUB, TI2V_HUB, WAN21_HUB, stored, write_header
 
 
 def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
-def stored(names: dict[str, tuple[int, ...]], fmt: str) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Tensors as a file of this format stores them: matrices in the format's dtype (with ComfyUI's
-    scales for fp8_scaled), the rest in bf16."""
-    dtype = {"bf16": "BF16", "fp16": "F16", "fp8_e4m3fn": "F8_E4M3", "fp8_scaled": "F8_E4M3"}[fmt]
-    out = {}
-    for name, shape in names.items():
-        matrix = len(shape) == 2 and name.endswith(".weight") and "embed" not in name
-        out[name] = (dtype if matrix else "BF16", shape)
-        if matrix and fmt == "fp8_scaled":
-            out[name.removesuffix(".weight") + ".scale_weight"] = ("F32", ())
-    if fmt == "fp8_scaled":
-        out["scaled_fp8"] = ("F8_E4M3", ())
-    return out
-
-
 def meta(role: str, config: dict) -> torch.nn.Module:
     return WAN.meta_component(role, config_json(config), torch.float32)
-
-
-def transformer_file(tmp_path: Path, name: str, config: dict, fmt: str) -> Path:
-    original = {
-        wan_keys.transformer_to_original(k): v for k, v in shapes(meta("transformer", config)).items()
-    }
-    return write_header(tmp_path / name, stored(original, fmt))
-
-
-def umt5_file(tmp_path: Path, name: str = "umt5_xxl_fp8_e4m3fn_scaled.safetensors") -> Path:
-    tensors = stored(shapes(meta("text_encoder", PUBLISHED[A14B_HUB]["text_encoder"])), "fp8_scaled")
-    tensors["spiece_model"] = ("U8", (SPIECE_BYTES,))
-    return write_header(tmp_path / name, tensors)
-
-
-def vae_file(tmp_path: Path, name: str, config: dict, to_original) -> Path:
-    original = {to_original(k): v for k, v in shapes(meta("vae", config)).items()}
-    return write_header(tmp_path / name, {k: ("BF16", v) for k, v in original.items()})
-
-
-def clip_file(tmp_path: Path) -> Path:
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    with torch.device("meta"):
-        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_VISION_H14))
-    return write_header(
-        tmp_path / "clip_vision_h.safetensors", {k: ("F16", v) for k, v in shapes(model).items()}
-    )
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> dict[str, Path]:
     """Synthetic headers of the files ComfyUI's Wan templates download, at the published shapes."""
     folder = tmp_path_factory.mktemp("comfy-files")
-    a14b = PUBLISHED[A14B_HUB]["transformer"]
-    return {
-        "high": transformer_file(
-            folder, "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", a14b, "fp8_scaled"
-        ),
-        "low": transformer_file(
-            folder, "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", a14b, "fp8_scaled"
-        ),
-        "5b": transformer_file(
-            folder, "wan2.2_ti2v_5B_fp16.safetensors", PUBLISHED[TI2V_HUB]["transformer"], "fp16"
-        ),
-        "2.1": transformer_file(
-            folder, "wan2.1_i2v_480p_14B_fp16.safetensors", PUBLISHED[WAN21_HUB]["transformer"], "fp16"
-        ),
-        "t2v": transformer_file(
-            folder,
-            "wan2.1_t2v_1.3B_fp16.safetensors",
-            {**a14b, "in_channels": 16, "num_attention_heads": 12, "ffn_dim": 8960, "num_layers": 30},
-            "fp16",
-        ),
-        "umt5": umt5_file(folder),
-        "vae21": vae_file(
-            folder, "wan_2.1_vae.safetensors", PUBLISHED[A14B_HUB]["vae"], wan_keys.vae21_to_original
-        ),
-        "vae22": vae_file(
-            folder, "wan2.2_vae.safetensors", PUBLISHED[TI2V_HUB]["vae"], wan_keys.vae22_to_original
-        ),
-        "clip": clip_file(folder),
+    files = {
+        key: path
+        for variant, keys in (
+            ("wan2.2-i2v-a14b",
+             {"diffusion_model": "high", "diffusion_model_2": "low", "text_encoder": "umt5", "vae": "vae21"}),
+            ("wan2.2-ti2v-5b", {"diffusion_model": "5b", "vae": "vae22"}),
+            ("wan2.1-i2v", {"diffusion_model": "2.1", "clip_vision": "clip"}),
+        )
+        for slot, path in stand_ins.write_template_files(folder, variant).items()
+        if (key := keys.get(slot))
     }
+    t2v = {**PUBLISHED[A14B_HUB]["transformer"], "in_channels": 16, "num_attention_heads": 12,
+           "ffn_dim": 8960, "num_layers": 30}
+    files["t2v"] = stand_ins.transformer_file(folder / "wan2.1_t2v_1.3B_fp16.safetensors", t2v, "fp16")
+    return files
 
 
 def test_each_published_file_is_recognised_from_its_header(published):

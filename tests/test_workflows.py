@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 
 from host_stub import Host
 from i2v_nodes.runtime import guard, memory, models, video
+from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
+from i2v_nodes.runtime.families.base import FILE_SLOTS
+from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
@@ -19,6 +23,9 @@ WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 MACHINES = {"i2v-preview": (8, 16), "i2v-12gb": (12, 16), "i2v-24gb": (24, 32), "i2v-40gb": (40, 32),
             "wan-12gb": (12, 32), "wan-16gb": (16, 64), "wan-24gb": (24, 64), "wan-48gb": (48, 128),
             "wan-80gb": (80, 128)}
+MACHINES.update({f"{name}-files": machine for name, machine in MACHINES.items() if name.startswith("wan-")})
+HUB_OF_TEMPLATE = {files["diffusion_model"]: stand_ins.HUB_OF_VARIANT[variant]
+                   for variant, files in stand_ins.TEMPLATE_FILES.items()}
 # Each published model's tiny twin (same variant), at a small size that keeps its family's rules.
 TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
         "Wan-AI/Wan2.2-I2V-A14B-Diffusers": ("tiny-wan2.2-i2v-a14b", 64, 48, 9),
@@ -26,19 +33,36 @@ TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
 
 
 def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:
-    """--set overrides that run a tier on its model's tiny twin on a CPU, and the expected video size."""
-    loader = next(n["inputs"] for n in api.values() if n["class_type"] == "LoadI2VModel")
-    name, width, height, frames = TINY[loader["model"]]
-    overrides = [f"LoadI2VModel.model={name}", "LoadI2VModel.offload=none", f"VRAMGuard.width={width}",
+    """--set overrides that run a tier on its model's tiny twin on a CPU, and the expected video size.
+    A tier on ComfyUI's files runs on the tiny twin's single files (see the host fixture)."""
+    loader = next(n for n in api.values() if n["class_type"].startswith("LoadI2VModel"))
+    kind = loader["class_type"]
+    hub = loader["inputs"].get("model") or HUB_OF_TEMPLATE[loader["inputs"]["diffusion_model"]]
+    name, width, height, frames = TINY[hub]
+    if kind == "LoadI2VModel":
+        model = [f"LoadI2VModel.model={name}"]
+    else:
+        files = models.tiny_single_files(name, Path(os.environ["I2V_MODELS_DIR"]))
+        model = [f"{kind}.{slot}={path.name}" for slot, path in files.items()]
+    overrides = [*model, f"{kind}.offload=none", f"{kind}.weights=default", f"VRAMGuard.width={width}",
                  f"VRAMGuard.height={height}", f"VRAMGuard.num_frames={frames}", "I2VSample.steps=2"]
     return overrides, (frames, width, height)
 
 
 @pytest.fixture(scope="module")
 def host(session_dirs) -> Host:
+    """The stub, with header-only stand-ins of ComfyUI's template files in its model folders (what
+    the -files tiers name, so they validate and plan) and the tiny Wan models' single files."""
     shutil.copy(REPO / "examples" / "i2v-example.png", session_dirs["input"])
+    for variant in stand_ins.TEMPLATE_FILES:
+        stand_ins.write_template_files(session_dirs["models"], variant)
     folders = {f"{name}_dir": str(session_dirs[name]) for name in ("input", "output", "models")}
     return Host(packs=[str(REPO)], **folders)
+
+
+@pytest.fixture(scope="module")
+def stand_in_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stand-ins")
 
 
 def load(path: Path) -> dict:
@@ -46,7 +70,7 @@ def load(path: Path) -> dict:
 
 
 def test_one_workflow_per_tier():
-    assert [p.stem for p in WORKFLOWS] == sorted(MACHINES)
+    assert sorted(p.stem for p in WORKFLOWS) == sorted(MACHINES)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -73,17 +97,27 @@ def test_workflow_runs_end_to_end_scaled_down(host, path, session_dirs):
     assert (info.frame_count, info.width, info.height) == expected
     assert info.fps == pytest.approx(fps)
     workflow = json.loads(video.read_video_metadata(video_file)["workflow"])
-    assert {n["type"] for n in workflow["nodes"]} >= {"LoadI2VModel", "VRAMGuard", "I2VSample", "EncodeVideo"}
+    assert {n["type"] for n in workflow["nodes"]} >= {"VRAMGuard", "I2VSample", "EncodeVideo"}
+    assert {n["type"] for n in workflow["nodes"]} & {"LoadI2VModel", "LoadI2VModelFiles"}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_tier_fits_its_card_at_full_settings(path):
+def test_tier_fits_its_card_at_full_settings(path, stand_in_dir):
     """VRAMGuard's plan for the published model, at the workflow's own settings, on the tier's card."""
     api = load(REPO / "workflows" / "api" / path.name)
     settings = next(n["inputs"] for n in api.values() if n["class_type"] == "VRAMGuard")
-    loader = next(n["inputs"] for n in api.values() if n["class_type"] == "LoadI2VModel")
-    handle = models.describe_published(loader["model"], device="cuda", offload=loader["offload"],
-                                       weights=loader["weights"])
+    node = next(n for n in api.values() if n["class_type"].startswith("LoadI2VModel"))
+    loader = node["inputs"]
+    if node["class_type"] == "LoadI2VModel":
+        handle = models.describe_published(loader["model"], device="cuda", offload=loader["offload"],
+                                           weights=loader["weights"])
+    else:  # ComfyUI's files, sized from the stand-ins' headers (the published shapes and formats)
+        variant = VARIANT_OF_HUB[HUB_OF_TEMPLATE[loader["diffusion_model"]]]
+        paths = stand_ins.write_template_files(stand_in_dir, variant)
+        assert {slot: p.name for slot, p in paths.items()} == {
+            slot: name for slot, name in loader.items() if slot in FILE_SLOTS and name != "none"}
+        handle = models.handle_for_files(paths, device="cuda", offload=loader["offload"],
+                                         weights=loader["weights"])
     card, ram = (gib * 2**30 for gib in MACHINES[path.stem])
     shape = memory.RunShape(settings["width"], settings["height"], settings["num_frames"],
                             settings["batch_size"])

@@ -16,8 +16,11 @@ the code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,14 @@ EXAMPLE_IMAGE = "i2v-example.png"
 PROMPT = "waves rolling onto the beach at sunset, a sailboat drifting slowly, clouds moving"
 GiB = 2**30
 README_START, README_END = "<!-- tiers:start -->", "<!-- tiers:end -->"
+# LoadI2VModelFiles' file inputs, in order, and the ComfyUI model folder each lists
+FILE_FOLDERS = {
+    "diffusion_model": "diffusion_models",
+    "diffusion_model_2": "diffusion_models",
+    "text_encoder": "text_encoders",
+    "vae": "vae",
+    "clip_vision": "clip_vision",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,11 @@ class Tier:
     policy: str = "error"  # "adapt" where the fit needs VAE tiling, which only the guard turns on
     options: dict[str, float] = field(default_factory=dict)  # the family's options node widgets, if shown
     expected: str = ""  # what the seed article expects, for comparison
+    files: dict[str, str] = field(default_factory=dict)  # LoadI2VModelFiles' slot -> ComfyUI's file name
+
+    @property
+    def loader(self) -> str:
+        return "LoadI2VModelFiles" if self.files else "LoadI2VModel"
 
 
 def i2vgen_tiers() -> list[Tier]:
@@ -201,8 +217,13 @@ def wan_tiers() -> list[Tier]:
     return tiers
 
 
-def _wan_remarks(handle: Any, options: Any, a14b: bool) -> str:
+def _wan_remarks(handle: Any, options: Any, a14b: bool, files: bool = False) -> str:
     parts = []
+    if files:
+        parts.append(
+            "This is the tier on the very files ComfyUI's own Wan template downloads, in the folders it "
+            "puts them in (LoadI2VModelFiles): nothing new to download."
+        )
     if a14b:
         parts.append(
             "Wan 2.2 A14B: two 14B experts, one for the high-noise steps and one for the rest; "
@@ -210,7 +231,12 @@ def _wan_remarks(handle: Any, options: Any, a14b: bool) -> str:
         )
     else:
         parts.append("Wan 2.2 TI2V-5B: one 5B transformer with a 16x VAE, made for 1280x704 at 24 fps.")
-    if handle.weights == "fp8":
+    if files and handle.weights == "fp8":
+        parts.append(
+            "The files are fp8 and stay fp8 in memory (each layer computes in bf16, with the file's "
+            "scales), as ComfyUI runs them."
+        )
+    elif handle.weights == "fp8":
         parts.append(
             "Weights are stored in fp8 (LoadI2VModel's weights input) to halve the experts: a small "
             "loss of fine detail against bf16."
@@ -228,8 +254,63 @@ def _wan_remarks(handle: Any, options: Any, a14b: bool) -> str:
     return " ".join(parts)
 
 
+def files_tiers(tiers: list[Tier]) -> list[Tier]:
+    """Each Wan tier again, on the files ComfyUI's own templates download (same names, same
+    folders): the same model, size and frames, run the fastest way that fits with those files."""
+    from i2v_nodes.runtime import memory, planner
+    from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
+
+    out = []
+    for tier in tiers:
+        variant = VARIANT_OF_HUB.get(tier.model)
+        if variant is None:
+            continue
+        shape = memory.RunShape(tier.width, tier.height, tier.frames)
+        choice = planner.choose(
+            [(files_handle(variant), shape)], planner.Machine(tier.card_gib, tier.ram_gib)
+        )
+        if choice is None:
+            raise SystemExit(f"ComfyUI's {variant} files do not fit {tier.card} at {tier.name}'s settings")
+        options = choice.options
+        handle = files_handle(variant, offload=options.offload, weights=choice.handle.weights)
+        files = {slot: path.name for slot, path in stand_in_paths(variant).items()}
+        out.append(
+            dataclasses.replace(
+                tier,
+                name=f"{tier.name}-files",
+                title=f"{tier.title}, ComfyUI's files",
+                remarks=_wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files=True),
+                weights=handle.weights,
+                offload=options.offload,
+                policy="adapt" if options.vae_tiling else "error",
+                files=files,
+            )
+        )
+    return out
+
+
+@functools.cache
+def _stand_in_folder() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="i2v-stand-ins-")  # removed when the process ends
+
+
+@functools.cache
+def stand_in_paths(variant: str) -> dict[str, Path]:
+    """Header-only stand-ins for ComfyUI's template files: everything planning reads, no weights."""
+    from i2v_nodes.runtime.families.wan_stand_ins import write_template_files
+
+    return write_template_files(Path(_stand_in_folder().name), variant)
+
+
+def files_handle(variant: str, offload: str = "none", weights: str = "default") -> Any:
+    from i2v_nodes.runtime import models
+
+    return models.handle_for_files(stand_in_paths(variant), device="cuda", offload=offload, weights=weights)
+
+
 def all_tiers() -> list[Tier]:
-    return i2vgen_tiers() + wan_tiers()
+    wan = wan_tiers()
+    return i2vgen_tiers() + wan + files_tiers(wan)
 
 
 # --- figures for the Notes ---------------------------------------------------------------------
@@ -239,7 +320,14 @@ def tier_figures(tier: Tier) -> dict[str, Any]:
     """VRAMGuard's plan and the denoiser's compute for the published model at this tier."""
     from i2v_nodes.runtime import guard, memory, models, planner
 
-    handle = models.describe_published(tier.model, device="cuda", offload=tier.offload, weights=tier.weights)
+    if tier.files:
+        from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
+
+        handle = files_handle(VARIANT_OF_HUB[tier.model], tier.offload, tier.weights)
+    else:
+        handle = models.describe_published(
+            tier.model, device="cuda", offload=tier.offload, weights=tier.weights
+        )
     shape = memory.RunShape(tier.width, tier.height, tier.frames)
     plan = guard.plan_run(handle, shape, tier.policy, planner.Machine(tier.card_gib, tier.ram_gib).budget())
     return {
@@ -279,14 +367,14 @@ def step_tflop(handle: Any, shape: Any) -> float:
 
 def note_text(tier: Tier, figures: dict[str, Any]) -> str:
     size = f"{tier.width}x{tier.height}"
-    storage = ", fp8 weights" if tier.weights == "fp8" else ""
+    storage = (", fp8 files" if tier.files else ", fp8 weights") if tier.weights == "fp8" else ""
     options = f"offload {tier.offload}" + (
         ", VAE tiling (turned on by VRAMGuard's adapt)" if figures["vae_tiling"] else ""
     )
-    folder = tier.model.split("/")[-1]
+    model = " + ".join(tier.files.values()) if tier.files else tier.model
     return "\n".join(
         [
-            f"{tier.title}: {tier.model}, {size}, {tier.frames} frames, {tier.steps} steps, {tier.fps} fps, "
+            f"{tier.title}: {model}, {size}, {tier.frames} frames, {tier.steps} steps, {tier.fps} fps, "
             f"guidance {tier.guidance}",
             "",
             tier.remarks,
@@ -305,11 +393,30 @@ def note_text(tier: Tier, figures: dict[str, Any]) -> str:
             + " Run bench/run.py on yours for measured figures.",
             "",
             f"Put {EXAMPLE_IMAGE} (from the repo's examples/ folder) or your own image in ComfyUI's input "
-            f"folder. The model: `huggingface-cli download {tier.model} --local-dir models/i2v/{folder}` "
-            f"once (then pick {folder}), or turn LoadI2VModel's allow_download on. `python -m i2v_nodes "
-            f"plan {tier.model} --width {tier.width} --height {tier.height} --frames {tier.frames}` says "
-            f"whether it fits your machine first. The first run loads it (slow); later runs reuse it.",
+            f"folder. {_where_the_model_comes_from(tier)} The first run loads it (slow); later runs reuse "
+            "it.",
         ]
+    )
+
+
+def _where_the_model_comes_from(tier: Tier) -> str:
+    size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
+    if tier.files:
+        listing = ", ".join(f"{FILE_FOLDERS[slot]}/{name}" for slot, name in tier.files.items())
+        flags = " ".join(
+            f"--{slot.replace('_', '-')} models/{FILE_FOLDERS[slot]}/{name}"
+            for slot, name in tier.files.items()
+        )
+        return (
+            f"The files ({listing}) are those ComfyUI's own Wan template downloads (from Comfy-Org's "
+            f"repackaged Wan repos on Hugging Face): if you have run it, you have them. `python -m "
+            f"i2v_nodes plan {flags} {size}` says whether it fits your machine first."
+        )
+    folder = tier.model.split("/")[-1]
+    return (
+        f"The model: `huggingface-cli download {tier.model} --local-dir models/i2v/{folder}` once (then "
+        f"pick {folder}), or turn LoadI2VModel's allow_download on. `python -m i2v_nodes plan {tier.model} "
+        f"{size}` says whether it fits your machine first."
     )
 
 
@@ -414,12 +521,13 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     g = Graph(object_info)
     g.add("Note", (40, -330), (760, 300), [note_text(tier, figures)], title=f"i2v-nodes: {tier.title}")
     image = g.add("LoadImage", (40, 320), (320, 330), [EXAMPLE_IMAGE, "image"])
-    model = g.add(
-        "LoadI2VModel",
-        (40, 20),
-        (320, 260),
-        [tier.model, "auto", "auto", "auto", tier.offload, False, tier.weights],
-    )
+    if tier.files:
+        names = [tier.files.get(slot, "none") for slot in FILE_FOLDERS]
+        widgets = [*names, "auto", "auto", "auto", tier.offload, False, tier.weights]
+        model = g.add("LoadI2VModelFiles", (40, -10), (320, 300), widgets)
+    else:
+        widgets = [tier.model, "auto", "auto", "auto", tier.offload, False, tier.weights]
+        model = g.add("LoadI2VModel", (40, 20), (320, 260), widgets)
     guard = g.add(
         "VRAMGuard", (420, 20), (320, 280), [tier.width, tier.height, tier.frames, 1, tier.policy, 0.10]
     )
@@ -474,14 +582,24 @@ def readme_table(rows: list[tuple[Tier, dict[str, Any]]]) -> str:
     ]
     for tier, figures in rows:
         options = [f"offload {tier.offload}"] if tier.offload != "none" else []
-        options += ["fp8 weights"] if tier.weights == "fp8" else []
+        options += [("fp8 files" if tier.files else "fp8 weights")] if tier.weights == "fp8" else []
         options += ["VAE tiling (adapt)"] if figures["vae_tiling"] else []
         lines.append(
-            f"| `{tier.name}.json` | {tier.card} ({tier.ram_gib} GB) | `{tier.model}` | "
+            f"| `{tier.name}.json` | {tier.card} ({tier.ram_gib} GB) | {_model_cell(tier)} | "
             f"{tier.width}x{tier.height} | {tier.frames} | {tier.steps} | {tier.fps} | {tier.guidance} | "
             f"{', '.join(options) or 'none'} | {figures['peak_gib']:.1f} / {figures['ram_gib']:.1f} GiB |"
         )
     return "\n".join(lines)
+
+
+def _model_cell(tier: Tier) -> str:
+    if not tier.files:
+        return f"`{tier.model}`"
+    return "ComfyUI's " + " + ".join(
+        f"`{name.removesuffix('.safetensors')}`"
+        for slot, name in tier.files.items()
+        if slot.startswith("diffusion_model")
+    )
 
 
 def readme_with_table(table: str) -> str:

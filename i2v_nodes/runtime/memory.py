@@ -256,8 +256,9 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
     in_ram = sum(sizes.values()) if options.offload != "none" else 0
     # Each denoiser is read in the compute dtype and only then cast to fp8 (and, without offload,
     # moved to the device): the load peaks at one denoiser in full precision beside what stays.
+    # A single file is read whole as stored, then cast a tensor at a time.
     loaded = dict(handle.params)
-    full = {d: loaded.get(d, 0) * bytes_per_element(handle.precision) for d in denoisers}
+    full = {d: _read_bytes(handle, d, loaded.get(d, 0), sizes.get(d, 0)) for d in denoisers}
     steps, kept = [], 0
     for name in denoisers:
         steps.append(kept + full[name])
@@ -270,6 +271,18 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
         "load": _estimate("load", load_peak, 0, 0, HOST_RUNTIME_BYTES),
         "run": _estimate("run", in_ram, 0, frames + clip, HOST_RUNTIME_BYTES),
     }
+
+
+FILE_FORMAT_BYTES = {"fp8_e4m3fn": 1, "fp8_scaled": 1, "bf16": 2, "fp16": 2, "fp32": 4}
+
+
+def _read_bytes(handle: ModelHandle, role: str, params: int, kept: int) -> int:
+    """RAM a denoiser takes while it loads: from a folder, in the compute dtype; from a single
+    file, the file's own format or what is kept, whichever is larger."""
+    part = handle.files.parts.get(role) if handle.files is not None else None
+    if part is None:
+        return params * bytes_per_element(handle.precision)
+    return max(kept, params * FILE_FORMAT_BYTES.get(part.format, 4))
 
 
 def estimate(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> Estimate:

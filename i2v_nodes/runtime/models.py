@@ -438,7 +438,7 @@ def open_files(paths: dict[str, Path], options: LoadOptions, default_device: tor
     device = _checked_device(options, default_device)
     check_names(options.precision, options.vae_precision, options.weights)
     found, fileset = describe_files(paths)
-    weights = resolve_weights(_files_weights(fileset, options.weights), device)
+    weights = resolve_weights(_files_weights(found.family, fileset, options.weights), device)
     handle = _files_handle(found, fileset, options, device, weights)
     handle.family_impl.check_tokenizer(fileset, list(tokenizer_roots), options.allow_download)
     return dataclasses.replace(handle, tokenizer_roots=tuple(str(p) for p in tokenizer_roots))
@@ -450,12 +450,15 @@ def handle_for_files(paths: dict[str, Path], *, precision: str = "auto", vae_pre
     check_names(precision, vae_precision, weights)
     found, fileset = describe_files(paths)
     options = LoadOptions(precision, vae_precision, device, offload, False, weights)
-    return _files_handle(found, fileset, options, torch.device(device), _files_weights(fileset, weights))
+    weights = _files_weights(found.family, fileset, weights)
+    return _files_handle(found, fileset, options, torch.device(device), weights)
 
 
-def _files_weights(fileset: families.FileSet, asked: str) -> str:
-    """fp8 files stay fp8 (expanding them would double their memory), whatever was asked."""
-    return "fp8" if any(part.fp8 for role, part in fileset.parts.items() if role != "vae") else asked
+def _files_weights(family: str, fileset: families.FileSet, asked: str) -> str:
+    """fp8 denoiser files stay fp8 (expanding them would double their memory), whatever was asked.
+    (Other fp8 files, such as a text encoder, stay fp8 too: see ModelHandle.fp8_roles.)"""
+    denoisers = families.get(family).roles(fileset.variant).denoisers
+    return "fp8" if any(fileset.parts[role].fp8 for role in denoisers if role in fileset.parts) else asked
 
 
 def _files_handle(found: Description, fileset: families.FileSet, options: LoadOptions, device: torch.device,

@@ -79,15 +79,17 @@ def _cast(
     """Cast a checkpoint as from_pretrained(dtype) would, but keep float8 Linear matrices float8.
 
     A float8 tensor anywhere else (an embedding, or a part the class keeps in fp32, whose callers
-    cast their input to the weight's dtype) is dequantised with its scale. Returns the weights
-    and the scales of the layers that stay float8.
+    cast their input to the weight's dtype) is dequantised with its scale. ``state`` is consumed,
+    so a file read whole is never held twice. Returns the weights and the scales of the layers that
+    stay float8.
     """
     linear = {
         f"{name}.weight" for name, layer in module.named_modules() if isinstance(layer, torch.nn.Linear)
     }
     patterns = set(getattr(type(module), "_keep_in_fp32_modules", None) or ())
     weights, kept_scales = {}, dict(scales)
-    for name, tensor in state.items():
+    for name in list(state):
+        tensor = state.pop(name)  # so the file's copy goes as soon as its cast is made
         keep_fp32 = bool(patterns & set(name.split(".")))
         if tensor.dtype in FLOAT8 and name in linear and not keep_fp32:
             weights[name] = tensor
@@ -139,8 +141,9 @@ def load_transformer(part: FilePart, dtype: torch.dtype) -> torch.nn.Module:
     from diffusers import WanTransformer3DModel
 
     weights, scales = _split_scales(read_tensors(part.path))
-    renamed = transformer_to_diffusers({**weights, **{k + ".scale_weight": v for k, v in scales.items()}})
-    weights, scales = _split_scales(renamed)
+    weights, scales = _split_scales(
+        transformer_to_diffusers({**weights, **{k + ".scale_weight": v for k, v in scales.items()}})
+    )
     with _empty_weights():
         model = WanTransformer3DModel.from_config(part.config)
     weights, scales = _cast(model, weights, scales, dtype)
