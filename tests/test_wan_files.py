@@ -250,3 +250,15 @@ def test_the_planner_command_sizes_a_run_from_the_files_headers(published, capsy
     assert data["variant"] == "wan2.2-i2v-a14b" and data["fits"] is (rc == 0)
     weights = data["options"][0]["device_gib"]
     assert all(value > 0 for value in weights.values())
+
+
+def test_a_wan21_720p_file_gets_the_720p_flow_shift(published, tmp_path):
+    from i2v_nodes.runtime.families.wan_stand_ins import transformer_file
+
+    slots = {"text_encoder": published["umt5"], "vae": published["vae21"], "clip_vision": published["clip"]}
+    p480 = models.handle_for_files({"diffusion_model": published["2.1"], **slots})
+    p720 = transformer_file(tmp_path / "wan2.1_i2v_720p_14B_fp16.safetensors",
+                            PUBLISHED[WAN21_HUB]["transformer"], "fp16")
+    h720 = models.handle_for_files({"diffusion_model": p720, **slots})
+    shifts = [handle.files.configs["scheduler"]["flow_shift"] for handle in (p480, h720)]
+    assert shifts == [3.0, 5.0]

@@ -373,8 +373,10 @@ def _check_vae(variant: str, transformer: FilePart, vae: FilePart) -> None:
 
 def _configs(variant: str, roles: Mapping[str, FilePart]) -> dict[str, Any]:
     configs: dict[str, Any] = {role: dict(part.config) for role, part in roles.items()}
+    # Wan 2.1's 480p and 720p files have the same shapes; only the name tells their flow shift apart
+    wan21 = "720P" if "720p" in roles["transformer"].path.name.lower() else "480P"
     hub = {
-        WAN21: "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+        WAN21: f"Wan-AI/Wan2.1-I2V-14B-{wan21}-Diffusers",
         A14B: "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
         TI2V: "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
     }[variant]
