@@ -96,10 +96,16 @@ def on_cpu(handle: ModelHandle) -> bool:
 
 
 def weight_bytes(handle: ModelHandle) -> dict[str, int]:
-    """Bytes of each component's weights as stored: the VAE in its own dtype, fp8 one byte."""
+    """Bytes of each component's weights as loaded: the VAE in its own dtype, fp8 one byte (a float8
+    file's embeddings and fp32-kept parts in the compute dtype)."""
     roles, fp8 = handle.roles, handle.fp8_roles
+    parts = handle.files.parts if handle.files is not None else {}
     sizes = {}
     for name, count in handle.params:
+        if name in parts and parts[name].fp8:  # a float8 file: what stays float8, the rest cast
+            kept = parts[name].float8_params
+            sizes[name] = kept + (count - kept) * bytes_per_element(handle.precision)
+            continue
         if name in fp8:
             per = 1
         elif name == roles.vae:

@@ -152,6 +152,7 @@ class FilePart:
     params: int  # weights only (no fp8 scales, no embedded tokenizer)
     hint: str = ""  # what the file name adds (e.g. "high" / "low" noise for Wan 2.2 experts)
     tokenizer: bool = False  # the file carries its own tokenizer (ComfyUI's text encoders do)
+    float8_params: int = 0  # weights that stay float8 once loaded (the rest load in the compute dtype)
 
     @property
     def fp8(self) -> bool:

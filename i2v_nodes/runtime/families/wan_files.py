@@ -86,6 +86,19 @@ def _weight_params(header: Header, tied: tuple[str, ...] = ()) -> int:
     return total - sum(header.tensors[name].numel for name in tied)
 
 
+def _float8_params(header: Header, dequantised: tuple[str, ...]) -> int:
+    """Weights that stay float8 once loaded: the Linear matrices stored in float8, except in the
+    parts ``dequantised`` names (embedding tables, and the parts the class keeps in fp32)."""
+    return sum(
+        t.numel
+        for name, t in header.tensors.items()
+        if t.dtype.startswith("F8")
+        and len(t.shape) == 2
+        and name.endswith(".weight")
+        and not any(part in name for part in dequantised)
+    )
+
+
 def _metadata_config(header: Header) -> dict[str, Any]:
     text = header.metadata.get("config")
     if not text:
@@ -167,6 +180,7 @@ def _transformer(header: Header) -> FilePart | None:
         config,
         _weight_params(header),
         hint=_expert_hint(header),
+        float8_params=_float8_params(header, ("time_embedding.",)),  # diffusers keeps it in fp32
     )
 
 
@@ -213,6 +227,8 @@ def _umt5(header: Header) -> FilePart | None:
         config,
         _weight_params(header, tied),
         tokenizer=header.has("spiece_model"),
+        # embedding tables, and the feed-forward output transformers keeps in fp32
+        float8_params=_float8_params(header, ("shared.", "embed_tokens", "relative_attention_bias", ".wo.")),
     )
 
 
@@ -262,7 +278,13 @@ def _clip_vision(header: Header) -> FilePart | None:
         config["projection_dim"] = header.shape(prefix + "visual_projection.weight")[0]
     config.update(_metadata_config(header))
     return FilePart(
-        header.path, "image_encoder", "clip-vision", file_format(header), config, _weight_params(header)
+        header.path,
+        "image_encoder",
+        "clip-vision",
+        file_format(header),
+        config,
+        _weight_params(header),
+        float8_params=_float8_params(header, ("embedding",)),
     )
 
 

@@ -82,7 +82,9 @@ def stored(shapes: dict[str, tuple[int, ...]], fmt: str) -> Tensors:
     dtype = {"bf16": "BF16", "fp16": "F16", "fp8_e4m3fn": "F8_E4M3", "fp8_scaled": "F8_E4M3"}[fmt]
     out: Tensors = {}
     for name, shape in shapes.items():
-        matrix = len(shape) == 2 and name.endswith(".weight") and "embed" not in name and "shared" not in name
+        matrix = len(shape) == 2 and name.endswith(".weight") and not any(
+            part in name for part in ("embed", "shared", "relative_attention_bias")  # embedding tables
+        )
         out[name] = (dtype if matrix else "BF16", shape)
         if matrix and fmt == "fp8_scaled":
             out[name.removesuffix(".weight") + ".scale_weight"] = ("F32", ())
