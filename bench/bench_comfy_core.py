@@ -109,7 +109,7 @@ def pack_graph(files: dict[str, str], a: argparse.Namespace, steps: int, seed: i
             height=a.height,
             num_frames=a.frames,
             batch_size=1,
-            policy="adapt",
+            policy=a.policy,
             headroom=0.05,
         ),
         "4": node(
@@ -175,6 +175,7 @@ class Server:
             str(work / "input"),
             "--output-directory",
             str(work / "output"),
+            *a.comfy_args.split(),
         ]
         self.log = open(work / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "COMFYUI_DIR": str(Path(a.comfyui).resolve())}
@@ -277,6 +278,14 @@ def main() -> int:
     parser.add_argument("--more-steps", type=int, default=2, help="extra steps of the second timed run")
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--only", choices=["core", "pack"], help="run one side only")
+    parser.add_argument("--comfy-args", default="", help="more ComfyUI arguments, e.g. an attention mode")
+    parser.add_argument(
+        "--policy",
+        default="off",
+        choices=["error", "adapt", "off"],
+        help="the pack's VRAMGuard policy (default off: it reports; fp32 weights of this set nearly fill "
+        "a 24 GB machine, where 'error' would refuse a run that does fit)",
+    )
     a = parser.parse_args()
 
     work = a.work.resolve()
