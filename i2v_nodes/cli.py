@@ -3,7 +3,7 @@
     python -m i2v_nodes plan MODEL --width W --height H --frames F [--precision P] [--weights fp8]
                              [--offload O] [--vram GB] [--ram GB] [--json]
     python -m i2v_nodes tiers [FOLDER]   # each family's largest tier workflow that fits this machine
-    python -m i2v_nodes tiny-files [NAME ...] [--format fp32|fp8_scaled] [--models-dir DIR]
+    python -m i2v_nodes tiny-files [NAME ...] [--format F] [--models-dir DIR]
                                          # the tiny Wan models as ComfyUI's single files
 
 ``plan`` is VRAMGuard without ComfyUI: the same estimate and the same verdict. MODEL is a known hub
@@ -26,7 +26,7 @@ import torch
 from . import host
 from .runtime import devices, families, guard, memory, models, planner
 from .runtime.errors import I2VError
-from .runtime.families.base import FILE_SLOTS
+from .runtime.families.base import FILE_FORMATS, FILE_SLOTS
 from .runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 
 GiB = 2**30
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("tiny-files", help="write tiny models as ComfyUI's single files, to try "
                                "LoadI2VModelFiles (in ComfyUI's folders under the models folder)")
     tiny.add_argument("names", nargs="*", help="tiny models (default: every one with a single-file form)")
-    tiny.add_argument("--format", choices=["fp32", "fp8_scaled"], default="fp32")
+    tiny.add_argument("--format", choices=FILE_FORMATS, default="fp32", help="how the weights are stored")
     tiny.add_argument("--models-dir", type=Path, help="default: ComfyUI's models folder / I2V_MODELS_DIR")
     return parser
 

@@ -138,6 +138,7 @@ CLIP_VISION_H14 = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_l
 
 # The inputs of the single-file loader, named after ComfyUI's model folders they list.
 FILE_SLOTS = ("diffusion_model", "diffusion_model_2", "text_encoder", "vae", "clip_vision")
+FILE_FORMATS = ("fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_scaled")  # how single files store weights
 
 
 @dataclass(frozen=True)

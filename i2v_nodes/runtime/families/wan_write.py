@@ -19,22 +19,32 @@ from typing import Any
 
 import torch
 
+from .base import FILE_FORMATS
 from .wan_keys import transformer_to_original, vae21_to_original, vae22_to_original
 
 FP8_MAX = 448.0  # the largest float8_e4m3fn value
 
 
+_HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def _to_format(state: dict[str, torch.Tensor], fmt: str, linear: set[str]) -> dict[str, torch.Tensor]:
-    if fmt == "fp32":
-        return {k: v.contiguous() for k, v in state.items()}
+    """As ComfyUI's files store a model: everything in bf16 or fp16; or the Linear matrices in
+    float8 (with a per-tensor scale and the ``scaled_fp8`` marker for fp8_scaled), the rest bf16."""
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
-        if fmt == "fp8_scaled" and name in linear:
+        if fmt == "fp32" or not tensor.is_floating_point():
+            out[name] = tensor.contiguous()
+        elif fmt in _HALF:
+            out[name] = tensor.to(_HALF[fmt]).contiguous()
+        elif name not in linear:
+            out[name] = tensor.to(torch.bfloat16).contiguous()
+        elif fmt == "fp8_e4m3fn":
+            out[name] = tensor.to(torch.float8_e4m3fn)
+        else:
             scale = tensor.abs().max().float().clamp(min=1e-12) / FP8_MAX
             out[name] = (tensor.float() / scale).to(torch.float8_e4m3fn)
             out[name.removesuffix(".weight") + ".scale_weight"] = scale.reshape(())
-        else:
-            out[name] = tensor.contiguous()
     if fmt == "fp8_scaled":
         out["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
     return out
@@ -99,8 +109,10 @@ def spiece_bytes(tokenizer: Any) -> bytes:
 
 def write_files(pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> dict[str, Path]:
     """Write a Wan pipeline as single files in ComfyUI's folders under ``models_dir``; returns the
-    file of each loader slot. ``fmt`` is fp32 (as built) or fp8_scaled (the denoisers' and the
-    text encoder's matrices; the VAE and CLIP vision stay fp32, as in ComfyUI's downloads)."""
+    file of each loader slot. ``fmt`` (one of FILE_FORMATS) applies to the denoisers and the text
+    encoder; the VAE and CLIP vision stay fp32."""
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"format must be one of {FILE_FORMATS}, got {fmt!r}")
     files: dict[str, Path] = {}
     for slot, role in (("diffusion_model", "transformer"), ("diffusion_model_2", "transformer_2")):
         module = getattr(pipe, role, None)
