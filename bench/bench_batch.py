@@ -36,7 +36,7 @@ def run(repeats: int = 5, steps: int = 10) -> dict:
 
     def sample(seed: int, batch: int) -> torch.Tensor:
         settings = (SIZE, SIZE, FRAMES, steps, 9.0, seed, batch, 8, 0)
-        frames, _fps, _per_clip = sampler.sample(model, image, "waves", "blurry", *settings)
+        frames, _fps, _per_clip, _audio = sampler.sample(model, image, "waves", "blurry", *settings)
         return frames
 
     def batched():

@@ -28,7 +28,8 @@ EXPECTED_ORDER = {
 }
 # optional inputs appended since the first release; saved workflows keep working without them
 EXPECTED_OPTIONAL = {"LoadI2VModel": ["weights"], "VRAMGuard": [], "I2VSample": ["options"],
-                     "EncodeVideo": ["frames_per_clip"], "LoadI2VModelFiles": ["weights"]}
+                     "EncodeVideo": ["frames_per_clip", "audio"],
+                     "LoadI2VModelFiles": ["weights"]}
 
 
 def node(name):
@@ -50,7 +51,7 @@ def test_mappings_and_input_order_are_the_public_api(session_dirs):
         assert list(NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]) == order, name
         optional = list(NODE_CLASS_MAPPINGS[name].INPUT_TYPES().get("optional", {}))
         assert optional == EXPECTED_OPTIONAL[name], name
-    assert NODE_CLASS_MAPPINGS["I2VSample"].RETURN_NAMES == ("frames", "fps", "frames_per_clip")
+    assert NODE_CLASS_MAPPINGS["I2VSample"].RETURN_NAMES == ("frames", "fps", "frames_per_clip", "audio")
     assert NODE_CLASS_MAPPINGS["VRAMGuard"].RETURN_TYPES[0] == "I2V_MODEL"
 
 
@@ -63,7 +64,7 @@ def test_every_node_documents_itself(session_dirs):
         for section in ("required", "optional"):
             for input_name, (kind, options) in spec.get(section, {}).items():
                 assert len(options.get("tooltip", "")) > 20, f"{name}.{input_name} needs a real tooltip"
-                builtin = ("INT", "FLOAT", "STRING", "BOOLEAN", "IMAGE")
+                builtin = ("INT", "FLOAT", "STRING", "BOOLEAN", "IMAGE", "AUDIO")  # ComfyUI's own types
                 if isinstance(kind, str) and kind.isupper() and kind not in builtin:
                     assert kind.startswith("I2V_"), f"custom type {kind} must be namespaced"
     assert NODE_CLASS_MAPPINGS["I2VSample"].INPUT_TYPES()["required"]["seed"][1]["control_after_generate"]
@@ -90,8 +91,9 @@ def run_graph(still_image, *, batch=1, seed=5, fmt="mp4-h264", prefix="graph/cli
     model = load_tiny(unique_id="1")
     guarded, w, h, frames, batch_size, report = node("VRAMGuard").guard(
         model, width, height, 8, batch, "error", 0.10, unique_id="2")
-    images, fps, per_clip = node("I2VSample").sample(guarded, still_image, "a dog running", "blurry", w, h,
-                                                     frames, 2, 9.0, seed, batch_size, 8, 0, unique_id="3")
+    images, fps, per_clip, _audio = node("I2VSample").sample(
+        guarded, still_image, "a dog running", "blurry", w, h, frames, 2, 9.0, seed, batch_size, 8, 0,
+        unique_id="3")
     workflow = {"nodes": [{"id": 1, "type": "LoadI2VModel"}], "links": [], "version": 0.4}
     prompt = {"4": {"class_type": "EncodeVideo", "inputs": {"fps": 8.0}}}
     out = node("EncodeVideo").encode(images, fps, fmt, 19, prefix, 0, False, True, frames_per_clip=per_clip,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .. import host
+from ..runtime import audio as audio_values
 from ..runtime import video
 from ..runtime.video_formats import FORMATS
 from ._common import CATEGORY, node_errors
@@ -27,14 +28,18 @@ TIPS = {
                      "graph back.",
     "frames_per_clip": "Link I2VSample's frames_per_clip: one file per clip. Unlinked or 0: the whole batch "
                        "is one video.",
+    "audio": "Sound for the video (AUDIO): I2VSample's audio, LoadAudio, or any node's. mp4 gets AAC, webm "
+             "Opus; gif and webp have no sound and leave it out (the node says so). It is cut or padded "
+             "with silence to each clip's exact length; one entry per clip, or one for all clips. More "
+             "than 2 channels are down-mixed to stereo.",
 }
 
 
 class EncodeVideo:
     DESCRIPTION = (
         "Encodes frames into a video file with the ffmpeg bundled by imageio-ffmpeg (frames are streamed, "
-        "the frame count is exact), one file per clip, with the workflow embedded. Shows the videos in the "
-        "UI and outputs their paths."
+        "the frame count is exact), one file per clip, with the workflow embedded and, if given, the sound "
+        "(AAC in mp4, Opus in webm). Shows the videos in the UI and outputs their paths."
     )
     CATEGORY = CATEGORY
     FUNCTION = "encode"
@@ -61,20 +66,30 @@ class EncodeVideo:
             "optional": {
                 "frames_per_clip": ("INT", {"default": 0, "min": 0, "max": 100000, "forceInput": True,
                                             "tooltip": TIPS["frames_per_clip"]}),
+                "audio": ("AUDIO", {"tooltip": TIPS["audio"]}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
     def encode(self, frames, fps, format, crf, filename_prefix, loop_count, pingpong, save_metadata,  # noqa: A002
-               frames_per_clip=0, prompt=None, extra_pnginfo=None, unique_id=None):
+               frames_per_clip=0, audio=None, prompt=None, extra_pnginfo=None, unique_id=None):
         with node_errors("EncodeVideo", unique_id):
             metadata = _metadata(prompt, extra_pnginfo) if save_metadata else {}
             options = video.EncodeOptions(fps=float(fps), format=format, crf=crf, loop_count=loop_count,
                                           pingpong=bool(pingpong), metadata=metadata)
             clips = video.split_clips(video.check_frames(frames), frames_per_clip or None)
-            saved = [video.save_clip(clip, host.output_dir(), filename_prefix, options) for clip in clips]
+            sounds = [None] * len(clips)
+            if audio is not None:
+                seconds = video.clip_seconds(clips[0].shape[0], options)
+                sounds = audio_values.for_clips(audio, len(clips), seconds)
+            saved = [video.save_clip(clip, host.output_dir(), filename_prefix, options, sound)
+                     for clip, sound in zip(clips, sounds, strict=True)]
         paths = "\n".join(str(s.path) for s in saved)
-        return {"ui": {"images": [s.ui_entry() for s in saved], "animated": (True,)}, "result": (paths,)}
+        ui = {"images": [s.ui_entry() for s in saved], "animated": (True,)}
+        notes = sorted({s.audio for s in saved if s.audio})
+        if notes:
+            ui["text"] = notes  # what happened to the sound, shown with the node's output
+        return {"ui": ui, "result": (paths,)}
 
 
 def _metadata(prompt, extra_pnginfo) -> dict[str, str]:

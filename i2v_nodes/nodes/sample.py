@@ -48,12 +48,14 @@ class I2VSample:
     )
     CATEGORY = CATEGORY
     FUNCTION = "sample"
-    RETURN_TYPES = ("IMAGE", "FLOAT", "INT")
-    RETURN_NAMES = ("frames", "fps", "frames_per_clip")
+    RETURN_TYPES = ("IMAGE", "FLOAT", "INT", "AUDIO")
+    RETURN_NAMES = ("frames", "fps", "frames_per_clip", "audio")
     OUTPUT_TOOLTIPS = (
         "All frames of all clips, [clips x frames, height, width, 3], values 0..1.",
         "The target fps, for EncodeVideo.",
         "Frames in one clip, so EncodeVideo can write one file per clip.",
+        "The clips' sound (ComfyUI AUDIO, one entry per clip), for EncodeVideo or SaveAudio. Models "
+        "without sound (I2VGen-XL, Wan) give silence of each clip's length.",
     )
 
     @classmethod
@@ -92,4 +94,4 @@ class I2VSample:
                                                float(guidance_scale), seed, batch_size, target_fps,
                                                decode_chunk_size, options)
             result = sampling.sample(model, image, settings, host.services())
-        return (result.frames, result.fps, result.frames_per_clip)
+        return (result.frames, result.fps, result.frames_per_clip, result.audio)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import denoiser_hook, guard, memory, placement
+from . import audio, denoiser_hook, guard, memory, placement
 from .cache import ModelCache
 from .devices import cache_budget_bytes
 from .errors import DeviceOutOfMemory, I2VError, InputError, MemoryGuardError, NonFiniteError
@@ -69,6 +69,8 @@ class SampleResult:
     clips: int
     report: str
     timings: dict[str, float]  # seconds: load, denoise, decode
+    # ComfyUI's AUDIO, one entry per clip: the family's sound, or silence of the clip's length
+    audio: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the process-wide cache ---------------------------------------------------------------------
@@ -328,7 +330,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     if loaded.note:
         report += f"; {loaded.note}"
     log.info("%s", report)
-    return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report, timings)
+    sound = audio.silence(len(clips), s.num_frames / s.target_fps)
+    return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report, timings, sound)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ import imageio_ffmpeg
 import torch
 
 from . import output_paths
+from .audio import ClipAudio
 from .errors import InputError
 from .ffmpeg_pipe import EncoderError, stream_to_ffmpeg
 from .video_formats import FORMATS, FormatSpec, default_crf, get_format
@@ -37,8 +38,9 @@ from .video_metadata import (
 )
 
 __all__ = [
-    "FORMATS", "EncodeOptions", "EncoderError", "SavedVideo", "VideoInfo", "build_ffmpeg_command",
-    "default_crf", "probe_video", "read_video_metadata", "save_clip", "split_clips",
+    "FORMATS", "AudioInput", "EncodeOptions", "EncoderError", "SavedVideo", "VideoInfo",
+    "build_ffmpeg_command", "clip_seconds", "default_crf", "probe_video", "read_video_metadata", "save_clip",
+    "split_clips",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class SavedVideo:
     height: int
     fps: float
     padded: bool  # True when an odd width/height was padded by one pixel to suit the codec
+    audio: str = ""  # the sound: its stream ("aac, 48000 Hz, 1 channel"), why it was left out, or ""
 
     def ui_entry(self) -> dict[str, str]:
         """The {"filename", "subfolder", "type"} entry ComfyUI's UI expects for an output file."""
@@ -188,16 +191,33 @@ def _padded_size(spec: FormatSpec, width: int, height: int) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- command
 
 
+@dataclass(frozen=True)
+class AudioInput:
+    """Raw f32le PCM for ffmpeg's second stream."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+
+
 def build_ffmpeg_command(spec: FormatSpec, options: EncodeOptions, width: int, height: int, output: Path,
-                         input_url: str = "pipe:0", metadata_file: Path | None = None) -> list[str]:
-    """The full ffmpeg command: raw rgb24 frames from ``input_url`` -> ``output`` in ``spec``'s format."""
+                         input_url: str = "pipe:0", metadata_file: Path | None = None,
+                         audio: AudioInput | None = None) -> list[str]:
+    """The full ffmpeg command: raw rgb24 frames from ``input_url`` (and raw PCM from ``audio``) ->
+    ``output`` in ``spec``'s format."""
     rate = str(_fps_fraction(options.fps))
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{width}x{height}",
                "-framerate", rate, "-i", input_url]
+    inputs = 1
     if metadata_file is not None:
-        command += ["-f", "ffmetadata", "-i", str(metadata_file), "-map_metadata", "1"]
-    command += ["-map", "0:v", "-fps_mode", "passthrough"]
+        command += ["-f", "ffmetadata", "-i", str(metadata_file), "-map_metadata", str(inputs)]
+        inputs += 1
+    if audio is not None:
+        command += ["-f", "f32le", "-ar", str(audio.sample_rate), "-ac", str(audio.channels),
+                    "-i", str(audio.path)]
+    command += ["-map", "0:v", *(["-map", f"{inputs}:a"] if audio is not None else []),
+                "-fps_mode", "passthrough"]
     filters = list(spec.filters)
     out_width, out_height = _padded_size(spec, width, height)
     if (out_width, out_height) != (width, height):
@@ -208,6 +228,8 @@ def build_ffmpeg_command(spec: FormatSpec, options: EncodeOptions, width: int, h
     if filters:
         command += ["-vf", ",".join(filters)]
     command += [*spec.codec_args, "-pix_fmt", spec.pix_fmt, *spec.quality_arguments(options.effective_crf)]
+    if audio is not None:
+        command += [*(spec.audio_args or ()), *(["-ac", "2"] if audio.channels > 2 else [])]  # down-mix
     if spec.loops:
         command += ["-loop", str(_file_loop_value(spec, options.loop_count))]
     command += [*spec.extra_output_args, "-f", spec.muxer, "-n", str(output)]
@@ -229,10 +251,12 @@ def _file_loop_value(spec: FormatSpec, plays: int) -> int:
 
 
 def save_clip(frames: torch.Tensor, output_root: Path, filename_prefix: str,
-              options: EncodeOptions) -> SavedVideo:
+              options: EncodeOptions, audio: ClipAudio | None = None) -> SavedVideo:
     """Encode ``frames`` [F, H, W, 3] float 0..1 and publish ``{name}_{counter:05}_.{ext}`` under the root.
 
-    Never overwrites a file and never writes outside ``output_root``; on any failure no file is left.
+    ``audio`` (already fitted to the clip's duration) becomes the file's sound where the format has
+    sound. Never overwrites a file and never writes outside ``output_root``; on any failure no file
+    is left.
     """
     frames = check_frames(frames)
     spec = options.spec
@@ -245,16 +269,29 @@ def save_clip(frames: torch.Tensor, output_root: Path, filename_prefix: str,
     prefix = output_paths.expand_placeholders(filename_prefix, width, height)
     target = output_paths.resolve_target(Path(output_root), prefix)
     metadata = dict(options.metadata)
+    sound = audio if audio is not None and spec.audio_args is not None else None
     with output_paths.temporary_file(target, f".{spec.extension}") as encoded, \
             output_paths.temporary_file(target, ".ffmetadata") as metadata_file, \
+            output_paths.temporary_file(target, ".f32le") as pcm_file, \
             output_paths.temporary_file(target, f".tagged.{spec.extension}") as tagged:
         use_metadata_file = spec.metadata_carrier == "container-tags" and bool(metadata)
         if use_metadata_file:
             metadata_file.write_text(ffmetadata_text(metadata), encoding="utf-8")
+        pcm = None
+        if sound is not None:
+            sound.write_pcm(pcm_file)
+            pcm = AudioInput(pcm_file, sound.sample_rate, sound.channels)
         command = build_ffmpeg_command(spec, options, width, height, encoded,
-                                       metadata_file=metadata_file if use_metadata_file else None)
+                                       metadata_file=metadata_file if use_metadata_file else None, audio=pcm)
         logger.debug("encoding %d frames: %s", len(order), command)
-        stream_to_ffmpeg(command, frames, order)
+        try:
+            stream_to_ffmpeg(command, frames, order)
+        except EncoderError as exc:
+            if sound is None:
+                raise
+            stream = _describe(spec, sound)
+            raise EncoderError(f"writing the {spec.key} file with its audio stream ({stream}) failed: "
+                               f"{exc}") from exc
         finished = encoded
         if metadata and spec.metadata_carrier == "webp-exif":
             add_webp_exif(encoded, tagged, metadata, out_width, out_height)
@@ -263,10 +300,29 @@ def save_clip(frames: torch.Tensor, output_root: Path, filename_prefix: str,
             add_gif_comments(encoded, tagged, metadata)
             finished = tagged
         filename, path = output_paths.publish(finished, target, spec.extension)
-    logger.info("saved %s (%d frames, %dx%d)", path, len(order), out_width, out_height)
+    if sound is not None:
+        said = ", ".join(filter(None, [_describe(spec, sound), sound.note]))
+    elif audio is not None:
+        said = f"audio left out: {spec.key} files have no sound"
+    else:
+        said = ""
+    logger.info("saved %s (%d frames, %dx%d%s)", path, len(order), out_width, out_height,
+                f"; {said}" if said else "")
     return SavedVideo(path=path, filename=filename, subfolder=target.subfolder, type="output",
                       format=spec.key, frame_count=len(order), width=out_width, height=out_height,
-                      fps=float(options.fps), padded=(out_width, out_height) != (width, height))
+                      fps=float(options.fps), padded=(out_width, out_height) != (width, height), audio=said)
+
+
+def clip_seconds(frame_count: int, options: EncodeOptions) -> float:
+    """How long a clip of ``frame_count`` frames plays (pingpong included): its sound's length."""
+    return len(frame_order(frame_count, options.pingpong)) / float(_fps_fraction(options.fps))
+
+
+def _describe(spec: FormatSpec, sound: ClipAudio) -> str:
+    args = spec.audio_args or ()
+    codec = args[args.index("-c:a") + 1] if "-c:a" in args else "audio"
+    channels = "stereo (down-mixed)" if sound.channels > 2 else f"{sound.channels} channel(s)"
+    return f"{codec}, {sound.sample_rate} Hz, {channels}"
 
 
 # ---------------------------------------------------------------------------------------------- probing

@@ -57,6 +57,8 @@ class FormatSpec:
     extra_output_args: tuple[str, ...] = ()
     # GIF stores frame delays in whole centiseconds, WebP in whole milliseconds.
     fps_exact: bool = True
+    # How sound is encoded, or None where the format has none (the audio is then ignored, and said so).
+    audio_args: tuple[str, ...] | None = None
 
     def quality_arguments(self, crf: int | None) -> list[str]:
         if crf is None:
@@ -83,6 +85,7 @@ FORMATS: dict[str, FormatSpec] = {
         # use_metadata_tags keeps custom keys (prompt, workflow) as mdta tags, which ComfyUI's
         # frontend reads; faststart puts the moov box (and so the tags) at the start of the file.
         extra_output_args=("-movflags", "use_metadata_tags+faststart"),
+        audio_args=("-c:a", "aac", "-b:a", "192k"),
     ),
     "webm-vp9": FormatSpec(
         key="webm-vp9",
@@ -101,6 +104,8 @@ FORMATS: dict[str, FormatSpec] = {
         max_side=16384,
         metadata_carrier="container-tags",
         filters=(_BT709_FILTER,),
+        # Opus runs at 48 kHz (and a few lower rates): resample anything else
+        audio_args=("-c:a", "libopus", "-b:a", "128k", "-ar", "48000"),
     ),
     "gif": FormatSpec(
         key="gif",
