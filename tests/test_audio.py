@@ -4,6 +4,7 @@ webm), left out of gif/webp with a note, and I2VSample's silent track for famili
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import subprocess
@@ -50,7 +51,7 @@ def probe_audio(path: Path) -> tuple[str, int, int, int] | None:
     return match.group(1), int(match.group(2)), channels, samples
 
 
-def encode(clip_frames, fmt="mp4-h264", sound=None, prefix="audio/clip", **widgets):
+def encode(clip_frames, fmt="mp4-h264", sound=None, prefix="audio/clip", extra_pnginfo=None, **widgets):
     values = {
         "fps": 16.0,
         "format": fmt,
@@ -61,7 +62,7 @@ def encode(clip_frames, fmt="mp4-h264", sound=None, prefix="audio/clip", **widge
         "save_metadata": False,
         **widgets,
     }
-    return ENCODE().encode(clip_frames, audio=sound, unique_id="7", **values)
+    return ENCODE().encode(clip_frames, audio=sound, unique_id="7", extra_pnginfo=extra_pnginfo, **values)
 
 
 # --- checking and fitting ----------------------------------------------------------------------
@@ -125,6 +126,15 @@ def test_the_video_gets_the_sound_for_exactly_its_duration(session_dirs, fmt, co
     assert abs(found[3] - expected) <= frame  # within one audio frame
     assert video.probe_video(path).frame_count == 8
     assert any("cut 1.20 s of audio" in text for text in out["ui"]["text"])
+
+
+def test_sound_and_the_embedded_workflow_go_together(session_dirs):
+    workflow = {"nodes": [{"id": 1, "type": "LoadAudio"}], "links": [], "version": 0.4}
+    out = encode(frames(8), "mp4-h264", tone(0.5), prefix="audio/tagged", save_metadata=True,
+                 extra_pnginfo={"workflow": workflow})
+    (path,) = [Path(p) for p in out["result"][0].splitlines()]
+    assert probe_audio(path)[0] == "aac"
+    assert json.loads(video.read_video_metadata(path)["workflow"]) == workflow
 
 
 def test_pingpong_lengthens_the_sound_with_the_video(session_dirs):

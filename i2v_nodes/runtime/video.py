@@ -209,15 +209,16 @@ def build_ffmpeg_command(spec: FormatSpec, options: EncodeOptions, width: int, h
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{width}x{height}",
                "-framerate", rate, "-i", input_url]
-    inputs = 1
-    if metadata_file is not None:
-        command += ["-f", "ffmetadata", "-i", str(metadata_file), "-map_metadata", str(inputs)]
-        inputs += 1
     if audio is not None:
         command += ["-f", "f32le", "-ar", str(audio.sample_rate), "-ac", str(audio.channels),
                     "-i", str(audio.path)]
-    command += ["-map", "0:v", *(["-map", f"{inputs}:a"] if audio is not None else []),
-                "-fps_mode", "passthrough"]
+    if metadata_file is not None:
+        command += ["-f", "ffmetadata", "-i", str(metadata_file)]
+    # output options only after every input: ffmpeg binds an option to the next file named
+    metadata_index = 2 if audio is not None else 1
+    if metadata_file is not None:
+        command += ["-map_metadata", str(metadata_index)]
+    command += ["-map", "0:v", *(["-map", "1:a"] if audio is not None else []), "-fps_mode", "passthrough"]
     filters = list(spec.filters)
     out_width, out_height = _padded_size(spec, width, height)
     if (out_width, out_height) != (width, height):
