@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from i2v_nodes.runtime.families import wan_stand_ins as stand_ins  # noqa: E402
 from i2v_nodes.runtime.families.wan_configs import PUBLISHED  # noqa: E402
+from i2v_nodes.runtime.families.wan_write import quantize_fp8_scaled  # noqa: E402
 
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "U8": torch.uint8}
 FP8 = torch.float8_e4m3fn
@@ -63,9 +64,8 @@ def fill(header_path: Path, spiece: bytes | None = None) -> dict[str, torch.Tens
             continue  # written with its matrix
         elif info.dtype == "F8_E4M3":
             weight = torch.randn(info.shape, generator=generator, dtype=torch.bfloat16) * 0.02
-            scale = weight.abs().max().float() / 448.0
-            tensors[name] = (weight.float() / scale).to(FP8)
-            tensors[name.removesuffix(".weight") + ".scale_weight"] = scale.reshape(())
+            scale_name = name.removesuffix(".weight") + ".scale_weight"
+            tensors[name], tensors[scale_name] = quantize_fp8_scaled(weight)
         else:
             tensors[name] = _random(name, info.dtype, info.shape, generator)
     return tensors

@@ -26,7 +26,7 @@ import torch
 from . import host
 from .runtime import devices, families, guard, memory, models, planner
 from .runtime.errors import I2VError
-from .runtime.families.base import FILE_FORMATS, FILE_SLOTS
+from .runtime.families.base import FILE_FOLDERS, FILE_FORMATS, FILE_SLOTS
 from .runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 
 GiB = 2**30
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                       "single files below instead)")
     for slot in FILE_SLOTS:
         plan.add_argument(f"--{slot.replace('_', '-')}", type=Path, metavar="FILE",
-                          help=f"a single file, as ComfyUI's {slot.removesuffix('_2')} folder holds them")
+                          help=f"a single file, as ComfyUI's {FILE_FOLDERS[slot]} folder holds them")
     plan.add_argument("--width", type=int, required=True)
     plan.add_argument("--height", type=int, required=True)
     plan.add_argument("--frames", type=int, required=True)

@@ -25,11 +25,11 @@ from typing import Any
 import torch
 
 from .runtime import devices
+from .runtime.models import MODEL_FOLDER  # our own model folder name inside ComfyUI's models dir
 from .runtime.services import HostServices
 
 log = logging.getLogger(__name__)
 
-MODEL_FOLDER = "i2v"  # our own model folder name inside ComfyUI's models dir
 DIFFUSERS_FOLDER = "diffusers"  # ComfyUI's stock folder for diffusers-format models
 
 

@@ -33,14 +33,6 @@ EXAMPLE_IMAGE = "i2v-example.png"
 PROMPT = "waves rolling onto the beach at sunset, a sailboat drifting slowly, clouds moving"
 GiB = 2**30
 README_START, README_END = "<!-- tiers:start -->", "<!-- tiers:end -->"
-# LoadI2VModelFiles' file inputs, in order, and the ComfyUI model folder each lists
-FILE_FOLDERS = {
-    "diffusion_model": "diffusion_models",
-    "diffusion_model_2": "diffusion_models",
-    "text_encoder": "text_encoders",
-    "vae": "vae",
-    "clip_vision": "clip_vision",
-}
 
 
 @dataclass(frozen=True)
@@ -400,6 +392,8 @@ def note_text(tier: Tier, figures: dict[str, Any]) -> str:
 
 
 def _where_the_model_comes_from(tier: Tier) -> str:
+    from i2v_nodes.runtime.families.base import FILE_FOLDERS
+
     size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
     if tier.files:
         listing = ", ".join(f"{FILE_FOLDERS[slot]}/{name}" for slot, name in tier.files.items())
@@ -522,7 +516,9 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     g.add("Note", (40, -330), (760, 300), [note_text(tier, figures)], title=f"i2v-nodes: {tier.title}")
     image = g.add("LoadImage", (40, 320), (320, 330), [EXAMPLE_IMAGE, "image"])
     if tier.files:
-        names = [tier.files.get(slot, "none") for slot in FILE_FOLDERS]
+        from i2v_nodes.runtime.families.base import FILE_SLOTS
+
+        names = [tier.files.get(slot, "none") for slot in FILE_SLOTS]
         widgets = [*names, "auto", "auto", "auto", tier.offload, False, tier.weights]
         model = g.add("LoadI2VModelFiles", (40, -10), (320, 300), widgets)
     else:

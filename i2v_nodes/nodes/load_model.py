@@ -32,6 +32,19 @@ TIPS = {
 }
 
 
+def how_to_run_inputs(tips: dict[str, str]) -> tuple[dict, dict]:
+    """The loaders' shared inputs: how to run the model (required ones, then the optional ones)."""
+    required = {
+        "precision": (PRECISION_CHOICES, {"default": "auto", "tooltip": tips["precision"]}),
+        "vae_precision": (VAE_PRECISION_CHOICES, {"default": "auto", "tooltip": tips["vae_precision"]}),
+        "device": (models.DEVICE_CHOICES, {"default": "auto", "tooltip": tips["device"]}),
+        "offload": (models.OFFLOAD_CHOICES, {"default": "none", "tooltip": tips["offload"]}),
+        "allow_download": ("BOOLEAN", {"default": False, "tooltip": tips["allow_download"]}),
+    }
+    optional = {"weights": (WEIGHTS_CHOICES, {"default": "default", "tooltip": tips["weights"]})}
+    return required, optional
+
+
 class LoadI2VModel:
     DESCRIPTION = (
         "Chooses an image-to-video model (Wan 2.1 / 2.2, I2VGen-XL) and how to run it. Outputs a light "
@@ -47,19 +60,13 @@ class LoadI2VModel:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
+        required, optional = how_to_run_inputs(TIPS)
         return {
             "required": {
                 "model": (models.list_model_names(host.model_dirs()), {"tooltip": TIPS["model"]}),
-                "precision": (PRECISION_CHOICES, {"default": "auto", "tooltip": TIPS["precision"]}),
-                "vae_precision": (VAE_PRECISION_CHOICES, {"default": "auto",
-                                                          "tooltip": TIPS["vae_precision"]}),
-                "device": (models.DEVICE_CHOICES, {"default": "auto", "tooltip": TIPS["device"]}),
-                "offload": (models.OFFLOAD_CHOICES, {"default": "none", "tooltip": TIPS["offload"]}),
-                "allow_download": ("BOOLEAN", {"default": False, "tooltip": TIPS["allow_download"]}),
+                **required,
             },
-            "optional": {
-                "weights": (WEIGHTS_CHOICES, {"default": "default", "tooltip": TIPS["weights"]}),
-            },
+            "optional": optional,
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 

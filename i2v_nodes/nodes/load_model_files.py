@@ -6,20 +6,14 @@ from __future__ import annotations
 from .. import host
 from ..runtime import models
 from ..runtime.errors import InputError
-from ..runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
+from ..runtime.families.base import FILE_FOLDERS
 from ._common import CATEGORY, MODEL_TYPE, node_errors
 from .load_model import TIPS as LOAD_TIPS
+from .load_model import how_to_run_inputs
 
 NONE = "none"
 
-# loader slot -> ComfyUI's model folder it lists, and whether "none" is a choice
-FOLDERS = {
-    "diffusion_model": ("diffusion_models", False),
-    "diffusion_model_2": ("diffusion_models", True),
-    "text_encoder": ("text_encoders", False),
-    "vae": ("vae", False),
-    "clip_vision": ("clip_vision", True),
-}
+OPTIONAL_SLOTS = ("diffusion_model_2", "clip_vision")  # "none" is a choice, and the default
 
 TIPS = {
     "diffusion_model": "The video model file, from ComfyUI's models/diffusion_models (UNETLoader's list). "
@@ -57,29 +51,13 @@ class LoadI2VModelFiles:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
-        files = {
-            slot: (([NONE] if optional else []) + host.model_files(folder), {"tooltip": TIPS[slot]})
-            for slot, (folder, optional) in FOLDERS.items()
-        }
-        files["diffusion_model_2"][1]["default"] = NONE
-        files["clip_vision"][1]["default"] = NONE
-        return {
-            "required": {
-                **files,
-                "precision": (PRECISION_CHOICES, {"default": "auto", "tooltip": TIPS["precision"]}),
-                "vae_precision": (
-                    VAE_PRECISION_CHOICES,
-                    {"default": "auto", "tooltip": TIPS["vae_precision"]},
-                ),
-                "device": (models.DEVICE_CHOICES, {"default": "auto", "tooltip": TIPS["device"]}),
-                "offload": (models.OFFLOAD_CHOICES, {"default": "none", "tooltip": TIPS["offload"]}),
-                "allow_download": ("BOOLEAN", {"default": False, "tooltip": TIPS["allow_download"]}),
-            },
-            "optional": {
-                "weights": (WEIGHTS_CHOICES, {"default": "default", "tooltip": TIPS["weights"]}),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
+        # each folder scanned once (both experts list diffusion_models)
+        listed = {folder: host.model_files(folder) for folder in set(FILE_FOLDERS.values())}
+        files = {slot: (listed[folder], {"tooltip": TIPS[slot]}) for slot, folder in FILE_FOLDERS.items()}
+        for slot in OPTIONAL_SLOTS:
+            files[slot] = ([NONE, *files[slot][0]], {**files[slot][1], "default": NONE})
+        required, optional = how_to_run_inputs(TIPS)
+        return {"required": {**files, **required}, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def load(
         self,
@@ -113,7 +91,7 @@ class LoadI2VModelFiles:
 
 
 def resolve(slot: str, name: str):
-    folder = FOLDERS[slot][0]
+    folder = FILE_FOLDERS[slot]
     path = host.model_file_path(folder, name)
     if path is None:
         raise InputError(slot, f"no file {name!r} in ComfyUI's {folder} folder(s)")

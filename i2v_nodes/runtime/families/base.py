@@ -137,7 +137,15 @@ CLIP_VISION_H14 = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_l
 
 
 # The inputs of the single-file loader, named after ComfyUI's model folders they list.
-FILE_SLOTS = ("diffusion_model", "diffusion_model_2", "text_encoder", "vae", "clip_vision")
+# LoadI2VModelFiles' inputs, in order, and the ComfyUI model folder each one lists
+FILE_FOLDERS = {
+    "diffusion_model": "diffusion_models",
+    "diffusion_model_2": "diffusion_models",
+    "text_encoder": "text_encoders",
+    "vae": "vae",
+    "clip_vision": "clip_vision",
+}
+FILE_SLOTS = tuple(FILE_FOLDERS)
 FILE_FORMATS = ("fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_scaled")  # how single files store weights
 
 
@@ -167,7 +175,6 @@ class FileSet:
     variant: str
     parts: dict[str, FilePart]  # pipeline component (role) -> file
     configs: dict[str, Any]  # every component's config, plus "pipeline" and "scheduler" settings
-    notes: tuple[str, ...] = ()  # what the report should say (e.g. which tokenizer)
 
 
 @dataclass(frozen=True)

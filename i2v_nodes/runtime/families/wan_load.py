@@ -289,10 +289,10 @@ def find_tokenizer(spiece: bytes | None, roots: Iterable[Path], allow_download: 
     if spiece is not None:
         return tokenizer_from_spiece(spiece), "the tokenizer embedded in the text encoder file"
     roots = list(roots)
-    check_tokenizer(False, roots, allow_download)
     folder = tokenizer_folder(roots)
     if folder is not None:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True), f"the tokenizer in {folder}"
+    check_tokenizer(False, roots, allow_download)  # refuses unless downloads are allowed
     return AutoTokenizer.from_pretrained(TOKENIZER_HUB_ID), f"{TOKENIZER_HUB_ID}'s tokenizer (downloaded)"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..safetensors_header import DTYPE_BYTES
-from .base import CLIP_VISION_H14, config_json
+from .base import CLIP_VISION_H14, FILE_FOLDERS, config_json
 from .wan_configs import PUBLISHED
 from .wan_keys import transformer_to_original, vae21_to_original, vae22_to_original
 
@@ -26,13 +26,6 @@ A14B_HUB = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
 TI2V_HUB = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
 WAN21_HUB = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
 SPIECE_BYTES = 4_548_313  # about the size of UMT5's sentencepiece model, which ComfyUI embeds
-FOLDERS = {
-    "diffusion_model": "diffusion_models",
-    "diffusion_model_2": "diffusion_models",
-    "text_encoder": "text_encoders",
-    "vae": "vae",
-    "clip_vision": "clip_vision",
-}
 UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 
 # What ComfyUI's own templates download, by the model they make: loader slot -> file name.
@@ -142,7 +135,7 @@ def write_template_files(models_dir: Path, variant: str) -> dict[str, Path]:
     hub = HUB_OF_VARIANT[variant]
     paths = {}
     for slot, name in TEMPLATE_FILES[variant].items():
-        path = Path(models_dir) / FOLDERS[slot] / name
+        path = Path(models_dir) / FILE_FOLDERS[slot] / name
         paths[slot] = path
         if path.exists():
             continue

@@ -19,13 +19,19 @@ from typing import Any
 
 import torch
 
-from .base import FILE_FORMATS
+from .base import FILE_FOLDERS, FILE_FORMATS
 from .wan_keys import transformer_to_original, vae21_to_original, vae22_to_original
 
 FP8_MAX = 448.0  # the largest float8_e4m3fn value
 
 
 _HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def quantize_fp8_scaled(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A matrix as ComfyUI's fp8_scaled files hold it: float8_e4m3fn values and one fp32 scale."""
+    scale = weight.abs().max().float().clamp(min=1e-12) / FP8_MAX
+    return (weight.float() / scale).to(torch.float8_e4m3fn), scale.reshape(())
 
 
 def _to_format(state: dict[str, torch.Tensor], fmt: str, linear: set[str]) -> dict[str, torch.Tensor]:
@@ -42,9 +48,7 @@ def _to_format(state: dict[str, torch.Tensor], fmt: str, linear: set[str]) -> di
         elif fmt == "fp8_e4m3fn":
             out[name] = tensor.to(torch.float8_e4m3fn)
         else:
-            scale = tensor.abs().max().float().clamp(min=1e-12) / FP8_MAX
-            out[name] = (tensor.float() / scale).to(torch.float8_e4m3fn)
-            out[name.removesuffix(".weight") + ".scale_weight"] = scale.reshape(())
+            out[name], out[name.removesuffix(".weight") + ".scale_weight"] = quantize_fp8_scaled(tensor)
     if fmt == "fp8_scaled":
         out["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
     return out
@@ -124,26 +128,28 @@ def write_files(pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> di
         state = {transformer_to_original(k): v for k, v in module.state_dict().items()}
         state = _to_format(state, fmt, _linear_weights(module, transformer_to_original))
         files[slot] = _save(
-            models_dir / "diffusion_models" / f"{stem}{expert}_{fmt}.safetensors", state, _config(module)
+            models_dir / FILE_FOLDERS[slot] / f"{stem}{expert}_{fmt}.safetensors", state, _config(module)
         )
     text = dict(pipe.text_encoder.state_dict())
     text.pop("encoder.embed_tokens.weight", None)  # tied to shared.weight: saved once, as ComfyUI's files do
     text = _to_format(text, fmt, _linear_weights(pipe.text_encoder))
     text["spiece_model"] = torch.frombuffer(bytearray(spiece_bytes(pipe.tokenizer)), dtype=torch.uint8)
     files["text_encoder"] = _save(
-        models_dir / "text_encoders" / f"{stem}_umt5_{fmt}.safetensors", text, _config(pipe.text_encoder)
+        models_dir / FILE_FOLDERS["text_encoder"] / f"{stem}_umt5_{fmt}.safetensors",
+        text,
+        _config(pipe.text_encoder),
     )
     vae = pipe.vae
     layout = vae22_to_original if vae.config.z_dim == 48 else vae21_to_original
     to_original = functools.partial(layout, num_res_blocks=vae.config.num_res_blocks)
     files["vae"] = _save(
-        models_dir / "vae" / f"{stem}_vae.safetensors",
+        models_dir / FILE_FOLDERS["vae"] / f"{stem}_vae.safetensors",
         {to_original(k): v.contiguous() for k, v in vae.state_dict().items()},
         _config(vae),
     )
     if getattr(pipe, "image_encoder", None) is not None:
         files["clip_vision"] = _save(
-            models_dir / "clip_vision" / f"{stem}_clip_vision.safetensors",
+            models_dir / FILE_FOLDERS["clip_vision"] / f"{stem}_clip_vision.safetensors",
             {  # ComfyUI's clip_vision files name the tower "vision_model." (transformers 5 does not)
                 "vision_model." + name.removeprefix("vision_model."): tensor.contiguous()
                 for name, tensor in pipe.image_encoder.state_dict().items()
