@@ -403,9 +403,9 @@ def describe_files(paths: dict[str, Path]) -> tuple[Description, families.FileSe
         except ModelError as exc:
             raise InputError(slot, str(exc)) from exc
         if part is None:
+            readable = "; ".join(family.single_files for family in families.REGISTERED if family.single_files)
             raise InputError(slot, f"{Path(path).name} is not a model file this pack recognises (it reads "
-                                   "ComfyUI's Wan files: diffusion models, UMT5 text encoders, Wan VAEs, "
-                                   "CLIP vision)")
+                                   f"{readable})")
         found[slot] = part
     family = found["diffusion_model"][0] if "diffusion_model" in found else None
     if family is None:

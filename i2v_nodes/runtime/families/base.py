@@ -284,6 +284,8 @@ class Family(abc.ABC):
 
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
+    single_files: str = ""  # which of ComfyUI's files the family reads, for messages ("" if none)
+
     def identify_file(self, header: Any) -> FilePart | None:
         """What a single file is to this family, from its safetensors header alone; None if not ours."""
         return None

@@ -160,6 +160,8 @@ class Wan(Family):
 
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
+    single_files = "ComfyUI's Wan files: diffusion models, UMT5 text encoders, Wan VAEs, CLIP vision"
+
     def identify_file(self, header: Any) -> FilePart | None:
         return wan_files.identify(header)
 
