@@ -63,7 +63,7 @@ def run(model: str = "tiny-i2vgen-xl", repeats: int = 7, steps: int = 10) -> dic
     settings = SampleSettings(prompt, negative, width, height, frames, steps, guidance, 0, 1, 8, CHUNK)
 
     def stock():
-        return stock_reference(handle, stock_pipe, image, settings, CHUNK)
+        return stock_reference(handle, stock_pipe, image, settings, CHUNK).frames
 
     same = torch.equal(ours()[0], stock())  # the same frames, so the same work
     medians = interleaved_medians({"ours": ours, "ours_reencoding": ours_reencoding, "stock": stock}, repeats)

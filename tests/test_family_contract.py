@@ -61,7 +61,7 @@ def test_estimate_then_sample_equals_the_stock_pipeline_given_the_same_noise(tin
 
     stock = tiny.family_impl.pipeline_class().from_pretrained(tiny.source)
     stock.set_progress_bar_config(disable=True)
-    reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk)
+    reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk).frames
     assert torch.equal(ours.frames, reference)
 
 

@@ -78,7 +78,7 @@ def test_each_wan_option_changes_the_output_and_matches_the_stock_pipeline(
     stock = WAN.pipeline_class().from_pretrained(a14b.source)
     stock.set_progress_bar_config(disable=True)
     reference = sampling.stock_reference(a14b, stock, still_image,
-                                         dataclasses.replace(wan_settings, options=options))
+                                         dataclasses.replace(wan_settings, options=options)).frames
     assert torch.equal(ours, reference)
     # the shared, cached pipeline is left as it was found
     cached = fresh_cache.peek(dataclasses.replace(a14b.cache_key, offload="none")).pipeline

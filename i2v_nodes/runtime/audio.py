@@ -81,3 +81,15 @@ def silence(clips: int, seconds: float, sample_rate: int = SILENCE_RATE) -> dict
     """A silent AUDIO value, one mono track of ``seconds`` per clip (what a family without sound gives)."""
     samples = max(1, round(seconds * sample_rate))
     return {"waveform": torch.zeros(clips, 1, samples), "sample_rate": sample_rate}
+
+
+def join_clips(sounds: list[dict[str, Any] | None], seconds: float) -> dict[str, Any]:
+    """One AUDIO value for a run's clips: each family-made sound fitted to the clip's ``seconds``, or
+    silence for a family without sound (``None`` entries). Clips with sound share one sample rate and
+    channel count (one model made them)."""
+    if all(sound is None for sound in sounds):
+        return silence(len(sounds), seconds)
+    fitted = [for_clips(sound, 1, seconds, "audio")[0] for sound in sounds if sound is not None]
+    if len(fitted) != len(sounds) or len({(a.sample_rate, a.channels) for a in fitted}) != 1:
+        raise ValueError("a run's clips must all have sound, at one sample rate and channel count")
+    return {"waveform": torch.stack([a.waveform for a in fitted]), "sample_rate": fitted[0].sample_rate}

@@ -29,7 +29,7 @@ from . import audio, denoiser_hook, guard, memory, placement
 from .cache import ModelCache
 from .devices import cache_budget_bytes
 from .errors import DeviceOutOfMemory, I2VError, InputError, MemoryGuardError, NonFiniteError
-from .families import DenoiseJob, Family, LoadSpec, StockRun
+from .families import Denoised, DenoiseJob, Family, LoadSpec, StockOutput, StockRun
 from .models import ModelHandle
 from .options import Options
 from .precision import DTYPES, nonfinite_summary
@@ -295,9 +295,11 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     timings: dict[str, float] = {}
     started = time.perf_counter()
     loads_before = cache.loads
-    progress = services.progress(len(pil_images) * (s.steps + s.batch_size), "I2VSample")
+    calls = family.pipeline_calls(s.batch_size)
+    progress = services.progress(len(pil_images) * (s.steps * calls + s.batch_size), "I2VSample")
     run = _Run(handle, s, family_settings, plan, seeds, services, progress)
     clips: list[torch.Tensor] = []
+    sounds: list[dict[str, Any] | None] = []
     phase = "load"
     try:
         loader = _loader(handle, plan.options.offload, services, cache)
@@ -313,13 +315,14 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
                 phase = "denoise"
                 with _timed(timings, "denoise"):
                     prepared = family.prepare_image(image, s.width, s.height)
-                    latents = _denoise(run, loaded, prepared, prompt, negative)
+                    denoised = _denoise(run, loaded, prepared, prompt, negative)
                 phase = "decode"
                 with _timed(timings, "decode"):
-                    for index in range(latents.shape[0]):
+                    for index in range(denoised.clips):
                         services.check_interrupt()
-                        clips.append(_decode_checked(family, handle, loaded, latents[index:index + 1], chunk,
-                                                     len(clips)))
+                        clip = denoised.clip(index)
+                        clips.append(_decode_checked(family, handle, loaded, clip, chunk, len(clips)))
+                        sounds.append(family.decode_audio(loaded.pipeline, clip))
                         progress.update(1)
     except torch.OutOfMemoryError as exc:
         raise _out_of_memory(handle, plan, phase, exc) from exc
@@ -330,7 +333,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     if loaded.note:
         report += f"; {loaded.note}"
     log.info("%s", report)
-    sound = audio.silence(len(clips), s.num_frames / s.target_fps)
+    sound = audio.join_clips(sounds, s.num_frames / s.target_fps)
     return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report, timings, sound)
 
 
@@ -344,7 +347,7 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
 
 
 def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
-             negative: torch.Tensor | None) -> torch.Tensor:
+             negative: torch.Tensor | None) -> Denoised:
     """One stock pipeline call for one image and all its clips, with progress and cancel."""
     handle, s, services, options = run.handle, run.settings, run.services, run.plan.options
     family, pipe = handle.family_impl, loaded.pipeline
@@ -362,7 +365,7 @@ def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
     job = DenoiseJob(image=image, prompt_embeds=prompt, negative_embeds=negative, latents=noise,
                      width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
                      guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
-                     step_end=step_end if family.uses_step_callback else None)
+                     step_end=step_end if family.uses_step_callback else None, seeds=tuple(run.seeds))
     halves = 2 if run.cfg and family.cfg_in_one_call else 1
     layout = {"clips": len(run.seeds), "halves": halves, "clips_per_call": options.clips_per_call,
               "split_halves": options.split_cfg and halves == 2}
@@ -373,23 +376,25 @@ def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
                                                      after_call=run.progress.update))
         elif denoiser_hook.needed(**layout):
             stack.enter_context(denoiser_hook.hooked(_denoisers(pipe, handle), **layout))
-        latents = family.denoise(pipe, job, loaded.device)
+        denoised = family.denoise(pipe, job, loaded.device)
     if stopped:
         services.check_interrupt()  # raises the host's own interrupt exception
         raise I2VError("the run was cancelled")
-    problem = nonfinite_summary(latents)
+    problem = nonfinite_summary(denoised.video)
+    if problem is None and denoised.audio is not None:
+        problem = nonfinite_summary(denoised.audio)
     if problem:
         raise NonFiniteError(
             f"the denoised latents contain {problem} (denoiser in {handle.precision}); the denoiser "
             "overflowed: use precision bf16 or fp32, or a lower guidance_scale")
-    return latents
+    return denoised
 
 
 def _denoisers(pipe: Any, handle: ModelHandle) -> list[torch.nn.Module]:
     return [module for name in handle.roles.denoisers if (module := getattr(pipe, name, None)) is not None]
 
 
-def _decode_checked(family: Family, handle: ModelHandle, loaded: Loaded, latents: torch.Tensor, chunk: int,
+def _decode_checked(family: Family, handle: ModelHandle, loaded: Loaded, latents: Denoised, chunk: int,
                     clip: int) -> torch.Tensor:
     """Decode one clip; NaN from a half-precision VAE gets one retry in fp32, then a clear error."""
     pipe, vae_dtype = loaded.pipeline, loaded.vae_dtype
@@ -431,18 +436,18 @@ def _out_of_memory(handle: ModelHandle, plan: guard.Plan, phase: str,
 
 
 def stock_reference(handle: ModelHandle, pipe: Any, image: torch.Tensor, s: SampleSettings,
-                    decode_chunk: int = 1) -> torch.Tensor:
-    """Frames of a plain stock pipeline call on the first image, with the prompt texts and the noise
-    the pack draws for ``s.seed``: what :func:`sample` must return, bit for bit (the oracle of the
-    tests and benchmarks)."""
+                    decode_chunk: int = 1) -> StockOutput:
+    """Frames (and sound) of a plain stock pipeline call on the first image, with the prompt texts and
+    the noise the pack draws for ``s.seed``: what :func:`sample` must return, bit for bit (the oracle
+    of the tests and benchmarks)."""
     family = handle.family_impl
     settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
     noise = family.initial_latents(pipe, handle.variant, [s.seed], s.num_frames, s.height, s.width,
                                    torch.device(handle.device))
     prepared = family.prepare_image(images_to_pil(image)[0], s.width, s.height)
-    return family.stock_frames(pipe, StockRun(prepared, s.prompt, s.negative_prompt, noise, s.width, s.height,
+    return family.stock_output(pipe, StockRun(prepared, s.prompt, s.negative_prompt, noise, s.width, s.height,
                                               s.num_frames, s.steps, s.guidance_scale, s.target_fps,
-                                              decode_chunk, settings))
+                                              decode_chunk, settings, s.seed))
 
 
 def _run_report(plan: guard.Plan, s: SampleSettings, clips: int, chunk: int, timings: dict[str, float],

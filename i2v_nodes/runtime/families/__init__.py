@@ -9,14 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .base import DenoiseJob, Family, FilePart, FileSet, LoadSpec, Roles, Rules, StockRun, Trace
+from .base import (
+    Denoised,
+    DenoiseJob,
+    Family,
+    FilePart,
+    FileSet,
+    LoadSpec,
+    Roles,
+    Rules,
+    StockOutput,
+    StockRun,
+    Trace,
+)
 from .i2vgen_xl import FAMILY as I2VGEN_XL
 from .wan import FAMILY as WAN
 
 REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN)
 
-__all__ = ["REGISTERED", "DenoiseJob", "Family", "FilePart", "FileSet", "LoadSpec", "Roles", "Rules",
-           "StockRun", "Trace", "get"]
+__all__ = ["REGISTERED", "DenoiseJob", "Denoised", "Family", "FilePart", "FileSet", "LoadSpec", "Roles",
+           "Rules", "StockOutput", "StockRun", "Trace", "get"]
 
 _BY_NAME = {family.name: family for family in REGISTERED}
 

@@ -110,6 +110,35 @@ class DenoiseJob:
     target_fps: int
     options: Any = None  # the family's own settings (its options node), or None
     step_end: Callable[[], bool] | None = None  # after each step; True stops the run (cancel)
+    seeds: tuple[int, ...] = ()  # one per clip: for pipelines that draw more noise than the initial latents
+
+
+@dataclass(frozen=True)
+class Denoised:
+    """What the denoising loop leaves for decoding; every tensor has one row per clip."""
+
+    video: torch.Tensor  # latents [clips, C, f, h, w]
+    audio: torch.Tensor | None = None  # the family's sound latents, for families that make sound
+    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)  # per-clip decode inputs of the family
+
+    @property
+    def clips(self) -> int:
+        return self.video.shape[0]
+
+    def clip(self, index: int) -> Denoised:
+        """The rows of one clip (each tensor keeps its leading dimension of 1)."""
+        audio = self.audio[index:index + 1] if self.audio is not None else None
+        return Denoised(self.video[index:index + 1], audio,
+                        {name: value[index:index + 1] for name, value in self.extras.items()})
+
+
+@dataclass(frozen=True)
+class StockOutput:
+    """A plain stock pipeline call's result: frames [F, H, W, 3] and, for a family with sound, its
+    ComfyUI AUDIO value (``None`` otherwise)."""
+
+    frames: torch.Tensor
+    audio: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +157,7 @@ class StockRun:
     target_fps: int
     decode_chunk: int = 1
     options: Any = None  # the family's settings
+    seed: int = 0  # what the pack's clip seed is: for pipelines that draw more noise than the latents
 
 
 # A CLIP ViT-H/14 vision tower (the image encoder of I2VGen-XL and Wan 2.1), as a transformers config.
@@ -349,17 +379,28 @@ class Family(abc.ABC):
     ) -> torch.Tensor:
         """One noise tensor per clip, each from its own CPU generator (same on every device)."""
 
+    def pipeline_calls(self, clips: int) -> int:
+        """Stock pipeline calls (step loops) ``denoise`` makes for one image's clips: 1 when it runs
+        them as one batch. Progress expects this many times the steps."""
+        return 1
+
     @abc.abstractmethod
-    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> torch.Tensor:
+    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
         """Run the stock pipeline up to the final latents (decoding is the caller's)."""
 
     @abc.abstractmethod
-    def decode(self, pipe: Any, latents: torch.Tensor, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
-        """Latents of one clip ``[1, C, f, h, w]`` to frames ``[F, H, W, 3]`` float32 in 0..1."""
+    def decode(self, pipe: Any, clip: Denoised, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
+        """One clip's latents (``clip.video`` is ``[1, C, f, h, w]``) to frames ``[F, H, W, 3]`` float32
+        in 0..1."""
+
+    def decode_audio(self, pipe: Any, clip: Denoised) -> dict[str, Any] | None:
+        """One clip's sound as ComfyUI's AUDIO (waveform ``[1, channels, samples]``), or None for a
+        family without sound (the caller then gives silence of the clip's length)."""
+        return None
 
     @abc.abstractmethod
-    def stock_frames(self, pipe: Any, run: StockRun) -> torch.Tensor:
-        """Frames ``[F, H, W, 3]`` of a plain stock pipeline call with prompt texts: the oracle."""
+    def stock_output(self, pipe: Any, run: StockRun) -> StockOutput:
+        """Frames (and sound) of a plain stock pipeline call with prompt texts: the oracle."""
 
     def option_inputs(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """The widgets of this family's options node (ComfyUI INPUT_TYPES entries, with tooltips)."""

@@ -27,11 +27,13 @@ import torch
 from .. import tiny
 from .base import (
     CLIP_VISION_H14,
+    Denoised,
     DenoiseJob,
     Family,
     LoadSpec,
     Roles,
     Rules,
+    StockOutput,
     StockRun,
     Trace,
     meta_module,
@@ -264,7 +266,7 @@ class I2VGenXL(Family):
         ]
         return torch.cat(noise).to(device=device, dtype=pipe.text_encoder.dtype)
 
-    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> torch.Tensor:
+    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
         with _fixed_global_rng(device):
             out = pipe(
                 image=job.image,
@@ -281,13 +283,14 @@ class I2VGenXL(Family):
                 output_type="latent",
                 return_dict=False,
             )
-        return out[0]
+        return Denoised(out[0])
 
-    def decode(self, pipe: Any, latents: torch.Tensor, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
+    def decode(self, pipe: Any, clip: Denoised, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
+        latents = clip.video
         video = pipe.decode_latents(latents.to(vae_dtype), decode_chunk_size=chunk)  # [1, 3, F, H, W]
         return video_to_frames(video)
 
-    def stock_frames(self, pipe: Any, run: StockRun) -> torch.Tensor:
+    def stock_output(self, pipe: Any, run: StockRun) -> StockOutput:
         # transformers 5 dropped CLIPTextModel.text_model; let the stock clip_skip=1 path find it
         if not hasattr(pipe.text_encoder, "text_model"):
             object.__setattr__(pipe.text_encoder, "text_model", pipe.text_encoder)
@@ -307,7 +310,7 @@ class I2VGenXL(Family):
                 output_type="pt",
                 clip_skip=1,
             ).frames
-        return video[0].permute(0, 2, 3, 1)
+        return StockOutput(video[0].permute(0, 2, 3, 1))
 
     # -- memory traces ------------------------------------------------------------------------
 

@@ -30,12 +30,14 @@ from .. import tiny
 from ..errors import InputError
 from . import wan_files
 from .base import (
+    Denoised,
     DenoiseJob,
     Family,
     FilePart,
     FileSet,
     Roles,
     Rules,
+    StockOutput,
     StockRun,
     Trace,
     keep_fp32,
@@ -222,7 +224,7 @@ class Wan(Family):
         ]
         return torch.cat(noise).to(device)  # the pipeline keeps its latents in float32
 
-    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> torch.Tensor:
+    def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
         clips = job.latents.shape[0]
 
         def step_end(_pipe, _step, _timestep, _tensors) -> dict:
@@ -248,9 +250,10 @@ class Wan(Family):
                 callback_on_step_end=step_end,
                 max_sequence_length=TEXT_TOKENS,
             )
-        return out[0]
+        return Denoised(out[0])
 
-    def decode(self, pipe: Any, latents: torch.Tensor, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
+    def decode(self, pipe: Any, clip: Denoised, chunk: int, vae_dtype: torch.dtype) -> torch.Tensor:
+        latents = clip.video
         # The stock pipeline's decode, step for step (un-normalise with the VAE's mean and std).
         vae = pipe.vae
         latents = latents.to(dtype=vae_dtype)
@@ -264,7 +267,7 @@ class Wan(Family):
         video = vae.decode(latents / inverse_std + mean, return_dict=False)[0]
         return video_to_frames(video)
 
-    def stock_frames(self, pipe: Any, run: StockRun) -> torch.Tensor:
+    def stock_output(self, pipe: Any, run: StockRun) -> StockOutput:
         with _run_settings(pipe, run.options):
             video = pipe(
                 image=run.image,
@@ -280,7 +283,7 @@ class Wan(Family):
                 output_type="pt",
                 max_sequence_length=TEXT_TOKENS,
             ).frames
-        return video[0].permute(0, 2, 3, 1)
+        return StockOutput(video[0].permute(0, 2, 3, 1))
 
     def option_inputs(self) -> dict[str, tuple[str, dict[str, Any]]]:
         return {
