@@ -58,7 +58,7 @@ def run(model: str = "tiny-i2vgen-xl", repeats: int = 7, steps: int = 10) -> dic
         loaded.prompts.clear()
         return ours()
 
-    stock_pipe = family.pipeline_class().from_pretrained(handle.source)
+    stock_pipe = family.pipeline_class(handle.variant).from_pretrained(handle.source)
     stock_pipe.set_progress_bar_config(disable=True)
     settings = SampleSettings(prompt, negative, width, height, frames, steps, guidance, 0, 1, 8, CHUNK)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from i2v_nodes import host
-from i2v_nodes.runtime import families, guard, memory, models, sampling, services
+from i2v_nodes.runtime import audio, families, guard, memory, models, sampling, services
 from i2v_nodes.runtime.errors import InputError
 
 TINY = [(name, family) for name, (family, _build) in families.tiny_builders().items()]
@@ -59,10 +59,18 @@ def test_estimate_then_sample_equals_the_stock_pipeline_given_the_same_noise(tin
     ours = run(tiny.with_plan(plan), still_image, s, cache=fresh_cache)
     assert ours.frames.shape == (s.num_frames, s.height, s.width, 3)
 
-    stock = tiny.family_impl.pipeline_class().from_pretrained(tiny.source)
+    stock = tiny.family_impl.pipeline_class(tiny.variant).from_pretrained(tiny.source)
     stock.set_progress_bar_config(disable=True)
-    reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk).frames
-    assert torch.equal(ours.frames, reference)
+    reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk)
+    assert torch.equal(ours.frames, reference.frames)
+    seconds = s.num_frames / s.target_fps
+    if reference.audio is None:  # no sound: silence of the clip's length
+        assert not ours.audio["waveform"].any()
+        assert ours.audio["waveform"].shape[-1] == round(seconds * ours.audio["sample_rate"])
+    else:  # the family's sound, fitted to the clip's length
+        expected = audio.for_clips(reference.audio, 1, seconds)[0]
+        assert ours.audio["sample_rate"] == expected.sample_rate
+        assert torch.equal(ours.audio["waveform"][0], expected.waveform)
 
 
 def test_seeds_reproduce_and_clip_i_of_a_batch_is_a_single_run_with_seed_plus_i(tiny, still_image):
@@ -132,7 +140,8 @@ def test_progress_counts_steps_not_denoiser_calls(tiny, still_image):
 
     svc = dataclasses.replace(services.standalone(), progress=Progress)
     run(tiny, still_image, settings_for(tiny, steps=3, batch_size=2), svc=svc)
-    assert seen[0] == 3 + 2 and sum(seen[1:]) == seen[0]
+    loops = tiny.family_impl.pipeline_calls(2)  # step loops: one for the batch, or one per clip
+    assert seen[0] == 3 * loops + 2 and sum(seen[1:]) == seen[0]
 
 
 def test_a_second_run_loads_nothing(tiny, still_image, fresh_cache):

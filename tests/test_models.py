@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2v_nodes.runtime import models
+from i2v_nodes.runtime import families, models
 from i2v_nodes.runtime.errors import InputError
 from i2v_nodes.runtime.families import I2VGEN_XL
 from i2v_nodes.runtime.models import tiny_model_folder
@@ -84,11 +84,13 @@ def test_model_list_has_tiny_local_folders_and_hub_ids(tmp_path, tiny_path):
     shutil.copytree(tiny_path, local)
     (tmp_path / "i2v" / "not-a-model").mkdir()
     names = models.list_model_names([tmp_path / "i2v", tmp_path / "diffusers"])
-    tiny = ["tiny-i2vgen-xl", "tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b"]
-    assert names[:5] == [*tiny, "my-model"]
-    assert names[5:] == ["ali-vilab/i2vgen-xl", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
-                         "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
-                         "Wan-AI/Wan2.2-TI2V-5B-Diffusers"]
+    tiny = list(families.tiny_builders())  # every family's, in registry order
+    assert tiny[:4] == ["tiny-i2vgen-xl", "tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b"]
+    assert names[:len(tiny) + 1] == [*tiny, "my-model"]
+    assert names[len(tiny) + 1:] == families.known_hub_ids()
+    assert names[len(tiny) + 1:len(tiny) + 6] == [
+        "ali-vilab/i2vgen-xl", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers",
+        "Wan-AI/Wan2.2-I2V-A14B-Diffusers", "Wan-AI/Wan2.2-TI2V-5B-Diffusers"]
     handle = open_named("my-model", [tmp_path / "i2v"])
     assert handle.source == str(local.resolve())
 

@@ -197,7 +197,8 @@ def tiny_single_files(name: str, models_dir: Path, fmt: str = "fp32") -> dict[st
     """Built-in tiny model ``name`` written as ComfyUI's single files (in ComfyUI's folders under
     ``models_dir``), on first use; returns the file for each loader slot."""
     family, _build = families.tiny_builders()[name]
-    pipe = family.pipeline_class().from_pretrained(str(tiny_model_folder(name, models_dir / MODEL_FOLDER)))
+    folder = tiny_model_folder(name, models_dir / MODEL_FOLDER)
+    pipe = family.pipeline_class(describe_folder(folder).variant).from_pretrained(str(folder))
     with _files_lock:
         return family.write_files(pipe, models_dir, name, fmt)
 
@@ -258,7 +259,7 @@ def _describe_folder(folder: Path, _signature: tuple) -> Description:
             if not component.startswith("_") and (sub / config_name).is_file():
                 configs[component] = _read_json(sub / config_name)
                 break
-    found = families.identify(index, configs)
+    found = families.identify(index, configs, str(folder))
     if found is None:
         raise ModelError(
             f"{folder} holds a {index.get('_class_name')!r} pipeline that is not an image-to-video model "

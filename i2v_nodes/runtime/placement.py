@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def load_pipeline(
-    family: Family, roles: Roles, source: str, local: bool, spec: LoadSpec, device: torch.device, offload: str
+    family: Family, roles: Roles, source: str, local: bool, spec: LoadSpec, device: torch.device,
+    offload: str, variant: str = "",
 ) -> Any:
     """The stock pipeline from a local folder or hub id: safetensors only, never remote code."""
     from diffusers import AutoModel
@@ -37,7 +38,7 @@ def load_pipeline(
         if offload == "none":
             module.to(device)
         denoisers[name] = module
-    pipe = family.pipeline_class().from_pretrained(
+    pipe = family.pipeline_class(variant).from_pretrained(
         source, dtype={"default": spec.dtype, roles.vae: spec.vae_dtype}, **common, **denoisers
     )
     pipe.set_progress_bar_config(disable=True)  # progress goes through the host's bar instead

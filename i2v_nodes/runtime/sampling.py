@@ -240,7 +240,7 @@ def _loader(handle: ModelHandle, offload: str, services: HostServices, cache: Mo
             log.info("%s: %s", handle.name, note)
         else:
             pipe = placement.load_pipeline(handle.family_impl, roles, handle.source, handle.local, spec,
-                                           device, offload)
+                                           device, offload, handle.variant)
         # with offload hooks the pipeline knows best; without, it is where we put it
         execution = device if offload == "none" else pipe._execution_device
         loaded = Loaded(pipe, execution, getattr(pipe, roles.vae).dtype, note=note)
@@ -365,9 +365,12 @@ def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
     job = DenoiseJob(image=image, prompt_embeds=prompt, negative_embeds=negative, latents=noise,
                      width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
                      guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
-                     step_end=step_end if family.uses_step_callback else None, seeds=tuple(run.seeds))
+                     step_end=step_end if family.uses_step_callback else None, seeds=tuple(run.seeds),
+                     variant=handle.variant)
     halves = 2 if run.cfg and family.cfg_in_one_call else 1
-    layout = {"clips": len(run.seeds), "halves": halves, "clips_per_call": options.clips_per_call,
+    # clips per stock pipeline call: a family that loops over its clips calls with one at a time
+    clips = len(run.seeds) // family.pipeline_calls(len(run.seeds))
+    layout = {"clips": clips, "halves": halves, "clips_per_call": options.clips_per_call,
               "split_halves": options.split_cfg and halves == 2}
     with ExitStack() as stack:
         if not family.uses_step_callback:  # one denoiser call per step: the hook counts and cancels
@@ -447,7 +450,7 @@ def stock_reference(handle: ModelHandle, pipe: Any, image: torch.Tensor, s: Samp
     prepared = family.prepare_image(images_to_pil(image)[0], s.width, s.height)
     return family.stock_output(pipe, StockRun(prepared, s.prompt, s.negative_prompt, noise, s.width, s.height,
                                               s.num_frames, s.steps, s.guidance_scale, s.target_fps,
-                                              decode_chunk, settings, s.seed))
+                                              decode_chunk, settings, s.seed, handle.variant))
 
 
 def _run_report(plan: guard.Plan, s: SampleSettings, clips: int, chunk: int, timings: dict[str, float],

@@ -23,9 +23,10 @@ from .base import (
     Trace,
 )
 from .i2vgen_xl import FAMILY as I2VGEN_XL
+from .ltx_video import FAMILY as LTX_VIDEO
 from .wan import FAMILY as WAN
 
-REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN)
+REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN, LTX_VIDEO)
 
 __all__ = ["REGISTERED", "DenoiseJob", "Denoised", "Family", "FilePart", "FileSet", "LoadSpec", "Roles",
            "Rules", "StockOutput", "StockRun", "Trace", "get"]
@@ -37,10 +38,12 @@ def get(name: str) -> Family:
     return _BY_NAME[name]
 
 
-def identify(index: Mapping[str, Any], configs: Mapping[str, Any]) -> tuple[Family, str] | None:
-    """The family and variant of a pipeline folder (its model_index.json and configs), or None."""
+def identify(index: Mapping[str, Any], configs: Mapping[str, Any],
+             source: str = "") -> tuple[Family, str] | None:
+    """The family and variant of a pipeline folder (its model_index.json and configs, and its path),
+    or None."""
     for family in REGISTERED:
-        variant = family.variant_of(index, configs)
+        variant = family.variant_of(index, configs, source)
         if variant is not None:
             return family, variant
     return None

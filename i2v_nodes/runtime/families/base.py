@@ -71,10 +71,11 @@ class Roles:
     denoisers: tuple[str, ...]  # run during the steps; with two, one at a time
     vae: str = "vae"
     encoders: tuple[str, ...] = ()  # text and image encoders, run before the steps
+    decoders: tuple[str, ...] = ()  # besides the VAE, run after the steps (e.g. a sound decoder)
 
     @property
     def weighted(self) -> tuple[str, ...]:
-        return (*self.encoders, *self.denoisers, self.vae)
+        return (*self.encoders, *self.denoisers, self.vae, *self.decoders)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class DenoiseJob:
     options: Any = None  # the family's own settings (its options node), or None
     step_end: Callable[[], bool] | None = None  # after each step; True stops the run (cancel)
     seeds: tuple[int, ...] = ()  # one per clip: for pipelines that draw more noise than the initial latents
+    variant: str = ""  # the model's variant (its rules and defaults)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class StockRun:
     decode_chunk: int = 1
     options: Any = None  # the family's settings
     seed: int = 0  # what the pack's clip seed is: for pipelines that draw more noise than the latents
+    variant: str = ""
 
 
 # A CLIP ViT-H/14 vision tower (the image encoder of I2VGen-XL and Wan 2.1), as a transformers config.
@@ -276,8 +279,10 @@ class Family(abc.ABC):
     # -- identity -----------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any]) -> str | None:
-        """The variant a pipeline folder holds (from model_index.json and configs), or None."""
+    def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
+                   source: str = "") -> str | None:
+        """The variant a pipeline folder holds (from model_index.json and configs), or None. ``source``
+        is the folder's path, for variants whose configs are alike (a distilled checkpoint's name)."""
 
     @abc.abstractmethod
     def hub_variant(self, hub_id: str) -> str: ...
@@ -345,7 +350,8 @@ class Family(abc.ABC):
     # -- loading and sampling -----------------------------------------------------------------
 
     @abc.abstractmethod
-    def pipeline_class(self) -> type: ...
+    def pipeline_class(self, variant: str = "") -> type:
+        """The stock pipeline class that runs this variant (image-to-video)."""
 
     def load_kwargs(self, source: str, local: bool, spec: LoadSpec) -> dict[str, Any]:
         """Extra keyword arguments for ``from_pretrained`` (weight variants and the like)."""

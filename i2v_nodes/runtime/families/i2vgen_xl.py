@@ -188,7 +188,7 @@ class I2VGenXL(Family):
 
     # -- identity -----------------------------------------------------------------------------
 
-    def variant_of(self, index, configs) -> str | None:
+    def variant_of(self, index, configs, source="") -> str | None:
         return "i2vgen-xl" if index.get("_class_name") in self.pipeline_classes else None
 
     def hub_variant(self, hub_id: str) -> str:
@@ -217,7 +217,7 @@ class I2VGenXL(Family):
 
     # -- loading and sampling -----------------------------------------------------------------
 
-    def pipeline_class(self) -> type:
+    def pipeline_class(self, variant: str = "") -> type:
         return _pipeline_class()
 
     def load_kwargs(self, source: str, local: bool, spec: LoadSpec) -> dict[str, Any]:

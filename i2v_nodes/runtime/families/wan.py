@@ -124,7 +124,8 @@ class Wan(Family):
 
     # -- identity -----------------------------------------------------------------------------
 
-    def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any]) -> str | None:
+    def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
+                   source: str = "") -> str | None:
         if index.get("_class_name") not in self.pipeline_classes:
             return None
         if index.get("expand_timesteps"):
@@ -187,7 +188,7 @@ class Wan(Family):
 
     # -- loading and sampling -----------------------------------------------------------------
 
-    def pipeline_class(self) -> type:
+    def pipeline_class(self, variant: str = "") -> type:
         from diffusers import WanImageToVideoPipeline
 
         return WanImageToVideoPipeline
