@@ -24,12 +24,16 @@ MACHINES = {"i2v-preview": (8, 16), "i2v-12gb": (12, 16), "i2v-24gb": (24, 32), 
             "wan-12gb": (12, 32), "wan-16gb": (16, 64), "wan-24gb": (24, 64), "wan-48gb": (48, 128),
             "wan-80gb": (80, 128)}
 MACHINES.update({f"{name}-files": machine for name, machine in MACHINES.items() if name.startswith("wan-")})
+MACHINES.update({f"ltx-video-{name.removeprefix('wan-')}": machine for name, machine in MACHINES.items()
+                 if name.startswith("wan-") and not name.endswith("-files")})
 HUB_OF_TEMPLATE = {files["diffusion_model"]: stand_ins.HUB_OF_VARIANT[variant]
                    for variant, files in stand_ins.TEMPLATE_FILES.items()}
 # Each published model's tiny twin (same variant), at a small size that keeps its family's rules.
 TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
         "Wan-AI/Wan2.2-I2V-A14B-Diffusers": ("tiny-wan2.2-i2v-a14b", 64, 48, 9),
-        "Wan-AI/Wan2.2-TI2V-5B-Diffusers": ("tiny-wan2.2-ti2v-5b", 64, 64, 9)}
+        "Wan-AI/Wan2.2-TI2V-5B-Diffusers": ("tiny-wan2.2-ti2v-5b", 64, 64, 9),
+        "Lightricks/LTX-Video-0.9.7-dev": ("tiny-ltx-video", 64, 64, 9),
+        "Lightricks/LTX-Video-0.9.5": ("tiny-ltx-video", 64, 64, 9)}
 
 
 def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:

@@ -167,25 +167,50 @@ WAN_CANDIDATES = (
 )
 
 
+LTX_CANDIDATES = (
+    ("Lightricks/LTX-Video-0.9.7-dev", 1216, 704, 121),
+    ("Lightricks/LTX-Video-0.9.7-dev", 768, 512, 121),
+    ("Lightricks/LTX-Video-0.9.5", 768, 512, 121),
+)
+
+
 def wan_tiers() -> list[Tier]:
+    def options(handle: Any) -> dict[str, float]:
+        if len(handle.roles.denoisers) < 2:
+            return {}
+        return {"guidance_scale_2": handle.rules.default_guidance, "boundary_ratio": 0.0, "flow_shift": 0.0}
+
+    tiers = planned_tiers("wan", "Wan", WAN_CANDIDATES, options)
+    if len(tiers) < len(WAN_CARDS):
+        raise SystemExit("a Wan candidate must fit every card")
+    return tiers
+
+
+def ltx_tiers() -> list[Tier]:
+    from i2v_nodes.runtime.families import LTX_VIDEO
+
+    return planned_tiers("ltx-video", "LTX-Video", LTX_CANDIDATES,
+                         lambda handle: {name: -1.0 for name in LTX_VIDEO.option_inputs()})
+
+
+def planned_tiers(prefix: str, label: str, candidates: tuple, options: Any) -> list[Tier]:
+    """One tier per card that a candidate fits: the first candidate (best to worst) that fits, run
+    its fastest way. ``options(handle)`` gives the options node's widgets to show ({} for none)."""
     from i2v_nodes.runtime import memory, models, planner
 
     tiers = []
     for card_gib, ram_gib, card in WAN_CARDS:
-        candidates = [
-            (models.describe_published(hub, device="cuda"), memory.RunShape(w, h, f))
-            for hub, w, h, f in WAN_CANDIDATES
-        ]
-        choice = planner.choose(candidates, planner.Machine(card_gib, ram_gib))
+        runs = [(models.describe_published(hub, device="cuda"), memory.RunShape(w, h, f))
+                for hub, w, h, f in candidates]
+        choice = planner.choose(runs, planner.Machine(card_gib, ram_gib))
         if choice is None:
-            raise SystemExit(f"no Wan candidate fits a {card_gib} GB card with {ram_gib} GB RAM")
-        handle, shape, options = choice.handle, choice.shape, choice.options
+            continue
+        handle, shape, chosen = choice.handle, choice.shape, choice.options
         rules = handle.rules
-        a14b = len(handle.roles.denoisers) == 2  # two experts
         tiers.append(
             Tier(
-                f"wan-{card_gib}gb",
-                f"Wan {card_gib} GB ({card})",
+                f"{prefix}-{card_gib}gb",
+                f"{label} {card_gib} GB ({card})",
                 card_gib,
                 ram_gib,
                 card,
@@ -197,16 +222,30 @@ def wan_tiers() -> list[Tier]:
                 rules.default_fps,
                 rules.default_guidance,
                 rules.default_negative,
-                _wan_remarks(handle, options, a14b),
+                _remarks(handle, chosen),
                 weights=handle.weights,
-                offload=options.offload,
-                policy="adapt" if options.vae_tiling else "error",
-                options={"guidance_scale_2": rules.default_guidance, "boundary_ratio": 0.0, "flow_shift": 0.0}
-                if a14b
-                else {},
+                offload=chosen.offload,
+                policy="adapt" if chosen.vae_tiling else "error",
+                options=options(handle),
             )
         )
     return tiers
+
+
+def _remarks(handle: Any, options: Any, files: bool = False) -> str:
+    if handle.family == "ltx-video":
+        return " ".join([_ltx_remarks(handle), *_memory_remarks(handle, options, files)])
+    return _wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files)
+
+
+def _ltx_remarks(handle: Any) -> str:
+    size = "13B" if dict(handle.params)["transformer"] > 5e9 else "2B"
+    return (
+        f"LTX-Video ({handle.name.split('/')[-1]}): a {size} transformer with a 32x VAE (sizes a multiple "
+        "of 32, frames 8k+1). LTXVideoOptions holds its decode timestep, decode noise, guidance rescale "
+        "and image conditioning; -1 keeps the release's own. For 8 steps without guidance, load "
+        "Lightricks/LTX-Video-0.9.7-distilled and set steps 8, guidance 1."
+    )
 
 
 def _wan_remarks(handle: Any, options: Any, a14b: bool, files: bool = False) -> str:
@@ -223,6 +262,11 @@ def _wan_remarks(handle: Any, options: Any, a14b: bool, files: bool = False) -> 
         )
     else:
         parts.append("Wan 2.2 TI2V-5B: one 5B transformer with a 16x VAE, made for 1280x704 at 24 fps.")
+    return " ".join([*parts, *_memory_remarks(handle, options, files)])
+
+
+def _memory_remarks(handle: Any, options: Any, files: bool) -> list[str]:
+    parts = []
     if files and handle.weights == "fp8":
         parts.append(
             "The files are fp8 and stay fp8 in memory (each layer computes in bf16, with the file's "
@@ -230,8 +274,9 @@ def _wan_remarks(handle: Any, options: Any, a14b: bool, files: bool = False) -> 
         )
     elif handle.weights == "fp8":
         parts.append(
-            "Weights are stored in fp8 (LoadI2VModel's weights input) to halve the experts: a small "
-            "loss of fine detail against bf16."
+            "Weights are stored in fp8 (LoadI2VModel's weights input) to halve the "
+            f"{'experts' if len(handle.roles.denoisers) == 2 else 'transformer'}: a small loss of fine "
+            "detail against bf16."
         )
     if options.offload != "none":
         parts.append(
@@ -243,7 +288,7 @@ def _wan_remarks(handle: Any, options: Any, a14b: bool, files: bool = False) -> 
             "The 3-D VAE would not fit untiled: VRAMGuard's policy is 'adapt', which turns VAE tiling "
             "on and changes nothing else here."
         )
-    return " ".join(parts)
+    return parts
 
 
 def files_tiers(tiers: list[Tier]) -> list[Tier]:
@@ -302,7 +347,7 @@ def files_handle(variant: str, offload: str = "none", weights: str = "default") 
 
 def all_tiers() -> list[Tier]:
     wan = wan_tiers()
-    return i2vgen_tiers() + wan + files_tiers(wan)
+    return i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers()
 
 
 # --- figures for the Notes ---------------------------------------------------------------------

@@ -118,7 +118,8 @@ def weight_bytes(handle: ModelHandle) -> dict[str, int]:
 
 def _phase_components(handle: ModelHandle) -> dict[str, tuple[str, ...]]:
     roles = handle.roles
-    return {"encode": (*roles.encoders, roles.vae), "denoise": roles.denoisers, "decode": (roles.vae,)}
+    return {"encode": (*roles.encoders, roles.vae), "denoise": roles.denoisers,
+            "decode": (roles.vae, *roles.decoders)}
 
 
 def resident_weights(handle: ModelHandle, offload: str) -> dict[str, int]:

@@ -148,3 +148,35 @@ def ensure_built(name: str, models_dir: Path, build: Callable[[], Any]) -> Path:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")  # Gemma's own ids 0-4, in its order
+
+
+def build_gemma_tokenizer(words: tuple[str, ...] | list[str] = tuple(TOKENIZER_WORDS),
+                          max_length: int = 1024):
+    """A Gemma tokenizer built offline: Gemma's byte-fallback BPE with its special tokens (pad 0, eos 1,
+    bos 2, unk 3, mask 4), the 256 byte tokens, and merges that make each listed word one piece, both
+    at the start of a text and after a space (Gemma writes a space as "▁" and adds no prefix space).
+    Anything else falls back to characters, or to UTF-8 bytes. Adds ``<bos>`` as Gemma does.
+    """
+    from transformers import GemmaTokenizer
+
+    vocab = {token: index for index, token in enumerate(GEMMA_SPECIALS)}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for char in sorted({c for word in words for c in word} | {"\u2581"}):
+        vocab.setdefault(char, len(vocab))
+    merges: list[tuple[str, str]] = []
+    ranks: dict[tuple[str, str], int] = {}
+    for word in (form for w in words for form in (w, "\u2581" + w)):
+        # as build_clip_tokenizer: follow the path BPE takes through earlier merges until it is whole
+        pieces = _apply_merges(list(word), ranks)
+        while len(pieces) > 1:
+            pair = (pieces[0], pieces[1])
+            ranks[pair] = len(merges)
+            merges.append(pair)
+            vocab.setdefault(pair[0] + pair[1], len(vocab))
+            pieces = _apply_merges(pieces, ranks)
+    return GemmaTokenizer(vocab=vocab, merges=merges, model_max_length=max_length, add_bos_token=True,
+                          add_eos_token=False)

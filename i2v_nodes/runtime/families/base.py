@@ -116,6 +116,14 @@ class DenoiseJob:
 
 
 @dataclass(frozen=True)
+class PromptEncoding:
+    """Embeddings with their attention mask, for pipelines that take both (T5 or Gemma padded prompts)."""
+
+    embeds: torch.Tensor  # [1, tokens, dim]
+    mask: torch.Tensor  # [1, tokens]
+
+
+@dataclass(frozen=True)
 class Denoised:
     """What the denoising loop leaves for decoding; every tensor has one row per clip."""
 

@@ -35,6 +35,7 @@ from .base import (
     Denoised,
     DenoiseJob,
     Family,
+    PromptEncoding,
     Roles,
     Rules,
     StockOutput,
@@ -101,14 +102,6 @@ _OWN = {
     DISTILLED: LTXVideoSettings(0.05, 0.025, 0.7, 0.0, 1.0),
 }
 _CONDITION_ONLY = ("image_noise_scale", "image_strength")  # LTXImageToVideoPipeline has neither
-
-
-@dataclass(frozen=True)
-class PromptEncoding:
-    """T5 embeddings and their attention mask: the pipelines need both."""
-
-    embeds: torch.Tensor
-    mask: torch.Tensor
 
 
 class LTXVideo(Family):
