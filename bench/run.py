@@ -46,7 +46,8 @@ def collect(quick: bool, tiers: bool) -> dict:
         "P4": bench_host_stub.run(repeats=repeats),
         "P5": bench_batch.run(repeats=max(3, repeats // 2)),
         "P6": [bench_sample.run(model, repeats=repeats) for model in
-               ("tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b")],
+               ("tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b", "tiny-ltx-video",
+                "tiny-ltx-video-distilled", "tiny-ltx-video-0.9.1", "tiny-ltx2")],
         "P7": bench_planner.run(repeats=1 if quick else 3),
     }
     if tiers and torch.cuda.is_available():

@@ -4,17 +4,20 @@ Gemma prompt path, and the published model's plan."""
 from __future__ import annotations
 
 import json
+import shutil
 import types
 from pathlib import Path
 
 import pytest
 import torch
 
+from host_stub import Host
 from i2v_nodes import cli
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import audio, families, memory, models, sampling, services
+from i2v_nodes.runtime import audio, families, memory, models, sampling, services, video
 from i2v_nodes.runtime.errors import InputError
 from i2v_nodes.runtime.families import ltx2
+from tests.test_audio import probe_audio
 
 CPU = torch.device("cpu")
 FAMILY = families.get("ltx2")
@@ -169,3 +172,30 @@ def test_the_published_model_is_planned_from_its_configs(capsys):
     print(out)
     assert "Lightricks/LTX-2 (ltx2), bf16" in out and "device per phase: encode" in out
     assert "verdict: fits as asked" in out
+
+
+def test_the_whole_graph_runs_in_the_stub_with_sound_of_the_videos_length(session_dirs):
+    """The LTX tier graph on tiny-ltx2 with I2VSample's audio linked into EncodeVideo: an mp4 of the
+    asked frames and size whose AAC track lasts the video's duration within one audio frame."""
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "examples" / "i2v-example.png", session_dirs["input"])
+    folders = {f"{name}_dir": str(session_dirs[name]) for name in ("input", "output", "models")}
+    host = Host(packs=[str(repo)], **folders)
+    prompt = host.convert(json.loads((repo / "workflows" / "ltx-video-24gb.json").read_text()))
+    options = next(k for k, v in prompt.items() if v["class_type"] == "LTXVideoOptions")
+    del prompt[options]
+    sample = next(k for k, v in prompt.items() if v["class_type"] == "I2VSample")
+    encode = next(k for k, v in prompt.items() if v["class_type"] == "EncodeVideo")
+    prompt[sample]["inputs"].pop("options")
+    prompt[encode]["inputs"]["audio"] = [sample, 3]
+    overrides = ["LoadI2VModel.model=tiny-ltx2", "LoadI2VModel.offload=none", "LoadI2VModel.weights=default",
+                 "VRAMGuard.width=64", "VRAMGuard.height=64", "VRAMGuard.num_frames=17", "I2VSample.steps=2",
+                 "EncodeVideo.filename_prefix=ltx2/stub"]
+    result = host.run(prompt, overrides=overrides)
+    assert result.status == "success", result.error
+    (path,) = [Path(f) for f in result.files if str(f).endswith(".mp4")]
+    info = video.probe_video(path)
+    assert (info.frame_count, info.width, info.height) == (17, 64, 64)
+    codec, rate, channels, samples = probe_audio(path)
+    assert codec == "aac" and channels == 2
+    assert abs(samples / rate - 17 / info.fps) <= 1024 / rate  # within one AAC frame

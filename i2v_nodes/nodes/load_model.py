@@ -10,9 +10,11 @@ from ._common import CATEGORY, MODEL_TYPE, node_errors
 TIPS = {
     "model": "tiny-*: built-in random-weight test models, one per model family (noise, no download). "
              "Folders with model_index.json under models/i2v or models/diffusers appear by folder name. Hub "
-             "ids (Wan-AI/..., ali-vilab/i2vgen-xl) are the published models; see allow_download. The family "
-             "(I2VGen-XL, Wan 2.1/2.2) is recognised from the model's files.",
-    "precision": "Compute dtype. auto = the model's own on CUDA (bf16 for Wan, fp16 for I2VGen-XL) and fp32 "
+             "ids (Wan-AI/..., Lightricks/..., ali-vilab/i2vgen-xl) are the published models; see "
+             "allow_download. The family (I2VGen-XL, Wan 2.1/2.2, LTX-Video, LTX-2) is recognised from the "
+             "model's files.",
+    "precision": "Compute dtype. auto = the model's own on CUDA (bf16 for Wan and LTX, fp16 for I2VGen-XL) "
+                 "and fp32 "
                  "on CPU (fp16 on CPU is 3-30x slower). bf16 avoids fp16 overflow on Ampere and newer GPUs.",
     "vae_precision": "VAE dtype, separate from the rest. auto = fp32: video VAEs can overflow in fp16 and "
                      "give black frames (the pack then retries that decode in fp32 once). They are small, "
@@ -47,10 +49,10 @@ def how_to_run_inputs(tips: dict[str, str]) -> tuple[dict, dict]:
 
 class LoadI2VModel:
     DESCRIPTION = (
-        "Chooses an image-to-video model (Wan 2.1 / 2.2, I2VGen-XL) and how to run it. Outputs a light "
-        "handle: the weights load once per process, on first use, after VRAMGuard has checked that the run "
-        "fits. "
-        "The tiny-* models are built-in random-weight models for testing (their output is noise)."
+        "Chooses an image-to-video model (Wan 2.1 / 2.2, LTX-Video, LTX-2, I2VGen-XL) and how to run it. "
+        "Outputs a light handle: the weights load once per process, on first use, after VRAMGuard has "
+        "checked that the run fits. The tiny-* models are built-in random-weight models for testing (their "
+        "output is noise)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "load"

@@ -15,36 +15,39 @@ TIPS = {
     "negative_prompt": "What to avoid: a negative prompt against static or blurry output helps. Wan was "
                        "tuned with its own long (Chinese) default negative prompt; the Wan workflows use it.",
     "width": "Output width, a multiple of the model's step: 8 for I2VGen-XL, 16 for Wan, 32 for Wan 2.2 5B "
+             "and LTX "
              "(anything else is refused with the nearest valid values). Link VRAMGuard's width here.",
     "height": "Output height, a multiple of the model's step, like width. Link VRAMGuard's height here.",
     "num_frames": "Frames per clip, within the model's rule: I2VGen-XL any count (trained on 16); Wan 4k+1, "
-                  "e.g. 33, 49, 81 (trained on 81; 121 for Wan 2.2 5B).",
+                  "e.g. 33, 49, 81 (trained on 81; 121 for Wan 2.2 5B); LTX 8k+1, e.g. 97, 121.",
     "steps": "Denoising steps. I2VGen-XL: 30 is a fast preview, 40-50 standard. Wan: 40 (A14B, 2.1), 50 "
-             "(5B); with a step-distill LoRA 4-8. Past 60 quality barely improves.",
-    "guidance_scale": "How strongly to follow the prompt. I2VGen-XL 7-11; Wan 3.5-5. Higher distorts. 1 or "
+             "(5B); with a step-distill LoRA 4-8. LTX: 40; the distilled LTX-Video 8. Past 60 quality barely "
+             "improves.",
+    "guidance_scale": "How strongly to follow the prompt. I2VGen-XL 7-11; Wan 3.5-5; LTX 3 (distilled: 1). "
+                      "Higher distorts. 1 or "
                       "less turns guidance off (twice as fast, follows the prompt less).",
     "seed": "Noise seed: the same seed and settings give the same frames.",
     "batch_size": "Clips per image, seeds seed, seed+1, ...; clip i is the same as a single run with seed+i.",
-    "target_fps": "Frames per second the model is conditioned on (motion speed), also passed on as the "
-                  "video's fps. Keep it at 8 or more, or motion stutters.",
+    "target_fps": "Frames per second the model is conditioned on (motion speed; LTX's frame rate), also "
+                  "passed on as the video's fps and setting the sound's length. Keep it at 8 or more, or "
+                  "motion stutters.",
     "decode_chunk_size": "Frames decoded per VAE call (I2VGen-XL). 0 = as VRAMGuard planned (the largest "
                          "chunk that costs no extra peak memory). Lower saves memory, higher is a little "
                          "faster. Wan's 3-D VAE decodes frame by frame already and ignores it; VAE tiling "
                          "saves its memory.",
     "options": "Optional settings only some model families have, from an option node such as "
-               "WanOptions (guidance for Wan 2.2's second expert, boundary ratio, flow shift). Options for "
-               "another family than the model's are refused.",
+               "WanOptions (guidance for Wan 2.2's second expert, boundary ratio, flow shift), "
+               "LTXVideoOptions or LTX2Options. Options for another family than the model's are refused.",
 }
 DEFAULT_NEGATIVE = "Distorted, discontinuous, ugly, blurry, low resolution, motionless, static"
 
 
 class I2VSample:
     DESCRIPTION = (
-        "Turns an image and a prompt into video frames with the model's stock diffusers pipeline (I2VGen-XL, "
-        "Wan 2.1 / 2.2), with per-step progress and cancel. Same seed, same frames. Outputs ComfyUI IMAGE "
-        "frames (every clip "
-        "of the batch, one after another), so savers and upscalers work on them; EncodeVideo makes the "
-        "video file."
+        "Turns an image and a prompt into video frames with the model's stock diffusers pipeline "
+        "(I2VGen-XL, Wan 2.1 / 2.2, LTX-Video, LTX-2 with sound), with per-step progress and cancel. Same "
+        "seed, same frames. Outputs ComfyUI IMAGE frames (every clip of the batch, one after another), so "
+        "savers and upscalers work on them; EncodeVideo makes the video file."
     )
     CATEGORY = CATEGORY
     FUNCTION = "sample"
