@@ -16,6 +16,7 @@ from i2v_nodes.runtime import guard, memory, models, video
 from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
 from i2v_nodes.runtime.families.base import FILE_SLOTS
 from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
+from tests.test_audio import probe_audio
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
@@ -24,8 +25,10 @@ MACHINES = {"i2v-preview": (8, 16), "i2v-12gb": (12, 16), "i2v-24gb": (24, 32), 
             "wan-12gb": (12, 32), "wan-16gb": (16, 64), "wan-24gb": (24, 64), "wan-48gb": (48, 128),
             "wan-80gb": (80, 128)}
 MACHINES.update({f"{name}-files": machine for name, machine in MACHINES.items() if name.startswith("wan-")})
-MACHINES.update({f"ltx-video-{name.removeprefix('wan-')}": machine for name, machine in MACHINES.items()
+MACHINES.update({f"{family}-{name.removeprefix('wan-')}": machine for name, machine in MACHINES.items()
+                 for family in ("ltx-video", "ltx2")
                  if name.startswith("wan-") and not name.endswith("-files")})
+MACHINES.pop("ltx2-12gb")  # LTX-2 fits no 12 GB card with 32 GB of RAM
 HUB_OF_TEMPLATE = {files["diffusion_model"]: stand_ins.HUB_OF_VARIANT[variant]
                    for variant, files in stand_ins.TEMPLATE_FILES.items()}
 # Each published model's tiny twin (same variant), at a small size that keeps its family's rules.
@@ -33,7 +36,8 @@ TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
         "Wan-AI/Wan2.2-I2V-A14B-Diffusers": ("tiny-wan2.2-i2v-a14b", 64, 48, 9),
         "Wan-AI/Wan2.2-TI2V-5B-Diffusers": ("tiny-wan2.2-ti2v-5b", 64, 64, 9),
         "Lightricks/LTX-Video-0.9.7-dev": ("tiny-ltx-video", 64, 64, 9),
-        "Lightricks/LTX-Video-0.9.5": ("tiny-ltx-video", 64, 64, 9)}
+        "Lightricks/LTX-Video-0.9.5": ("tiny-ltx-video", 64, 64, 9),
+        "Lightricks/LTX-2": ("tiny-ltx2", 64, 64, 17)}
 
 
 def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:
@@ -100,6 +104,10 @@ def test_workflow_runs_end_to_end_scaled_down(host, path, session_dirs):
     fps = next(n["inputs"]["target_fps"] for n in api.values() if n["class_type"] == "I2VSample")
     assert (info.frame_count, info.width, info.height) == expected
     assert info.fps == pytest.approx(fps)
+    encode = next(n["inputs"] for n in api.values() if n["class_type"] == "EncodeVideo")
+    if "audio" in encode:  # a model with sound: the clip's sound, as long as the video
+        _codec, rate, _channels, samples = probe_audio(video_file)
+        assert abs(samples / rate - expected[0] / fps) <= 1024 / rate
     workflow = json.loads(video.read_video_metadata(video_file)["workflow"])
     assert {n["type"] for n in workflow["nodes"]} >= {"VRAMGuard", "I2VSample", "EncodeVideo"}
     assert {n["type"] for n in workflow["nodes"]} & {"LoadI2VModel", "LoadI2VModelFiles"}

@@ -57,6 +57,7 @@ class Tier:
     options: dict[str, float] = field(default_factory=dict)  # the family's options node widgets, if shown
     expected: str = ""  # what the seed article expects, for comparison
     files: dict[str, str] = field(default_factory=dict)  # LoadI2VModelFiles' slot -> ComfyUI's file name
+    sound: bool = False  # the model makes sound: I2VSample's audio goes into EncodeVideo
 
     @property
     def loader(self) -> str:
@@ -167,6 +168,10 @@ WAN_CANDIDATES = (
 )
 
 
+LTX2_CANDIDATES = (
+    ("Lightricks/LTX-2", 1280, 704, 121),
+    ("Lightricks/LTX-2", 768, 512, 121),
+)
 LTX_CANDIDATES = (
     ("Lightricks/LTX-Video-0.9.7-dev", 1216, 704, 121),
     ("Lightricks/LTX-Video-0.9.7-dev", 768, 512, 121),
@@ -191,6 +196,10 @@ def ltx_tiers() -> list[Tier]:
 
     return planned_tiers("ltx-video", "LTX-Video", LTX_CANDIDATES,
                          lambda handle: {name: -1.0 for name in LTX_VIDEO.option_inputs()})
+
+
+def ltx2_tiers() -> list[Tier]:
+    return planned_tiers("ltx2", "LTX-2", LTX2_CANDIDATES, lambda handle: {})
 
 
 def planned_tiers(prefix: str, label: str, candidates: tuple, options: Any) -> list[Tier]:
@@ -227,6 +236,7 @@ def planned_tiers(prefix: str, label: str, candidates: tuple, options: Any) -> l
                 offload=chosen.offload,
                 policy="adapt" if chosen.vae_tiling else "error",
                 options=options(handle),
+                sound=handle.family_impl.makes_sound,
             )
         )
     return tiers
@@ -235,7 +245,18 @@ def planned_tiers(prefix: str, label: str, candidates: tuple, options: Any) -> l
 def _remarks(handle: Any, options: Any, files: bool = False) -> str:
     if handle.family == "ltx-video":
         return " ".join([_ltx_remarks(handle), *_memory_remarks(handle, options, files)])
+    if handle.family == "ltx2":
+        return " ".join([LTX2_REMARKS, *_memory_remarks(handle, options, files)])
     return _wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files)
+
+
+LTX2_REMARKS = (
+    "LTX-2: a 19B audio-video transformer with the Gemma 3 12B text encoder; one run makes the clip and "
+    "its sound. I2VSample's audio output goes into EncodeVideo's audio (AAC in the mp4), and target_fps is "
+    "the frame rate the model is conditioned on. Describe the sound in the prompt too. LTX2Options (not "
+    "in this graph) adds sound guidance, STG and modality guidance: each guidance pass costs a full "
+    "transformer call per step."
+)
 
 
 def _ltx_remarks(handle: Any) -> str:
@@ -347,7 +368,7 @@ def files_handle(variant: str, offload: str = "none", weights: str = "default") 
 
 def all_tiers() -> list[Tier]:
     wan = wan_tiers()
-    return i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers()
+    return i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers() + ltx2_tiers()
 
 
 # --- figures for the Notes ---------------------------------------------------------------------
@@ -609,6 +630,8 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     g.link(sample, "frames", encode, "frames")
     g.link(sample, "fps", encode, "fps")
     g.link(sample, "frames_per_clip", encode, "frames_per_clip")
+    if tier.sound:
+        g.link(sample, "audio", encode, "audio")
     return g.to_json()
 
 

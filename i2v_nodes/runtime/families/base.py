@@ -283,6 +283,7 @@ class Family(abc.ABC):
     options_node: str | None = None  # the node building this family's options, if any
     uses_step_callback: bool = True  # progress/cancel via callback_on_step_end (else a denoiser hook)
     cfg_in_one_call: bool = False  # both CFG halves in one denoiser call (rows half-major)
+    makes_sound: bool = False  # decode_audio gives the model's own sound (not silence)
 
     # -- identity -----------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class LTX2Family(Family):
     hub_ids = tuple(VARIANT_OF_HUB)
     options_node = "LTX2Options"
     cfg_in_one_call = True  # the pipeline batches the negative and positive halves
+    makes_sound = True
 
     # -- identity -----------------------------------------------------------------------------
 
