@@ -163,3 +163,18 @@ def test_group_offload_hooks_compose_with_ours(tiny_handle, still_image, small_s
                   cache=fresh_cache).frames
     assert fresh_cache.loads == 2  # offload mode is part of the cache key
     assert torch.allclose(grouped[:8], plain, atol=1e-5)
+
+
+def test_remembered_prompts_stay_under_their_byte_budget_and_keep_the_last_two(monkeypatch):
+    class Family:  # each prompt encodes to 1 MiB
+        def encode_prompt(self, pipe, text, device):
+            return torch.zeros(2**18)
+
+    monkeypatch.setattr(sampling, "PROMPT_MEMORY_BYTES", 3 * 2**20)
+    loaded = sampling.Loaded(pipeline=None, device=torch.device("cpu"), vae_dtype=torch.float32)
+    for text in "abcde":
+        loaded.prompt_embeddings(Family(), text)
+    assert list(loaded.prompts) == ["c", "d", "e"]
+    monkeypatch.setattr(sampling, "PROMPT_MEMORY_BYTES", 1)  # even one prompt is too big: keep two
+    loaded.prompt_embeddings(Family(), "f")
+    assert list(loaded.prompts) == ["e", "f"]

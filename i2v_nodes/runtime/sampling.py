@@ -198,6 +198,9 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
 
 
 PROMPT_MEMORY = 16  # prompt embeddings remembered per loaded pipeline
+# ... and at most this many bytes of them (LTX-2's one prompt is ~385 MB: Gemma's 49 layers x 1024
+# tokens), always keeping the two newest (a run's prompt and negative prompt)
+PROMPT_MEMORY_BYTES = 2**30
 
 
 @dataclass
@@ -218,7 +221,8 @@ class Loaded:
             return self.prompts[text]
         embeds = family.encode_prompt(self.pipeline, text, self.device)
         self.prompts[text] = embeds
-        if len(self.prompts) > PROMPT_MEMORY:
+        while len(self.prompts) > 2 and (len(self.prompts) > PROMPT_MEMORY
+                                         or sum(map(_nbytes, self.prompts.values())) > PROMPT_MEMORY_BYTES):
             self.prompts.popitem(last=False)
         return embeds
 
@@ -226,6 +230,14 @@ class Loaded:
         if self.registration is not None:
             self.registration.release()
             self.registration = None
+
+
+def _nbytes(encoding: Any) -> int:
+    """Bytes of a prompt encoding: a tensor, or a dataclass of tensors."""
+    if isinstance(encoding, torch.Tensor):
+        return encoding.nbytes
+    fields = dataclasses.fields(encoding) if dataclasses.is_dataclass(encoding) else ()
+    return sum(_nbytes(getattr(encoding, f.name)) for f in fields)
 
 
 def _loader(handle: ModelHandle, offload: str, services: HostServices, cache: ModelCache):
