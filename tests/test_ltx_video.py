@@ -6,12 +6,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 import torch
 
+from host_stub import Host
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import models, sampling, services
+from i2v_nodes.runtime import models, sampling, services, video
 from i2v_nodes.runtime.errors import InputError
 from i2v_nodes.runtime.families import LTX_VIDEO
 from i2v_nodes.runtime.families.ltx_video import DISTILLED_TIMESTEPS
@@ -133,3 +137,36 @@ def test_published_releases_and_sizes():
     variants = {hub: models.describe_published(hub).variant for hub in LTX_VIDEO.hub_ids}
     assert variants["Lightricks/LTX-Video-0.9.7-distilled"] == "ltx-video-distilled"
     assert set(variants.values()) == {"ltx-video-0.9.1", "ltx-video", "ltx-video-distilled"}
+
+
+# --- the whole graph in the stub ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tiny-ltx-video-distilled", "tiny-ltx-video-0.9.1"])
+def test_the_tier_graph_runs_in_the_stub_reproducibly_without_reloading(name, session_dirs):
+    """(tiny-ltx-video runs the same graph in tests/test_workflows.py.)"""
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "examples" / "i2v-example.png", session_dirs["input"])
+    folders = {f"{kind}_dir": str(session_dirs[kind]) for kind in ("input", "output", "models")}
+    host = Host(packs=[str(repo)], **folders)
+    workflow = json.loads((repo / "workflows" / "ltx-video-24gb.json").read_text())
+    base = [f"LoadI2VModel.model={name}", "LoadI2VModel.offload=none", "LoadI2VModel.weights=default",
+            "VRAMGuard.width=64", "VRAMGuard.height=96", "VRAMGuard.num_frames=17", "I2VSample.steps=2"]
+    loads, videos = sampling.default_cache().loads, []
+    for run_index, seed in enumerate((1, 2, 1)):  # seed 1 again after 2: sampled anew, not cached
+        result = host.run(workflow, overrides=[*base, f"I2VSample.seed={seed}",
+                                               f"EncodeVideo.filename_prefix=ltx/{name}-{run_index}"])
+        assert result.status == "success", result.error
+        (path,) = [Path(f) for f in result.files if str(f).endswith(".mp4")]
+        info = video.probe_video(path)
+        assert (info.frame_count, info.width, info.height) == (17, 64, 96)
+        videos.append(decoded(path))
+    assert sampling.default_cache().loads - loads <= 1  # loaded once (or already warm)
+    assert videos[0] == videos[2] and videos[0] != videos[1]
+
+
+def decoded(path: Path) -> bytes:
+    """The video's decoded RGB frames."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    command = [ffmpeg, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    return subprocess.run(command, capture_output=True, check=True).stdout
