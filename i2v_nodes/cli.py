@@ -4,7 +4,7 @@
                              [--offload O] [--vram GB] [--ram GB] [--json]
     python -m i2v_nodes tiers [FOLDER]   # each family's largest tier workflow that fits this machine
     python -m i2v_nodes tiny-files [NAME ...] [--format F] [--models-dir DIR]
-                                         # the tiny Wan models as ComfyUI's single files
+                                         # the tiny models as ComfyUI's single files
 
 ``plan`` is VRAMGuard without ComfyUI: the same estimate and the same verdict. MODEL is a known hub
 id (sized from its published configuration, nothing downloaded), a local diffusers folder name or
@@ -26,7 +26,7 @@ import torch
 from . import host
 from .runtime import devices, families, guard, memory, models, planner
 from .runtime.errors import I2VError
-from .runtime.families.base import FILE_FOLDERS, FILE_FORMATS, FILE_SLOTS
+from .runtime.families.base import FILE_FORMATS, FILE_SLOTS, file_folders
 from .runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 
 GiB = 2**30
@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                       "single files below instead)")
     for slot in FILE_SLOTS:
         plan.add_argument(f"--{slot.replace('_', '-')}", type=Path, metavar="FILE",
-                          help=f"a single file, as ComfyUI's {FILE_FOLDERS[slot]} folder holds them")
+                          help=f"a single file, as ComfyUI's {' or '.join(file_folders(slot))} folder "
+                          "holds them")
     plan.add_argument("--width", type=int, required=True)
     plan.add_argument("--height", type=int, required=True)
     plan.add_argument("--frames", type=int, required=True)

@@ -214,16 +214,22 @@ def model_file_path(folder: str, name: str) -> Path | None:
     return candidate if root in candidate.parents and candidate.is_file() else None
 
 
+HOST_TOKENIZERS = "comfy.text_encoders"  # the package ComfyUI keeps its own tokenizer folders in
+
+
 def tokenizer_roots() -> list[Path]:
     """Where a tokenizer for a text encoder file is looked for (in a subfolder named after it):
-    ComfyUI's ``text_encoders`` folders."""
+    ComfyUI's ``text_encoders`` folders, then the tokenizer folders ComfyUI ships with its code
+    (when it runs: found among its loaded modules, never imported)."""
     fp = _module("folder_paths")
-    if fp is not None:
-        try:
-            return [Path(p) for p in fp.get_folder_paths("text_encoders")]
-        except KeyError:
-            return []
-    return [models_root() / "text_encoders"]
+    if fp is None:
+        return [models_root() / "text_encoders"]
+    try:
+        roots = [Path(p) for p in fp.get_folder_paths("text_encoders")]
+    except KeyError:
+        roots = []
+    shipped = getattr(_module(HOST_TOKENIZERS), "__path__", None) or []
+    return _unique(roots + [Path(p) for p in shipped])
 
 
 def _register_model_folder(fp: ModuleType) -> None:

@@ -1,12 +1,13 @@
 """LoadI2VModelFiles: the single files ComfyUI users already have (ComfyUI's UNETLoader, CLIPLoader,
-VAELoader and CLIPVisionLoader in one node); returns the same light handle as LoadI2VModel."""
+VAELoader and CLIPVisionLoader in one node, and CheckpointLoaderSimple's files for models that come
+as a checkpoint); returns the same light handle as LoadI2VModel."""
 
 from __future__ import annotations
 
 from .. import host
 from ..runtime import models
 from ..runtime.errors import InputError
-from ..runtime.families.base import FILE_FOLDERS
+from ..runtime.families.base import FILE_FOLDERS, file_folders
 from ._common import CATEGORY, MODEL_TYPE, node_errors
 from .load_model import TIPS as LOAD_TIPS
 from .load_model import how_to_run_inputs
@@ -14,34 +15,40 @@ from .load_model import how_to_run_inputs
 NONE = "none"
 
 OPTIONAL_SLOTS = ("diffusion_model_2", "clip_vision")  # "none" is a choice, and the default
+# "none" is a choice after the files (the first file stays the default): a checkpoint carries its VAE
+FILE_OR_NONE_SLOTS = ("vae",)
 
 TIPS = {
-    "diffusion_model": "The video model file, from ComfyUI's models/diffusion_models (UNETLoader's list). "
-    "Wan 2.2 A14B: the high-noise expert here. Wan 2.1 I2V 480p/720p, Wan 2.2 I2V A14B "
-    "and TI2V-5B are recognised from the file itself, in bf16, fp16, fp8_e4m3fn or "
-    "ComfyUI's fp8_scaled. fp8 files stay fp8 in memory (weights is then fp8 whatever is "
-    "set).",
+    "diffusion_model": "The video model file, from ComfyUI's models/diffusion_models (UNETLoader's list) or "
+    "models/checkpoints (CheckpointLoaderSimple's). Wan 2.2 A14B: the high-noise expert here. Wan 2.1 I2V "
+    "480p/720p, Wan 2.2 I2V A14B and TI2V-5B, and LTX-Video 0.9.x checkpoints (ltx-video-2b-v0.9.5, "
+    "ltxv-13b-0.9.7-dev or -distilled, ...) are recognised from the file itself, in bf16, fp16, fp8_e4m3fn "
+    "or ComfyUI's fp8_scaled. fp8 files stay fp8 in memory (weights is then fp8 whatever is set).",
     "diffusion_model_2": "Wan 2.2 A14B only: the low-noise expert (..._low_noise_...). none for every "
     "single-transformer model. Swapped experts are recognised and refused.",
     "text_encoder": "The text encoder file, from models/text_encoders: umt5_xxl (fp8_e4m3fn_scaled, bf16 or "
-    "fp16) for Wan. ComfyUI's files carry their tokenizer; a file without one needs "
-    "text_encoders/umt5-xxl/tokenizer.json, or allow_download.",
-    "vae": "The VAE file, from models/vae: wan_2.1_vae for Wan 2.1 and Wan 2.2 A14B, wan2.2_vae for TI2V-5B. "
-    "A VAE that does not fit the model is refused before anything loads.",
+    "fp16) for Wan, carrying its tokenizer (a file without one needs text_encoders/umt5-xxl/tokenizer.json, "
+    "or allow_download); t5xxl_fp16 (or an fp8 form) for LTX-Video, whose tokenizer goes in "
+    "text_encoders/t5-v1_1-xxl/ (or allow_download).",
+    "vae": "The VAE file, from models/vae: wan_2.1_vae for Wan 2.1 and Wan 2.2 A14B, wan2.2_vae for TI2V-5B; "
+    "none for an LTX-Video checkpoint, which carries its own. A VAE that does not fit the model is refused "
+    "before anything loads.",
     "clip_vision": "Wan 2.1 I2V only: the CLIP vision file from models/clip_vision (clip_vision_h). none for "
     "Wan 2.2, which uses none.",
     **{name: LOAD_TIPS[name] for name in ("precision", "vae_precision", "device", "offload", "weights")},
-    "allow_download": "Only used when the text encoder file carries no tokenizer: let the UMT5 tokenizer (a "
-    "few MB) download from the hub. The weights always come from the files.",
+    "allow_download": "Only used when the text encoder file carries no tokenizer and none is in its folder: "
+    "let the tokenizer (UMT5's or T5's, a few MB) download from the hub. The weights always come from the "
+    "files.",
 }
 
 
 class LoadI2VModelFiles:
     DESCRIPTION = (
         "Loads an image-to-video model from ComfyUI's own single files (the ones ComfyUI's Wan templates "
-        "download), in ComfyUI's model folders. What each file is, and whether the files fit together, is "
-        "read from their headers before anything loads. Outputs the same light handle as Load "
-        "Image-to-Video Model: the weights load once per process, on first use, after VRAMGuard."
+        "download, and LTX-Video checkpoints with the T5 text encoder), in ComfyUI's model folders. What "
+        "each file is, and whether the files fit together, is read from their headers before anything "
+        "loads. Outputs the same light handle as Load Image-to-Video Model: the weights load once per "
+        "process, on first use, after VRAMGuard."
     )
     CATEGORY = CATEGORY
     FUNCTION = "load"
@@ -52,10 +59,13 @@ class LoadI2VModelFiles:
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
         # each folder scanned once (both experts list diffusion_models)
-        listed = {folder: host.model_files(folder) for folder in set(FILE_FOLDERS.values())}
-        files = {slot: (listed[folder], {"tooltip": TIPS[slot]}) for slot, folder in FILE_FOLDERS.items()}
+        folders = {folder for slot in FILE_FOLDERS for folder in file_folders(slot)}
+        listed = {folder: host.model_files(folder) for folder in folders}
+        files = {slot: (_names(listed, slot), {"tooltip": TIPS[slot]}) for slot in FILE_FOLDERS}
         for slot in OPTIONAL_SLOTS:
             files[slot] = ([NONE, *files[slot][0]], {**files[slot][1], "default": NONE})
+        for slot in FILE_OR_NONE_SLOTS:
+            files[slot] = ([*files[slot][0], NONE], files[slot][1])
         required, optional = how_to_run_inputs(TIPS)
         return {"required": {**files, **required}, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
@@ -90,9 +100,20 @@ class LoadI2VModelFiles:
         return (handle,)
 
 
+def _names(listed: dict[str, list[str]], slot: str) -> list[str]:
+    """The files an input lists: its own folder's, then those of the other folders it reads."""
+    names: list[str] = []
+    for folder in file_folders(slot):
+        names += [name for name in listed[folder] if name not in names]
+    return names
+
+
 def resolve(slot: str, name: str):
-    folder = FILE_FOLDERS[slot]
-    path = host.model_file_path(folder, name)
-    if path is None:
-        raise InputError(slot, f"no file {name!r} in ComfyUI's {folder} folder(s)")
-    return path
+    """The file a name picks: in the input's own folder first, then in the others it lists."""
+    folders = file_folders(slot)
+    for folder in folders:
+        path = host.model_file_path(folder, name)
+        if path is not None:
+            return path
+    others = "".join(f", nor in its {folder} folder(s)" for folder in folders[1:])
+    raise InputError(slot, f"no file {name!r} in ComfyUI's {folders[0]} folder(s){others}")

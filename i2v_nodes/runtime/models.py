@@ -410,12 +410,13 @@ def describe_files(paths: dict[str, Path]) -> tuple[Description, families.FileSe
         found[slot] = part
     family = found["diffusion_model"][0] if "diffusion_model" in found else None
     if family is None:
-        raise InputError("diffusion_model", "pick the diffusion model file (ComfyUI's diffusion_models "
-                                            "folder)")
+        folders = " or ".join(families.base.file_folders("diffusion_model"))
+        raise InputError("diffusion_model", f"pick the diffusion model file (ComfyUI's {folders} folder)")
+    model = found["diffusion_model"][1].path.name
     for slot, (other, part) in found.items():
         if other is not family:
-            raise InputError(slot, f"{part.path.name} is a {other.name} file, but the diffusion model is "
-                                   f"{family.name}")
+            raise InputError(slot, f"{part.path.name} is a {other.name} file, but the diffusion model "
+                                   f"{model} is {family.name}, which reads {family.single_files}")
     fileset = family.assemble_files({slot: part for slot, (_family, part) in found.items()})
     params = tuple((role, part.params) for role, part in fileset.parts.items())
     return Description(family.name, fileset.variant, fileset.configs, params), fileset
@@ -465,7 +466,7 @@ def _files_weights(family: str, fileset: families.FileSet, asked: str) -> str:
 def _files_handle(found: Description, fileset: families.FileSet, options: LoadOptions, device: torch.device,
                   weights: str) -> ModelHandle:
     default = families.get(found.family).rules(found.variant).default_precision
-    name = " + ".join(part.path.name for part in fileset.parts.values())
+    name = " + ".join(dict.fromkeys(part.path.name for part in fileset.parts.values()))  # a file once
     return ModelHandle(name=name, source=files_source(fileset), family=found.family, variant=found.variant,
                        local=True, precision=resolve_precision(options.precision, device, default),
                        vae_precision=resolve_vae_precision(options.vae_precision), device=str(device),

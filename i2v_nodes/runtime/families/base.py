@@ -187,6 +187,16 @@ FILE_FOLDERS = {
     "clip_vision": "clip_vision",
 }
 FILE_SLOTS = tuple(FILE_FOLDERS)
+# Folders an input lists too, after its own: checkpoints (a denoiser with its VAE, in one file) are
+# kept in ComfyUI's checkpoints folder, and a name resolves in the first folder that has it.
+FILE_ALSO_FOLDERS = {"diffusion_model": ("checkpoints",)}
+
+
+def file_folders(slot: str) -> tuple[str, ...]:
+    """The ComfyUI model folders a loader input lists, in the order a name is looked up."""
+    return (FILE_FOLDERS[slot], *FILE_ALSO_FOLDERS.get(slot, ()))
+
+
 FILE_FORMATS = ("fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_scaled")  # how single files store weights
 
 
@@ -203,6 +213,7 @@ class FilePart:
     hint: str = ""  # what the file name adds (e.g. "high" / "low" noise for Wan 2.2 experts)
     tokenizer: bool = False  # the file carries its own tokenizer (ComfyUI's text encoders do)
     float8_params: int = 0  # weights that stay float8 once loaded (the rest load in the compute dtype)
+    bundled: tuple[FilePart, ...] = ()  # other components the same file carries (a checkpoint's VAE)
 
     @property
     def fp8(self) -> bool:

@@ -15,6 +15,10 @@ image, the conditioning noise of every step, the decode noise of the timestep-aw
 generator per clip keeps each clip equal to a stock call with its seed, so the pack calls the
 stock pipeline once per clip (``pipeline_calls``) with ``torch.Generator("cpu").manual_seed(seed)``,
 and draws the decode noise from the same generator after the loop, exactly as the stock code does.
+
+ComfyUI's own files (a checkpoint with the transformer and the VAE, the T5 XXL text encoder) load
+through :mod:`.ltx_video_files` (what a file is, from its header), :mod:`.ltx_video_load` and
+:mod:`.ltx_video_write` (the tiny models as such files), into the same stock pipelines.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
+from . import ltx_video_files
 from .base import (
     Denoised,
     DenoiseJob,
     Family,
+    FilePart,
+    FileSet,
     PromptEncoding,
     Roles,
     Rules,
@@ -144,6 +151,32 @@ class LTXVideo(Family):
     @property
     def tiny_models(self):
         return {name: functools.partial(build, configs) for name, configs in TINY.items()}
+
+    # -- single files (ComfyUI's model folders) --------------------------------------------------
+
+    single_files = ("ComfyUI's LTX-Video 0.9.x files: checkpoints (transformer and VAE), transformers, "
+                    "LTX-Video VAEs, T5 v1.1 XXL text encoders")
+
+    def identify_file(self, header: Any) -> FilePart | None:
+        return ltx_video_files.identify(header)
+
+    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
+        return ltx_video_files.assemble(parts)
+
+    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
+        from .ltx_video_load import load_pipeline
+
+        return load_pipeline(files, spec, tokenizers, allow_download, settle)
+
+    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
+        from .ltx_video_load import check_tokenizer
+
+        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
+
+    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
+        from .ltx_video_write import write_files
+
+        return write_files(pipe, models_dir, stem, fmt)
 
     # -- loading and sampling -----------------------------------------------------------------
 
