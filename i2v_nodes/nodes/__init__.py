@@ -21,5 +21,5 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "I2VSample": "Image to Video Sample",
     "EncodeVideo": "Encode Video (mp4/webm/gif/webp)",
     "LoadI2VModelFiles": "Load Image-to-Video Model (ComfyUI files)",
-    **{name: f"{cls.family.name.capitalize()} Options (I2V)" for name, cls in option_nodes().items()},
+    **{name: f"{cls.family.title or cls.family.name} Options (I2V)" for name, cls in option_nodes().items()},
 }

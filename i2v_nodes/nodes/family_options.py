@@ -47,9 +47,9 @@ def option_nodes() -> dict[str, type]:
     for family in families.REGISTERED:
         if family.options_node:
             description = (
-                f"Settings only {family.name} models have, for I2VSample's optional options input. "
-                "Every 0 means the model's own value. Using them with a model of another family is an "
-                "error, not silently ignored."
+                f"Settings only {family.title or family.name} models have, for I2VSample's optional "
+                "options input. Each widget's default keeps the model's own value (its tooltip says "
+                "which). Using them with a model of another family is an error, not silently ignored."
             )
             nodes[family.options_node] = type(
                 family.options_node, (FamilyOptions,), {"family": family, "DESCRIPTION": description}

@@ -11,7 +11,7 @@ TIPS = {
     "image": "The first frame to animate. It is resized and centre-cropped to width x height, keeping its "
              "aspect. Several images give one clip per image and seed.",
     "prompt": "What should happen: describe the motion and the scene, e.g. 'waves rolling onto the beach, "
-              "camera slowly panning'.",
+              "camera slowly panning'. SVD takes no prompt and ignores it (the report says so).",
     "negative_prompt": "What to avoid: a negative prompt against static or blurry output helps. Wan was "
                        "tuned with its own long (Chinese) default negative prompt; the Wan workflows use it.",
     "width": "Output width, a multiple of the model's step: 8 for I2VGen-XL, 16 for Wan, 32 for Wan 2.2 5B "
@@ -19,11 +19,13 @@ TIPS = {
              "(anything else is refused with the nearest valid values). Link VRAMGuard's width here.",
     "height": "Output height, a multiple of the model's step, like width. Link VRAMGuard's height here.",
     "num_frames": "Frames per clip, within the model's rule: I2VGen-XL any count (trained on 16); Wan 4k+1, "
-                  "e.g. 33, 49, 81 (trained on 81; 121 for Wan 2.2 5B); LTX 8k+1, e.g. 97, 121.",
+                  "e.g. 33, 49, 81 (trained on 81; 121 for Wan 2.2 5B); LTX 8k+1, e.g. 97, 121; SVD any "
+                  "count (trained on 14; 25 for XT).",
     "steps": "Denoising steps. I2VGen-XL: 30 is a fast preview, 40-50 standard. Wan: 40 (A14B, 2.1), 50 "
              "(5B); with a step-distill LoRA 4-8. LTX: 40; the distilled LTX-Video 8. Past 60 quality barely "
              "improves.",
-    "guidance_scale": "How strongly to follow the prompt. I2VGen-XL 7-11; Wan 3.5-5; LTX 3 (distilled: 1). "
+    "guidance_scale": "How strongly to follow the prompt. I2VGen-XL 7-11; Wan 3.5-5; LTX 3 (distilled: 1); "
+                      "SVD 2.5-3 (the last frame's guidance). "
                       "Higher distorts. 1 or "
                       "less turns guidance off (twice as fast, follows the prompt less).",
     "seed": "Noise seed: the same seed and settings give the same frames.",

@@ -145,7 +145,7 @@ def ladder(
             f"decode_chunk_size {options.decode_chunk} -> 1",
             (options := dataclasses.replace(options, decode_chunk=1)),
         )
-    if not options.vae_tiling:
+    if not options.vae_tiling and handle.family_impl.vae_tiling:
         yield "VAE tiling on", (options := dataclasses.replace(options, vae_tiling=True))
     if torch.device(handle.device).type == "cuda":
         start = OFFLOAD_LADDER.index(options.offload) + 1 if options.offload in OFFLOAD_LADDER else 0

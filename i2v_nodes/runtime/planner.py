@@ -250,10 +250,11 @@ def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[s
         ("none", "model", "group", "sequential") if torch.device(handle.device).type == "cuda" else ("none",)
     )
     storages = ("default", "fp8") if handle.roles.denoisers else ("default",)
+    tilings = (False, True) if handle.family_impl.vae_tiling else (False,)
     for weights in storages:
         start = memory.default_options(dataclasses.replace(handle, weights=weights), shape)
         for offload in offloads:
-            for tiling in (False, True):
+            for tiling in tilings:
                 yield weights, dataclasses.replace(start, offload=offload, vae_tiling=tiling)
 
 

@@ -321,8 +321,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
                 loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
             placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
             phase = "encode"
-            prompt = loaded.prompt_embeddings(family, s.prompt)
-            negative = loaded.prompt_embeddings(family, s.negative_prompt) if run.cfg else None
+            prompt, negative = _prompt_embeddings(family, loaded, s, run.cfg)
             for image in pil_images:
                 phase = "denoise"
                 with _timed(timings, "denoise"):
@@ -344,9 +343,26 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     report = _run_report(plan, s, len(clips), chunk, timings, cache.loads - loads_before)
     if loaded.note:
         report += f"; {loaded.note}"
+    if _prompts_ignored(handle, s):
+        report += f"; prompt and negative_prompt ignored: {handle.name} ({handle.family}) takes no prompt"
     log.info("%s", report)
     sound = audio.join_clips(sounds, s.num_frames / s.target_fps)
     return SampleResult(frames, s.num_frames, float(s.target_fps), len(clips), report, timings, sound)
+
+
+def _prompt_embeddings(family: Family, loaded: Loaded, s: SampleSettings,
+                       cfg: bool) -> tuple[Any, Any]:
+    """The prompt's and (with guidance) the negative prompt's embeddings; neither for a family that
+    takes no prompt."""
+    if not family.takes_prompt:
+        return None, None
+    prompt = loaded.prompt_embeddings(family, s.prompt)
+    return prompt, loaded.prompt_embeddings(family, s.negative_prompt) if cfg else None
+
+
+def _prompts_ignored(handle: ModelHandle, s: SampleSettings) -> bool:
+    """Whether the run was given prompt text its model cannot use (the report says so)."""
+    return not handle.family_impl.takes_prompt and bool(s.prompt.strip() or s.negative_prompt.strip())
 
 
 @contextmanager

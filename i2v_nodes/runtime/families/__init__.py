@@ -25,9 +25,10 @@ from .base import (
 from .i2vgen_xl import FAMILY as I2VGEN_XL
 from .ltx2 import FAMILY as LTX2
 from .ltx_video import FAMILY as LTX_VIDEO
+from .svd import FAMILY as SVD
 from .wan import FAMILY as WAN
 
-REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN, LTX_VIDEO, LTX2)
+REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN, LTX_VIDEO, LTX2, SVD)
 
 __all__ = ["REGISTERED", "DenoiseJob", "Denoised", "Family", "FilePart", "FileSet", "LoadSpec", "Roles",
            "Rules", "StockOutput", "StockRun", "Trace", "get"]

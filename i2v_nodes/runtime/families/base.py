@@ -100,8 +100,8 @@ class DenoiseJob:
     """Everything one stock pipeline call needs, for one input image and its clips."""
 
     image: Any  # PIL image, already at the output size where the family wants it so
-    prompt_embeds: torch.Tensor  # [1, tokens, dim]: one prompt for every clip
-    negative_embeds: torch.Tensor | None  # likewise; None when guidance is off
+    prompt_embeds: Any  # the family's encode_prompt result, one prompt for every clip; None: no prompt
+    negative_embeds: Any  # likewise; None when guidance is off
     latents: torch.Tensor  # [clips, C, latent frames, h, w]
     width: int
     height: int
@@ -289,12 +289,15 @@ class Family(abc.ABC):
     """One pipeline family. Subclasses set the class attributes and implement the methods."""
 
     name: str  # e.g. "wan"
+    title: str = ""  # how people write it, e.g. "LTX-Video" (node names, messages); "" = name
     pipeline_classes: tuple[str, ...]  # model_index.json ``_class_name`` values it reads
     hub_ids: tuple[str, ...]  # published models it knows the configs of
     options_node: str | None = None  # the node building this family's options, if any
     uses_step_callback: bool = True  # progress/cancel via callback_on_step_end (else a denoiser hook)
     cfg_in_one_call: bool = False  # both CFG halves in one denoiser call (rows half-major)
     makes_sound: bool = False  # decode_audio gives the model's own sound (not silence)
+    takes_prompt: bool = True  # False: no text conditioning; no prompt is encoded, the report says so
+    vae_tiling: bool = True  # its VAE decodes in tiles when asked (False: memory planning never asks)
 
     # -- identity -----------------------------------------------------------------------------
 

@@ -181,6 +181,7 @@ def _unet_class() -> type:
 
 class I2VGenXL(Family):
     name = "i2vgen-xl"
+    title = "I2VGen-XL"
     pipeline_classes = ("I2VGenXLPipeline",)
     hub_ids = ("ali-vilab/i2vgen-xl",)
     uses_step_callback = False  # no callback_on_step_end: progress and cancel through a UNet hook

@@ -113,6 +113,7 @@ _CONDITION_ONLY = ("image_noise_scale", "image_strength")  # LTXImageToVideoPipe
 
 class LTXVideo(Family):
     name = "ltx-video"
+    title = "LTX-Video"
     pipeline_classes = ("LTXPipeline", "LTXImageToVideoPipeline", _CONDITION)
     hub_ids = tuple(VARIANT_OF_HUB)
     options_node = "LTXVideoOptions"

@@ -118,6 +118,7 @@ class WanSettings:
 
 class Wan(Family):
     name = "wan"
+    title = "Wan"
     pipeline_classes = ("WanImageToVideoPipeline", "WanPipeline")
     hub_ids = tuple(VARIANT_OF_HUB)
     options_node = "WanOptions"
