@@ -16,6 +16,10 @@ generator right after the call: exactly what a single stock call with ``seed + i
 Decoding happens outside the pipeline (``output_type="latent"``). The pipeline returns the video
 latents un-normalised, but the decode-noise mix is done on normalised ones; the step callback keeps
 the final normalised latents so the decode repeats stock's arithmetic bit for bit.
+
+ComfyUI's own files (the LTX-2 checkpoint with every part but the text encoder, and Gemma 3 12B)
+load through :mod:`.ltx2_files` (what a file is, from its header), :mod:`.ltx2_load` and
+:mod:`.ltx2_write` (the tiny model as such files), into the same stock pipeline.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
+from . import ltx2_files
 from .base import (
     Denoised,
     DenoiseJob,
     Family,
+    FilePart,
+    FileSet,
     PromptEncoding,
     Roles,
     Rules,
@@ -80,6 +87,7 @@ TRACE_BLOCKS = 2  # as Wan: each block frees its intermediates, so two of real w
 
 class LTX2Family(Family):
     name = "ltx2"
+    title = "LTX-2"
     pipeline_classes = ("LTX2ImageToVideoPipeline", "LTX2Pipeline")
     hub_ids = tuple(VARIANT_OF_HUB)
     options_node = "LTX2Options"
@@ -127,6 +135,32 @@ class LTX2Family(Family):
     @property
     def tiny_models(self):
         return {name: functools.partial(build, configs) for name, configs in TINY.items()}
+
+    # -- single files (ComfyUI's model folders) --------------------------------------------------
+
+    single_files = ("ComfyUI's LTX-2 files: checkpoints (transformer, text connectors, video and audio "
+                    "VAEs, vocoder), Gemma 3 12B text encoders")
+
+    def identify_file(self, header: Any) -> FilePart | None:
+        return ltx2_files.identify(header)
+
+    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
+        return ltx2_files.assemble(parts)
+
+    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
+        from .ltx2_load import load_pipeline
+
+        return load_pipeline(files, spec, tokenizers, allow_download, settle)
+
+    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
+        from .ltx2_load import check_tokenizer
+
+        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
+
+    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
+        from .ltx2_write import write_files
+
+        return write_files(pipe, models_dir, stem, fmt)
 
     # -- loading and sampling -----------------------------------------------------------------
 

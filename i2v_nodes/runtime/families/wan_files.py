@@ -259,8 +259,8 @@ def _vae(header: Header) -> FilePart | None:
 
 def _clip_vision(header: Header) -> FilePart | None:
     prefix = _prefix_of(header, "vision_model.embeddings.patch_embedding.weight")
-    if prefix is None:
-        return None
+    if prefix is None or _prefix_of(header, "model.embed_tokens.weight") is not None:
+        return None  # none, or the vision tower of a language model (LTX-2's Gemma 3 file carries one)
     hidden, _channels, patch, _ = header.shape(prefix + "vision_model.embeddings.patch_embedding.weight")
     positions = header.shape(prefix + "vision_model.embeddings.position_embedding.weight")[0]
     layer = prefix + "vision_model.encoder.layers.0."
