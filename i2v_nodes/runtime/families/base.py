@@ -291,7 +291,12 @@ class Family(abc.ABC):
     name: str  # e.g. "wan"
     title: str = ""  # how people write it, e.g. "LTX-Video" (node names, messages); "" = name
     pipeline_classes: tuple[str, ...]  # model_index.json ``_class_name`` values it reads
-    hub_ids: tuple[str, ...]  # published models it knows the configs of
+    # As data: published model (hub id) -> its variant, and -> its component configs (enough to count
+    # its parameters and trace it, no download); built-in tiny model name -> its component configs.
+    hub_variants: Mapping[str, str] = {}
+    published: Mapping[str, Mapping[str, Any]] = {}
+    tiny: Mapping[str, Mapping[str, Any]] = {}
+    fit_image: bool = True  # the pipeline resizes without regard to aspect: centre-crop to it first
     options_node: str | None = None  # the node building this family's options, if any
     uses_step_callback: bool = True  # progress/cancel via callback_on_step_end (else a denoiser hook)
     cfg_in_one_call: bool = False  # both CFG halves in one denoiser call (rows half-major)
@@ -307,8 +312,13 @@ class Family(abc.ABC):
         """The variant a pipeline folder holds (from model_index.json and configs), or None. ``source``
         is the folder's path, for variants whose configs are alike (a distilled checkpoint's name)."""
 
-    @abc.abstractmethod
-    def hub_variant(self, hub_id: str) -> str: ...
+    @property
+    def hub_ids(self) -> tuple[str, ...]:
+        """The published models it knows the configs of."""
+        return tuple(self.hub_variants)
+
+    def hub_variant(self, hub_id: str) -> str:
+        return self.hub_variants[hub_id]
 
     @abc.abstractmethod
     def rules(self, variant: str) -> Rules: ...
@@ -318,9 +328,9 @@ class Family(abc.ABC):
 
     # -- published configurations and tiny models ---------------------------------------------
 
-    @abc.abstractmethod
     def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
         """Component configs of a published model, enough to count its parameters and trace it."""
+        return {role: dict(config) for role, config in self.published[hub_id].items()}
 
     @abc.abstractmethod
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
@@ -336,9 +346,9 @@ class Family(abc.ABC):
         small configs, full-size models (for benchmarks, no download) from published ones."""
 
     @property
-    @abc.abstractmethod
     def tiny_models(self) -> dict[str, Callable[[], Any]]:
         """Built-in tiny models, ``tiny-<variant>``: name -> builder of a pipeline with random weights."""
+        return {name: functools.partial(self.random_pipeline, configs) for name, configs in self.tiny.items()}
 
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
@@ -380,6 +390,24 @@ class Family(abc.ABC):
         """Extra keyword arguments for ``from_pretrained`` (weight variants and the like)."""
         return {}
 
+    # A model may be assembled from parts when it loads (a base and an adapter merged into one denoiser):
+    # the three hooks below say where its weights are and where they come from. Defaults: one folder per
+    # component, one repository per published model.
+
+    def weight_folders(self, role: str, configs: Mapping[str, Any]) -> tuple[str, ...]:
+        """The subfolders of a pipeline folder whose weights make up ``role`` once loaded (``configs``:
+        the folder's component configs)."""
+        return (role,)
+
+    def hub_repos(self, hub_id: str) -> tuple[str, ...]:
+        """The repositories a published model downloads from."""
+        return (hub_id,)
+
+    def load_source(self, source: str, local: bool, spec: LoadSpec) -> tuple[str, dict[str, Any]]:
+        """Where ``from_pretrained`` reads the pipeline, and components the family loads itself (for a
+        published model made of several repositories)."""
+        return source, {}
+
     def prepare(self, pipe: Any) -> None:  # noqa: B027 - an optional hook, empty by default
         """Adjust a freshly loaded pipeline (dtype bridges and the like)."""
 
@@ -392,8 +420,13 @@ class Family(abc.ABC):
         return guidance_scale > 1  # the diffusers pipelines' own test
 
     def prepare_image(self, image: Any, width: int, height: int) -> Any:
-        """The input image as the pipeline should get it (PIL). Default: unchanged."""
-        return image
+        """The input image as the pipeline should get it (PIL): fitted to the size (centre crop, then
+        resize) where the pipeline would squash it (``fit_image``), else unchanged."""
+        if not self.fit_image:
+            return image
+        from PIL import Image, ImageOps
+
+        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
 
     @abc.abstractmethod
     def initial_latents(

@@ -183,7 +183,10 @@ class I2VGenXL(Family):
     name = "i2vgen-xl"
     title = "I2VGen-XL"
     pipeline_classes = ("I2VGenXLPipeline",)
-    hub_ids = ("ali-vilab/i2vgen-xl",)
+    hub_variants = {"ali-vilab/i2vgen-xl": "i2vgen-xl"}
+    published = PUBLISHED_CONFIGS
+    tiny = {"tiny-i2vgen-xl": TINY_CONFIGS}
+    fit_image = False  # the pipeline centre-crops the image to the size itself
     uses_step_callback = False  # no callback_on_step_end: progress and cancel through a UNet hook
     cfg_in_one_call = True  # one UNet call per step holds both CFG halves, unconditional rows first
 
@@ -191,9 +194,6 @@ class I2VGenXL(Family):
 
     def variant_of(self, index, configs, source="") -> str | None:
         return "i2vgen-xl" if index.get("_class_name") in self.pipeline_classes else None
-
-    def hub_variant(self, hub_id: str) -> str:
-        return "i2vgen-xl"
 
     def rules(self, variant: str) -> Rules:
         return RULES
@@ -203,18 +203,11 @@ class I2VGenXL(Family):
 
     # -- configurations and tiny models -------------------------------------------------------
 
-    def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
-        return {role: dict(config) for role, config in PUBLISHED_CONFIGS[hub_id].items()}
-
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
         return _meta_component(role, config_json, dtype)
 
     def random_pipeline(self, configs) -> Any:
         return build(configs)
-
-    @property
-    def tiny_models(self):
-        return {"tiny-i2vgen-xl": lambda: build(TINY_CONFIGS)}
 
     # -- loading and sampling -----------------------------------------------------------------
 

@@ -89,7 +89,9 @@ class LTX2Family(Family):
     name = "ltx2"
     title = "LTX-2"
     pipeline_classes = ("LTX2ImageToVideoPipeline", "LTX2Pipeline")
-    hub_ids = tuple(VARIANT_OF_HUB)
+    hub_variants = VARIANT_OF_HUB
+    published = PUBLISHED
+    tiny = TINY
     options_node = "LTX2Options"
     cfg_in_one_call = True  # the pipeline batches the negative and positive halves
     makes_sound = True
@@ -112,9 +114,6 @@ class LTX2Family(Family):
         )
         return None if later else LTX2
 
-    def hub_variant(self, hub_id: str) -> str:
-        return VARIANT_OF_HUB[hub_id]
-
     def rules(self, variant: str) -> Rules:
         return RULES[variant]
 
@@ -123,18 +122,11 @@ class LTX2Family(Family):
 
     # -- configurations and tiny models -------------------------------------------------------
 
-    def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
-        return {role: dict(config) for role, config in PUBLISHED[hub_id].items()}
-
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
         return _meta_component(role, config_json, dtype)
 
     def random_pipeline(self, configs) -> Any:
         return build(configs)
-
-    @property
-    def tiny_models(self):
-        return {name: functools.partial(build, configs) for name, configs in TINY.items()}
 
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
@@ -182,12 +174,6 @@ class LTX2Family(Family):
     def uses_cfg(self, guidance_scale: float, options: Any = None) -> bool:
         # the pipeline's own test: either stream guided means a negative pass for both
         return guidance_scale > 1 or _audio_guidance(options) > 1
-
-    def prepare_image(self, image: Any, width: int, height: int) -> Any:
-        # The pipeline resizes without regard to aspect; fit first (centre crop, then resize).
-        from PIL import Image, ImageOps
-
-        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
 
     def initial_latents(self, pipe, variant, seeds, frames, height, width, device) -> torch.Tensor:
         """The video noise the pipeline's first draw from each clip's generator gives (it draws it

@@ -115,7 +115,9 @@ class LTXVideo(Family):
     name = "ltx-video"
     title = "LTX-Video"
     pipeline_classes = ("LTXPipeline", "LTXImageToVideoPipeline", _CONDITION)
-    hub_ids = tuple(VARIANT_OF_HUB)
+    hub_variants = VARIANT_OF_HUB
+    published = PUBLISHED
+    tiny = TINY
     options_node = "LTXVideoOptions"
     cfg_in_one_call = True  # [unconditional, conditional] rows in one transformer call
 
@@ -129,9 +131,6 @@ class LTXVideo(Family):
             return LEGACY
         return DISTILLED if "distilled" in source.lower() else DEV
 
-    def hub_variant(self, hub_id: str) -> str:
-        return VARIANT_OF_HUB[hub_id]
-
     def rules(self, variant: str) -> Rules:
         return RULES[variant]
 
@@ -140,18 +139,11 @@ class LTXVideo(Family):
 
     # -- configurations and tiny models -------------------------------------------------------
 
-    def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
-        return {role: dict(config) for role, config in PUBLISHED[hub_id].items()}
-
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
         return _meta_component(role, config_json, dtype)
 
     def random_pipeline(self, configs) -> Any:
         return build(configs)
-
-    @property
-    def tiny_models(self):
-        return {name: functools.partial(build, configs) for name, configs in TINY.items()}
 
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
@@ -195,12 +187,6 @@ class LTXVideo(Family):
             device=device,
         )
         return PromptEncoding(embeds, mask)
-
-    def prepare_image(self, image: Any, width: int, height: int) -> Any:
-        # The pipelines resize without regard to aspect; fit first so a picture is never squashed.
-        from PIL import Image, ImageOps
-
-        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
 
     def initial_latents(self, pipe, variant, seeds, frames, height, width, device) -> torch.Tensor:
         # What each clip's generator draws first. The pipeline draws it itself from the same seed

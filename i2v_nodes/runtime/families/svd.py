@@ -107,7 +107,9 @@ class StableVideoDiffusion(Family):
     name = "svd"
     title = "SVD"
     pipeline_classes = ("StableVideoDiffusionPipeline",)
-    hub_ids = tuple(VARIANT_OF_HUB)
+    hub_variants = VARIANT_OF_HUB
+    published = PUBLISHED
+    tiny = TINY
     options_node = "SVDOptions"
     cfg_in_one_call = True  # one UNet call per step holds both CFG halves, unconditional rows first
     takes_prompt = False  # the image is the only conditioning
@@ -122,9 +124,6 @@ class StableVideoDiffusion(Family):
         frames = configs.get("unet", {}).get("num_frames", XT_FRAMES)
         return SVD_XT if frames >= XT_FRAMES else SVD
 
-    def hub_variant(self, hub_id: str) -> str:
-        return VARIANT_OF_HUB[hub_id]
-
     def rules(self, variant: str) -> Rules:
         return RULES[variant]
 
@@ -133,18 +132,11 @@ class StableVideoDiffusion(Family):
 
     # -- configurations and tiny models -------------------------------------------------------
 
-    def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
-        return {role: dict(config) for role, config in PUBLISHED[hub_id].items()}
-
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
         return _meta_component(role, config_json, dtype)
 
     def random_pipeline(self, configs: Mapping[str, Any]) -> Any:
         return build(configs)
-
-    @property
-    def tiny_models(self):
-        return {name: functools.partial(build, configs) for name, configs in TINY.items()}
 
     # -- loading and sampling -----------------------------------------------------------------
 
@@ -176,12 +168,6 @@ class StableVideoDiffusion(Family):
                                                    "guidance off; raise guidance_scale or set "
                                                    "min_guidance_scale to 1 or less")
         return guidance_scale > 1
-
-    def prepare_image(self, image: Any, width: int, height: int) -> Any:
-        # The pipeline resizes without regard to aspect; fit first so a picture is never squashed.
-        from PIL import Image, ImageOps
-
-        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
 
     def initial_latents(self, pipe, variant, seeds, frames, height, width, device) -> torch.Tensor:
         # What each clip's generator draws for the latents, after the image's noise augmentation.

@@ -120,7 +120,9 @@ class Wan(Family):
     name = "wan"
     title = "Wan"
     pipeline_classes = ("WanImageToVideoPipeline", "WanPipeline")
-    hub_ids = tuple(VARIANT_OF_HUB)
+    hub_variants = VARIANT_OF_HUB
+    published = PUBLISHED
+    tiny = TINY
     options_node = "WanOptions"
 
     # -- identity -----------------------------------------------------------------------------
@@ -138,9 +140,6 @@ class Wan(Family):
             return WAN21
         return None  # text-to-video (16 input channels): not an image-to-video model
 
-    def hub_variant(self, hub_id: str) -> str:
-        return VARIANT_OF_HUB[hub_id]
-
     def rules(self, variant: str) -> Rules:
         return RULES[variant]
 
@@ -149,18 +148,11 @@ class Wan(Family):
 
     # -- configurations and tiny models -------------------------------------------------------
 
-    def published_configs(self, hub_id: str) -> dict[str, dict[str, Any]]:
-        return {role: dict(config) for role, config in PUBLISHED[hub_id].items()}
-
     def meta_component(self, role: str, config_json: str, dtype: torch.dtype) -> torch.nn.Module:
         return _meta_component(role, config_json, dtype)
 
     def random_pipeline(self, configs) -> Any:
         return build(configs)
-
-    @property
-    def tiny_models(self):
-        return {name: functools.partial(build, configs) for name, configs in TINY.items()}
 
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
@@ -203,13 +195,6 @@ class Wan(Family):
             device=device,
         )
         return embeds
-
-    def prepare_image(self, image: Any, width: int, height: int) -> Any:
-        # The pipeline resizes without regard to aspect; fit first (centre crop, then resize) so a
-        # picture is never squashed, as with every other family.
-        from PIL import Image, ImageOps
-
-        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
 
     def initial_latents(self, pipe, variant, seeds, frames, height, width, device) -> torch.Tensor:
         rules = RULES[variant]
