@@ -168,6 +168,10 @@ WAN_CANDIDATES = (
 )
 
 
+SVD_CANDIDATES = (
+    ("stabilityai/stable-video-diffusion-img2vid-xt-1-1", 1024, 576, 25),
+    ("stabilityai/stable-video-diffusion-img2vid", 1024, 576, 14),
+)
 LTX2_CANDIDATES = (
     ("Lightricks/LTX-2", 1280, 704, 121),
     ("Lightricks/LTX-2", 768, 512, 121),
@@ -196,6 +200,13 @@ def ltx_tiers() -> list[Tier]:
 
     return planned_tiers("ltx-video", "LTX-Video", LTX_CANDIDATES,
                          lambda handle: {name: -1.0 for name in LTX_VIDEO.option_inputs()})
+
+
+def svd_tiers() -> list[Tier]:
+    from i2v_nodes.runtime.families import SVD
+
+    return planned_tiers("svd", "SVD", SVD_CANDIDATES,
+                         lambda handle: {name: -1 for name in SVD.option_inputs()})
 
 
 def ltx2_tiers() -> list[Tier]:
@@ -247,9 +258,18 @@ def _remarks(handle: Any, options: Any, files: bool = False) -> str:
         return " ".join([_ltx_remarks(handle), *_memory_remarks(handle, options, files)])
     if handle.family == "ltx2":
         return " ".join([LTX2_REMARKS, *_memory_remarks(handle, options, files)])
+    if handle.family == "svd":
+        return " ".join([SVD_REMARKS, *_memory_remarks(handle, options, files)])
     return _wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files)
 
 
+SVD_REMARKS = (
+    "Stable Video Diffusion: the image alone drives the video (the prompts are ignored, and I2VSample's "
+    "report says so); guidance ramps from SVDOptions' min_guidance_scale on the first frame to "
+    "I2VSample's guidance_scale on the last, and target_fps is its fps conditioning. SVDOptions sets the "
+    "motion bucket (more or less motion) and the noise augmentation (more motion, less likeness); every "
+    "-1 keeps the model's own. fp16 with an fp32 VAE; a decode that overflows is retried in fp32."
+)
 LTX2_REMARKS = (
     "LTX-2: a 19B audio-video transformer with the Gemma 3 12B text encoder; one run makes the clip and "
     "its sound. I2VSample's audio output goes into EncodeVideo's audio (AAC in the mp4), and target_fps is "
@@ -368,7 +388,7 @@ def files_handle(variant: str, offload: str = "none", weights: str = "default") 
 
 def all_tiers() -> list[Tier]:
     wan = wan_tiers()
-    return i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers() + ltx2_tiers()
+    return i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers() + ltx2_tiers() + svd_tiers()
 
 
 # --- figures for the Notes ---------------------------------------------------------------------
