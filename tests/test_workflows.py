@@ -26,7 +26,7 @@ MACHINES = {"i2v-preview": (8, 16), "i2v-12gb": (12, 16), "i2v-24gb": (24, 32), 
             "wan-80gb": (80, 128)}
 MACHINES.update({f"{name}-files": machine for name, machine in MACHINES.items() if name.startswith("wan-")})
 MACHINES.update({f"{family}-{name.removeprefix('wan-')}": machine for name, machine in MACHINES.items()
-                 for family in ("ltx-video", "ltx2", "svd")
+                 for family in ("ltx-video", "ltx2", "svd", "animatediff")
                  if name.startswith("wan-") and not name.endswith("-files")})
 MACHINES.pop("ltx2-12gb")  # LTX-2 fits no 12 GB card with 32 GB of RAM
 HUB_OF_TEMPLATE = {files["diffusion_model"]: stand_ins.HUB_OF_VARIANT[variant]
@@ -39,7 +39,8 @@ TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
         "Lightricks/LTX-Video-0.9.5": ("tiny-ltx-video", 64, 64, 9),
         "Lightricks/LTX-2": ("tiny-ltx2", 64, 64, 17),
         "stabilityai/stable-video-diffusion-img2vid-xt-1-1": ("tiny-svd", 64, 48, 8),
-        "stabilityai/stable-video-diffusion-img2vid": ("tiny-svd", 64, 48, 8)}
+        "stabilityai/stable-video-diffusion-img2vid": ("tiny-svd", 64, 48, 8),
+        "openmmlab/PIA-condition-adapter": ("tiny-animatediff-i2v", 64, 64, 8)}
 
 
 def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:

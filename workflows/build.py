@@ -168,6 +168,7 @@ WAN_CANDIDATES = (
 )
 
 
+ANIMATEDIFF_CANDIDATES = (("openmmlab/PIA-condition-adapter", 512, 512, 16),)
 SVD_CANDIDATES = (
     ("stabilityai/stable-video-diffusion-img2vid-xt-1-1", 1024, 576, 25),
     ("stabilityai/stable-video-diffusion-img2vid", 1024, 576, 14),
@@ -207,6 +208,13 @@ def svd_tiers() -> list[Tier]:
 
     return planned_tiers("svd", "SVD", SVD_CANDIDATES,
                          lambda handle: {name: -1 for name in SVD.option_inputs()})
+
+
+def animatediff_tiers() -> list[Tier]:
+    from i2v_nodes.runtime.families import ANIMATEDIFF
+
+    return planned_tiers("animatediff", "AnimateDiff (PIA)", ANIMATEDIFF_CANDIDATES,
+                         lambda handle: {name: -1 for name in ANIMATEDIFF.option_inputs()})
 
 
 def ltx2_tiers() -> list[Tier]:
@@ -260,9 +268,17 @@ def _remarks(handle: Any, options: Any, files: bool = False) -> str:
         return " ".join([LTX2_REMARKS, *_memory_remarks(handle, options, files)])
     if handle.family == "svd":
         return " ".join([SVD_REMARKS, *_memory_remarks(handle, options, files)])
+    if handle.family == "animatediff":
+        return " ".join([ANIMATEDIFF_REMARKS, *_memory_remarks(handle, options, files)])
     return _wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files)
 
 
+ANIMATEDIFF_REMARKS = (
+    "AnimateDiff image-to-video through PIA: a Stable Diffusion 1.5 base with PIA's motion adapter, "
+    "which conditions every frame on the image. 16 frames at 512x512 is what it was trained on (up to 32 "
+    "run with a warning). AnimateDiffOptions sets strength (lower keeps closer to the image) and PIA's "
+    "motion presets (0-2 more motion, 3-5 looping, 6-8 style transfer); every -1 keeps the model's own."
+)
 SVD_REMARKS = (
     "Stable Video Diffusion: the image alone drives the video (the prompts are ignored, and I2VSample's "
     "report says so); guidance ramps from SVDOptions' min_guidance_scale on the first frame to "
@@ -388,7 +404,8 @@ def files_handle(variant: str, offload: str = "none", weights: str = "default") 
 
 def all_tiers() -> list[Tier]:
     wan = wan_tiers()
-    return i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers() + ltx2_tiers() + svd_tiers()
+    return (i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers() + ltx2_tiers() + svd_tiers()
+            + animatediff_tiers())
 
 
 # --- figures for the Notes ---------------------------------------------------------------------
@@ -478,6 +495,7 @@ def note_text(tier: Tier, figures: dict[str, Any]) -> str:
 
 
 def _where_the_model_comes_from(tier: Tier) -> str:
+    from i2v_nodes.runtime import models
     from i2v_nodes.runtime.families.base import FILE_FOLDERS
 
     size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
@@ -493,10 +511,14 @@ def _where_the_model_comes_from(tier: Tier) -> str:
             f"i2v_nodes plan {flags} {size}` says whether it fits your machine first."
         )
     folder = tier.model.split("/")[-1]
+    plan = f"`python -m i2v_nodes plan {tier.model} {size}` says whether it fits your machine first."
+    repos = models.families.for_hub_id(tier.model).hub_repos(tier.model)
+    if len(repos) > 1:  # assembled from several repositories when it loads
+        return (f"The model is made of {' and '.join(repos)}: turn LoadI2VModel's allow_download on to "
+                f"fetch both into the Hugging Face cache once. {plan}")
     return (
         f"The model: `huggingface-cli download {tier.model} --local-dir models/i2v/{folder}` once (then "
-        f"pick {folder}), or turn LoadI2VModel's allow_download on. `python -m i2v_nodes plan {tier.model} "
-        f"{size}` says whether it fits your machine first."
+        f"pick {folder}), or turn LoadI2VModel's allow_download on. {plan}"
     )
 
 

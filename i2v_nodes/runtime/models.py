@@ -172,6 +172,14 @@ def resolve_source(name: str, model_dirs: list[Path], allow_download: bool) -> S
             return Source(name, str(cached), True)
         if allow_download:
             return Source(name, name, False)
+        repos = families.for_hub_id(name).hub_repos(name)
+        if len(repos) > 1:  # a model assembled from several repositories when it loads
+            raise ModelError(
+                f"{name} is not on this machine and allow_download is off. It is made of "
+                f"{' and '.join(repos)}: turn allow_download on to fetch them into the Hugging Face cache "
+                "(once; later runs read the cache), or save them as one pipeline folder in the models folder "
+                "and pick that."
+            )
         target = model_dirs[0] / name.split("/")[-1]
         raise ModelError(
             f"{name} is not on this machine and allow_download is off. Download it once, e.g. "
@@ -269,14 +277,16 @@ def _describe_folder(folder: Path, _signature: tuple) -> Description:
     family, variant = found
     params = []
     for component in family.roles(variant).weighted:
-        if not (folder / component).is_dir():
-            raise ModelError(
-                f"{folder} has no '{component}' folder, but a {variant} model needs one (its "
-                f"model_index.json names "
-                f"{sorted(k for k, v in index.items() if isinstance(v, list) and v[0])}): the download is "
-                f"incomplete; fetch the model again"
-            )
-        params.append((component, count_safetensors_params(folder / component)))
+        parts = family.weight_folders(component, configs)  # more than one when parts merge at load
+        for part in parts:
+            if not (folder / part).is_dir():
+                raise ModelError(
+                    f"{folder} has no '{part}' folder, but a {variant} model needs one (its "
+                    f"model_index.json names "
+                    f"{sorted(k for k, v in index.items() if isinstance(v, list) and v[0])}): the download "
+                    f"is incomplete; fetch the model again"
+                )
+        params.append((component, sum(count_safetensors_params(folder / part) for part in parts)))
     return Description(family.name, variant, configs, tuple(params))
 
 

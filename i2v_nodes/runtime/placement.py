@@ -28,6 +28,7 @@ def load_pipeline(
     from diffusers import AutoModel
 
     common = {"use_safetensors": True, "local_files_only": local, **family.load_kwargs(source, local, spec)}
+    source, parts = family.load_source(source, local, spec)  # a model of several repositories: its parts
     denoisers = {}
     for name in roles.denoisers:
         module = AutoModel.from_pretrained(source, subfolder=name, dtype=spec.dtype, **common)
@@ -39,7 +40,7 @@ def load_pipeline(
             module.to(device)
         denoisers[name] = module
     pipe = family.pipeline_class(variant).from_pretrained(
-        source, dtype={"default": spec.dtype, roles.vae: spec.vae_dtype}, **common, **denoisers
+        source, dtype={"default": spec.dtype, roles.vae: spec.vae_dtype}, **common, **parts, **denoisers
     )
     pipe.set_progress_bar_config(disable=True)  # progress goes through the host's bar instead
     family.prepare(pipe)

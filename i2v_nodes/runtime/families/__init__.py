@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .animatediff import FAMILY as ANIMATEDIFF
 from .base import (
     Denoised,
     DenoiseJob,
@@ -28,7 +29,7 @@ from .ltx_video import FAMILY as LTX_VIDEO
 from .svd import FAMILY as SVD
 from .wan import FAMILY as WAN
 
-REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN, LTX_VIDEO, LTX2, SVD)
+REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN, LTX_VIDEO, LTX2, SVD, ANIMATEDIFF)
 
 __all__ = ["REGISTERED", "DenoiseJob", "Denoised", "Family", "FilePart", "FileSet", "LoadSpec", "Roles",
            "Rules", "StockOutput", "StockRun", "Trace", "get"]
