@@ -47,7 +47,8 @@ def collect(quick: bool, tiers: bool) -> dict:
         "P5": bench_batch.run(repeats=max(3, repeats // 2)),
         "P6": [bench_sample.run(model, repeats=repeats) for model in
                ("tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b", "tiny-ltx-video",
-                "tiny-ltx-video-distilled", "tiny-ltx-video-0.9.1", "tiny-ltx2")],
+                "tiny-ltx-video-distilled", "tiny-ltx-video-0.9.1", "tiny-ltx2", "tiny-svd",
+                "tiny-animatediff-i2v")],
         "P7": bench_planner.run(repeats=1 if quick else 3),
     }
     if tiers and torch.cuda.is_available():
