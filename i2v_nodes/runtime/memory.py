@@ -177,7 +177,9 @@ def largest_layer_bytes(handle: ModelHandle, component: str) -> int:
 
 
 def denoiser_rows(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> int:
-    clips = shape.batch_size if options.clips_per_call == 0 else min(options.clips_per_call, shape.batch_size)
+    # a family that runs its stock pipeline once per clip never has more clips in one call
+    batch = shape.batch_size // handle.family_impl.pipeline_calls(shape.batch_size)
+    clips = batch if options.clips_per_call == 0 else min(options.clips_per_call, batch)
     both_halves = shape.cfg and handle.family_impl.cfg_in_one_call and not options.split_cfg
     return clips * (2 if both_halves else 1)
 

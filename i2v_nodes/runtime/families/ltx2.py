@@ -264,7 +264,6 @@ class LTX2Family(Family):
 
     def denoiser_trace(self, variant, configs, dtype, rows, frames, height, width, full_depth=False) -> Trace:
         all_configs = json.loads(configs)
-        rows = min(rows, 2)  # one stock call per clip: at most its two CFG halves, whatever the batch
         config = dict(all_configs["transformer"])
         if not full_depth:
             config["num_layers"] = min(TRACE_BLOCKS, config.get("num_layers", 48))
