@@ -176,11 +176,18 @@ def _tier_run(api: dict, device: str):
 def tiny_files(args: argparse.Namespace) -> int:
     """Write tiny models as single files; an existing file is left as it is (they are seeded)."""
     root = args.models_dir or host.models_root()
-    writable = [name for name, (family, _build) in families.tiny_builders().items()
+    builders = families.tiny_builders()
+    writable = [name for name, (family, _build) in builders.items()
                 if type(family).write_files is not families.Family.write_files]
     for name in args.names or writable:
         if name not in writable:
             raise SystemExit(f"{name!r} has no single-file form; choose from {', '.join(writable)}")
+        formats = builders[name][0].file_formats
+        if args.format not in formats:
+            if args.names:
+                raise SystemExit(f"{name!r} has no {args.format} files; its formats: {', '.join(formats)}")
+            print(f"{name}  (no {args.format} files; its formats: {', '.join(formats)})")
+            continue
         for slot, path in models.tiny_single_files(name, root, args.format).items():
             print(f"{name}  {slot:<17} {path}")
     return 0

@@ -214,7 +214,8 @@ def model_file_path(folder: str, name: str) -> Path | None:
     return candidate if root in candidate.parents and candidate.is_file() else None
 
 
-HOST_TOKENIZERS = "comfy.text_encoders"  # the package ComfyUI keeps its own tokenizer folders in
+# the packages ComfyUI keeps its own tokenizer folders in (t5_tokenizer, ...; sd1_tokenizer in comfy itself)
+HOST_TOKENIZERS = ("comfy.text_encoders", "comfy")
 
 
 def tokenizer_roots() -> list[Path]:
@@ -228,7 +229,8 @@ def tokenizer_roots() -> list[Path]:
         roots = [Path(p) for p in fp.get_folder_paths("text_encoders")]
     except KeyError:
         roots = []
-    shipped = getattr(_module(HOST_TOKENIZERS), "__path__", None) or []
+    shipped = [path for package in HOST_TOKENIZERS
+               for path in getattr(_module(package), "__path__", None) or []]
     return _unique(roots + [Path(p) for p in shipped])
 
 

@@ -15,37 +15,46 @@ from .load_model import how_to_run_inputs
 NONE = "none"
 
 OPTIONAL_SLOTS = ("diffusion_model_2", "clip_vision")  # "none" is a choice, and the default
-# "none" is a choice after the files (the first file stays the default): a checkpoint carries its VAE
-FILE_OR_NONE_SLOTS = ("vae",)
+# "none" is a choice after the files (the first file stays the default): a checkpoint carries its VAE,
+# and some carry their text encoder too
+FILE_OR_NONE_SLOTS = ("vae", "text_encoder")
 
 TIPS = {
     "diffusion_model": "The video model file, from ComfyUI's models/diffusion_models (UNETLoader's list) or "
     "models/checkpoints (CheckpointLoaderSimple's). Wan 2.2 A14B: the high-noise expert here. Wan 2.1 I2V "
     "480p/720p, Wan 2.2 I2V A14B and TI2V-5B, and LTX-Video 0.9.x checkpoints (ltx-video-2b-v0.9.5, "
     "ltxv-13b-0.9.7-dev or -distilled, ...) are recognised from the file itself, in bf16, fp16, fp8_e4m3fn "
-    "or ComfyUI's fp8_scaled. fp8 files stay fp8 in memory (weights is then fp8 whatever is set).",
-    "diffusion_model_2": "Wan 2.2 A14B only: the low-noise expert (..._low_noise_...). none for every "
+    "or ComfyUI's fp8_scaled. fp8 files stay fp8 in memory (weights is then fp8 whatever is set). "
+    "AnimateDiff (PIA): a Stable Diffusion 1.5 checkpoint (v1-5-pruned-emaonly or a fine-tune; fp32, fp16 "
+    "or bf16), with PIA's motion module in diffusion_model_2; SD 2.x and SDXL checkpoints are refused.",
+    "diffusion_model_2": "Wan 2.2 A14B: the low-noise expert (..._low_noise_...). AnimateDiff: PIA's motion "
+    "module, from models/animatediff_models (AnimateDiff-Evolved's folder) as a safetensors file; PIA's "
+    "released pia.ckpt is a pickle, which is never loaded: convert it to .safetensors first. Plain "
+    "AnimateDiff motion modules (mm_sd_v15_v2, v3, ...) have no image input and are refused. none for every "
     "single-transformer model. Swapped experts are recognised and refused.",
     "text_encoder": "The text encoder file, from models/text_encoders: umt5_xxl (fp8_e4m3fn_scaled, bf16 or "
     "fp16) for Wan, carrying its tokenizer (a file without one needs text_encoders/umt5-xxl/tokenizer.json, "
     "or allow_download); t5xxl_fp16 (or an fp8 form) for LTX-Video, whose tokenizer goes in "
-    "text_encoders/t5-v1_1-xxl/ (or allow_download).",
+    "text_encoders/t5-v1_1-xxl/ (or allow_download). none for an SD 1.5 checkpoint, which carries its CLIP "
+    "text encoder but no tokenizer: the CLIP tokenizer files go in text_encoders/clip-vit-large-patch14/ "
+    "(inside ComfyUI its own bundled SD 1.5 tokenizer is used), or allow_download.",
     "vae": "The VAE file, from models/vae: wan_2.1_vae for Wan 2.1 and Wan 2.2 A14B, wan2.2_vae for TI2V-5B; "
-    "none for an LTX-Video checkpoint, which carries its own. A VAE that does not fit the model is refused "
-    "before anything loads.",
+    "none for an LTX-Video or SD 1.5 checkpoint, which carries its own (or an SD 1.5 VAE such as "
+    "vae-ft-mse-840000 to replace it). A VAE that does not fit the model is refused before anything loads.",
     "clip_vision": "Wan 2.1 I2V only: the CLIP vision file from models/clip_vision (clip_vision_h). none for "
     "Wan 2.2, which uses none.",
     **{name: LOAD_TIPS[name] for name in ("precision", "vae_precision", "device", "offload", "weights")},
-    "allow_download": "Only used when the text encoder file carries no tokenizer and none is in its folder: "
-    "let the tokenizer (UMT5's or T5's, a few MB) download from the hub. The weights always come from the "
-    "files.",
+    "allow_download": "Only used when the text encoder file (or checkpoint) carries no tokenizer and none is "
+    "in its folder: let the tokenizer (UMT5's, T5's or CLIP's, a few MB) download from the hub. The weights "
+    "always come from the files.",
 }
 
 
 class LoadI2VModelFiles:
     DESCRIPTION = (
         "Loads an image-to-video model from ComfyUI's own single files (the ones ComfyUI's Wan templates "
-        "download, and LTX-Video checkpoints with the T5 text encoder), in ComfyUI's model folders. What "
+        "download, LTX-Video checkpoints with the T5 text encoder, SD 1.5 checkpoints with PIA's motion "
+        "module), in ComfyUI's model folders. What "
         "each file is, and whether the files fit together, is read from their headers before anything "
         "loads. Outputs the same light handle as Load Image-to-Video Model: the weights load once per "
         "process, on first use, after VRAMGuard."

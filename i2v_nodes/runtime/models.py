@@ -407,6 +407,10 @@ def describe_files(paths: dict[str, Path]) -> tuple[Description, families.FileSe
     """
     found: dict[str, tuple[families.Family, families.FilePart]] = {}
     for slot, path in paths.items():
+        if Path(path).suffix.lower() in PICKLE_SUFFIXES:  # before reading it as safetensors: say why not
+            raise InputError(slot, f"{Path(path).name} is a pickle ({Path(path).suffix}), which can run code "
+                                   "when it loads: this pack reads safetensors files only; convert it to "
+                                   ".safetensors first")
         try:
             header = read_header(path)
             part = next(((family, p) for family in families.REGISTERED

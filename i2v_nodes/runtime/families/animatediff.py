@@ -2,7 +2,7 @@
 Animator: a Stable Diffusion 1.5 base, AnimateDiff-style motion modules, and PIA's image-conditioned
 input layer).
 
-A model is a base plus a motion adapter. Three ways to have one, all read without loading weights:
+A model is a base plus a motion adapter. Four ways to have one, all read without loading weights:
 
 - a saved ``PIAPipeline`` folder (``save_pretrained``): its ``unet/`` already holds the base's UNet
   with the adapter merged in (``UNetMotionModel``); the ``motion_adapter/`` copy beside it is unused;
@@ -11,7 +11,9 @@ A model is a base plus a motion adapter. Three ways to have one, all read withou
   The pipeline merges the two when it loads; the folder is refused before that when they do not fit
   (:func:`check_pair`), and the UNet is counted with the adapter's weights (``weight_folders``);
 - the hub id ``openmmlab/PIA-condition-adapter``: the published adapter on the published SD 1.5
-  base, with PIA's own scheduler settings (``load_source``), sized from published configs.
+  base, with PIA's own scheduler settings (``load_source``), sized from published configs;
+- ComfyUI's own files (LoadI2VModelFiles): an SD 1.5 checkpoint from ``checkpoints`` and PIA's motion
+  module as a safetensors file from ``animatediff_models`` (:mod:`.animatediff_files`).
 
 What else sets it apart, and how the pack handles it:
 
@@ -49,6 +51,8 @@ from .base import (
     Denoised,
     DenoiseJob,
     Family,
+    FilePart,
+    FileSet,
     LoadSpec,
     Roles,
     Rules,
@@ -155,6 +159,40 @@ class AnimateDiffI2V(Family):
 
     def random_pipeline(self, configs: Mapping[str, Any]) -> Any:
         return build(configs)
+
+    # -- single files (ComfyUI's model folders) --------------------------------------------------
+    # An SD 1.5 checkpoint (UNet, VAE, CLIP text) in diffusion_model and PIA's motion module in
+    # diffusion_model_2: see animatediff_files (what a file is), animatediff_load, animatediff_write.
+
+    single_files = ("ComfyUI's Stable Diffusion 1.5 checkpoints with PIA's motion module (safetensors, "
+                    "animatediff_models) and SD VAEs")
+
+    def identify_file(self, header: Any) -> FilePart | None:
+        from . import animatediff_files
+
+        return animatediff_files.identify(header)
+
+    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
+        from . import animatediff_files
+
+        return animatediff_files.assemble(parts)
+
+    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
+        from .animatediff_load import load_pipeline
+
+        return load_pipeline(files, spec, tokenizers, allow_download, settle)
+
+    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
+        from .animatediff_load import check_tokenizer
+
+        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
+
+    file_formats = ("fp32", "bf16", "fp16")  # no fp8 SD 1.5 checkpoints or motion modules
+
+    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
+        from .animatediff_write import write_files
+
+        return write_files(pipe, models_dir, stem, fmt)
 
     # -- loading and sampling -----------------------------------------------------------------
 

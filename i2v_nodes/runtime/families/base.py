@@ -188,8 +188,10 @@ FILE_FOLDERS = {
 }
 FILE_SLOTS = tuple(FILE_FOLDERS)
 # Folders an input lists too, after its own: checkpoints (a denoiser with its VAE, in one file) are
-# kept in ComfyUI's checkpoints folder, and a name resolves in the first folder that has it.
-FILE_ALSO_FOLDERS = {"diffusion_model": ("checkpoints",)}
+# kept in ComfyUI's checkpoints folder, and the second denoiser file may be a motion module, which
+# ComfyUI users keep in AnimateDiff-Evolved's animatediff_models folder. A name resolves in the first
+# folder that has it.
+FILE_ALSO_FOLDERS = {"diffusion_model": ("checkpoints",), "diffusion_model_2": ("animatediff_models",)}
 
 
 def file_folders(slot: str) -> tuple[str, ...]:
@@ -353,6 +355,7 @@ class Family(abc.ABC):
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
     single_files: str = ""  # which of ComfyUI's files the family reads, for messages ("" if none)
+    file_formats: tuple[str, ...] = FILE_FORMATS  # how its single files may store weights (write_files)
 
     def identify_file(self, header: Any) -> FilePart | None:
         """What a single file is to this family, from its safetensors header alone; None if not ours."""
