@@ -224,3 +224,22 @@ def test_the_published_pair_loads_the_adapter_onto_the_base(ad, still_image, set
                                                  stock.unet.state_dict().values(), strict=True))
     with pytest.raises(InputError, match="input 'weights': fp8 needs the UNet saved with its adapter merged"):
         AD.load_source(adapter, False, LoadSpec(torch.float32, torch.float32, "fp8"))
+
+
+def test_progress_counts_the_steps_a_lower_strength_runs(ad, still_image, settings):
+    seen = []
+
+    class Progress:
+        def __init__(self, total, description):
+            seen.append(total)
+
+        def update(self, n=1):
+            seen.append(n)
+
+        def close(self):
+            pass
+
+    svc = dataclasses.replace(services.standalone(), progress=Progress)
+    s = dataclasses.replace(settings, steps=8, options=ad_options(strength=0.5))
+    sampling.sample(ad, still_image, s, svc)
+    assert seen[0] == 4 + 1 and sum(seen[1:]) == seen[0]  # int(8 * 0.5) steps, then one decode

@@ -307,8 +307,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     timings: dict[str, float] = {}
     started = time.perf_counter()
     loads_before = cache.loads
-    calls = family.pipeline_calls(s.batch_size)
-    progress = services.progress(len(pil_images) * (s.steps * calls + s.batch_size), "I2VSample")
+    steps = family.steps_run(s.steps, family_settings) * family.pipeline_calls(s.batch_size)
+    progress = services.progress(len(pil_images) * (steps + s.batch_size), "I2VSample")
     run = _Run(handle, s, family_settings, plan, seeds, services, progress)
     clips: list[torch.Tensor] = []
     sounds: list[dict[str, Any] | None] = []

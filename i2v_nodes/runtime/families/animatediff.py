@@ -255,6 +255,9 @@ class AnimateDiffI2V(Family):
     def pipeline_calls(self, clips: int) -> int:
         return clips
 
+    def steps_run(self, steps: int, options: Any = None) -> int:
+        return int(steps * _settings(options).strength)  # the pipeline skips the first steps below 1
+
     def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
         settings = _settings(job.options)
         _check_steps(job.steps, settings.strength)

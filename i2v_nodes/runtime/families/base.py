@@ -444,6 +444,11 @@ class Family(abc.ABC):
     ) -> torch.Tensor:
         """One noise tensor per clip, each from its own CPU generator (same on every device)."""
 
+    def steps_run(self, steps: int, options: Any = None) -> int:
+        """How many of the asked steps each step loop really runs (an img2img-like strength runs
+        fewer): what progress counts."""
+        return steps
+
     def pipeline_calls(self, clips: int) -> int:
         """Stock pipeline calls (step loops) ``denoise`` makes for one image's clips: 1 when it runs
         them as one batch. Progress expects this many times the steps."""
