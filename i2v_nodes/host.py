@@ -190,6 +190,7 @@ def model_files(folder: str) -> list[str]:
     by the names ComfyUI shows: relative to the folder, subfolders included."""
     fp = _module("folder_paths")
     if fp is not None:
+        _register_model_folder(fp)
         try:
             names = list(fp.get_filename_list(folder))
         except KeyError:  # a host without that folder
@@ -204,6 +205,7 @@ def model_file_path(folder: str, name: str) -> Path | None:
     """The file a combo value names, or None; a name can never reach outside the folder."""
     fp = _module("folder_paths")
     if fp is not None:
+        _register_model_folder(fp)
         try:
             full = fp.get_full_path(folder, name)
         except KeyError:
@@ -235,9 +237,17 @@ def tokenizer_roots() -> list[Path]:
 
 
 def _register_model_folder(fp: ModuleType) -> None:
+    """Our own folder, and the model folders the file loader lists that this ComfyUI has not got
+    (``animatediff_models`` exists only with AnimateDiff-Evolved), under ComfyUI's models folder."""
+    from .runtime.families.base import FILE_SLOTS, file_folders
+
     names = getattr(fp, "folder_names_and_paths", None)
-    if isinstance(names, dict) and MODEL_FOLDER not in names and hasattr(fp, "add_model_folder_path"):
-        fp.add_model_folder_path(MODEL_FOLDER, os.path.join(fp.models_dir, MODEL_FOLDER))
+    if not isinstance(names, dict) or not hasattr(fp, "add_model_folder_path"):
+        return
+    wanted = [MODEL_FOLDER, *dict.fromkeys(folder for slot in FILE_SLOTS for folder in file_folders(slot))]
+    for folder in wanted:
+        if folder not in names:
+            fp.add_model_folder_path(folder, os.path.join(fp.models_dir, folder))
 
 
 def _unique(paths: list[Path]) -> list[Path]:

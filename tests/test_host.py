@@ -183,7 +183,10 @@ def test_inside_comfy_folders_come_from_folder_paths(comfy, tmp_path):
     assert host.comfy_present()
     assert host.output_dir() == tmp_path / "comfy-output"
     assert host.model_dirs() == [tmp_path / "models" / "i2v", tmp_path / "models" / "diffusers"]
-    assert "i2v" in comfy.modules["folder_paths"].folder_names_and_paths  # registered for ComfyUI too
+    registered = comfy.modules["folder_paths"].folder_names_and_paths
+    assert "i2v" in registered  # registered for ComfyUI too
+    # a folder the file loader lists that this ComfyUI lacks (AnimateDiff-Evolved's) is registered too
+    assert registered["animatediff_models"][0] == [str(tmp_path / "models" / "animatediff_models")]
 
 
 def test_local_interrupt_flag_raises_once():
