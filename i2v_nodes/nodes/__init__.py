@@ -4,6 +4,7 @@ from .encode_video import EncodeVideo
 from .family_options import option_nodes
 from .load_model import LoadI2VModel
 from .load_model_files import LoadI2VModelFiles
+from .lora import I2VLoRA
 from .sample import I2VSample
 from .vram_guard import VRAMGuard
 
@@ -13,6 +14,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "I2VSample": I2VSample,
     "EncodeVideo": EncodeVideo,
     "LoadI2VModelFiles": LoadI2VModelFiles,
+    "I2VLoRA": I2VLoRA,
     **option_nodes(),
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -21,5 +23,6 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "I2VSample": "Image to Video Sample",
     "EncodeVideo": "Encode Video (mp4/webm/gif/webp)",
     "LoadI2VModelFiles": "Load Image-to-Video Model (ComfyUI files)",
+    "I2VLoRA": "Image-to-Video LoRA",
     **{name: f"{cls.family.title or cls.family.name} Options (I2V)" for name, cls in option_nodes().items()},
 }

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import families
+from . import families, lora
 from .models import ModelHandle
 from .placement import group_offload_type
 from .precision import bytes_per_element, dtype_of
@@ -113,6 +113,10 @@ def weight_bytes(handle: ModelHandle) -> dict[str, int]:
         else:
             per = bytes_per_element(handle.precision)
         sizes[name] = count * per
+    # LoRA adapters stay unfused beside their layers (so removing them is exact), in the compute dtype
+    extra = lora.weight_bytes(handle.loras, roles.denoisers, bytes_per_element(handle.precision))
+    for name, size in extra.items():
+        sizes[name] = sizes.get(name, 0) + size
     return sizes
 
 

@@ -72,6 +72,9 @@ class ModelHandle:
     plan: Any = field(default=None, compare=False, hash=False, repr=False)
     files: Any = field(default=None, compare=False, hash=False, repr=False)  # a FileSet, for single files
     tokenizer_roots: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
+    # LoRAs (lora.LoraSpec), applied on the cached pipeline before each run: part of what the handle is,
+    # never of its cache key, so changing them never reloads the base weights
+    loras: tuple[Any, ...] = ()
 
     @property
     def cache_key(self) -> CacheKey:
@@ -113,6 +116,10 @@ class ModelHandle:
 
     def with_plan(self, plan: Any) -> ModelHandle:
         return dataclasses.replace(self, plan=plan)
+
+    def with_lora(self, spec: Any) -> ModelHandle:
+        """This handle with one more LoRA after those it has (LoRA nodes chain)."""
+        return dataclasses.replace(self, loras=(*self.loras, spec))
 
 
 # --- listing ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import audio, denoiser_hook, guard, memory, placement
+from . import audio, denoiser_hook, guard, lora, memory, placement
 from .cache import ModelCache
 from .devices import cache_budget_bytes
 from .errors import DeviceOutOfMemory, I2VError, InputError, MemoryGuardError, NonFiniteError
@@ -214,6 +214,7 @@ class Loaded:
     note: str = ""  # what loading chose that the report should say (single files: the tokenizer)
     # text -> embeddings: a new seed with the same prompt (the usual next run) skips the text encoder
     prompts: OrderedDict = field(default_factory=OrderedDict)
+    loras: lora.Applied = field(default_factory=lora.Applied)  # the LoRA adapters on the denoisers now
 
     def prompt_embeddings(self, family: Family, text: str) -> torch.Tensor:
         if text in self.prompts:
@@ -319,6 +320,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
             timings["load"] = time.perf_counter() - started
             if loaded.registration is not None:
                 loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
+            with _timed(timings, "lora"):  # inside the run lock: no other run sees half-changed adapters
+                lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers)
             placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
             phase = "encode"
             prompt, negative = _prompt_embeddings(family, loaded, s, run.cfg)

@@ -1,0 +1,257 @@
+"""LoRAs on a cached pipeline: which ones a handle asks for, and making the pipeline match.
+
+A handle carries its LoRAs as :class:`LoraSpec` values (file, strength, target). They are part of
+what the handle *is* (so ComfyUI re-runs downstream nodes when they change) but not of its cache key:
+the base weights load once, and before each run :func:`sync` adds, re-weights or removes peft
+adapters on the cached pipeline's denoisers until they match the handle. Nothing here names a family
+or a component: the denoisers come from the family's roles, and diffusers' loaders (the pipeline's
+``lora_state_dict``) convert the ComfyUI/kohya-style keys their family knows.
+
+Removing every adapter leaves the base layers' own forward untouched (peft keeps them unfused), so
+the base output comes back bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import I2VError, InputError, ModelError
+from .safetensors_header import DTYPE_BYTES, Header, read_header
+
+log = logging.getLogger(__name__)
+
+TARGETS = ["both", "high_noise", "low_noise"]
+MAX_STRENGTH = 4.0
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
+KEYS_SHOWN = 4  # keys quoted in an error
+
+
+class LoraError(I2VError):
+    """A LoRA file cannot be applied to this model; the base model is left as it was."""
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """One LoRA as a node asked for it. ``identity`` (path, size, mtime) changes when the file does."""
+
+    path: str
+    strength: float
+    target: str = "both"
+    identity: tuple[str, int, int] = ("", 0, 0)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+# --- checking a file and a request (no weights read) ---------------------------------------------
+
+
+def check_file(path: Path) -> Header:
+    """The file's safetensors header; refuses pickles and files cut short, naming the file."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise InputError("lora_name", f"{path.name} is a pickle checkpoint, which can run arbitrary code "
+                                      "when loaded; this pack reads LoRAs as .safetensors only (convert it "
+                                      "in a trusted environment, or download the .safetensors release)")
+    try:
+        header = read_header(path)
+    except ModelError as exc:
+        raise InputError("lora_name", f"{path.name} is not a readable LoRA: {exc}") from exc
+    needed = _header_bytes(path) + sum(DTYPE_BYTES.get(dtype, 0) * count
+                                       for dtype, count in header.dtypes().items())
+    if needed > header.size:  # the header promises more data than the file holds
+        raise InputError("lora_name", f"{path.name} is truncated: its header describes {needed} bytes of "
+                                      f"tensors but the file has {header.size} bytes; download it again")
+    if not header.tensors:
+        raise InputError("lora_name", f"{path.name} holds no tensors")
+    return header
+
+
+def _header_bytes(path: Path) -> int:
+    """The 8-byte length field plus the JSON header it announces (read_header has checked both)."""
+    with open(path, "rb") as fh:
+        return 8 + struct.unpack("<Q", fh.read(8))[0]
+
+
+def check_request(denoisers: tuple[str, ...], strength: object, target: str) -> None:
+    """Refuse a strength out of range, or a target the model's denoisers cannot take."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) \
+            or abs(strength) > MAX_STRENGTH:
+        raise InputError("strength", f"expected a number from {-MAX_STRENGTH} to {MAX_STRENGTH} (0 = off), "
+                                     f"got {strength!r}")
+    if target not in TARGETS:
+        raise InputError("target", f"expected one of {TARGETS}, got {target!r}")
+    if target != "both" and len(denoisers) < 2:
+        raise InputError("target", f"'{target}' picks one expert of a two-expert model (Wan 2.2 A14B); this "
+                                   "model has one denoiser: use 'both'")
+
+
+def target_roles(denoisers: tuple[str, ...], target: str) -> tuple[str, ...]:
+    """The denoiser roles a target names: the first expert runs the high-noise steps."""
+    if target == "high_noise":
+        return denoisers[:1]
+    if target == "low_noise":
+        return denoisers[1:2]
+    return denoisers
+
+
+def weight_bytes(loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...], bytes_per: int) -> dict[str, int]:
+    """Bytes each denoiser's adapters add, from the files' headers (adapters take the layer's dtype)."""
+    sizes: dict[str, int] = {}
+    for spec in loras:
+        if spec.strength == 0:
+            continue
+        numel = read_header(spec.path).numel
+        for role in target_roles(denoisers, spec.target):
+            sizes[role] = sizes.get(role, 0) + numel * bytes_per
+    return sizes
+
+
+# --- making a pipeline match ------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    """What is on one cached pipeline now: adapter names by (file identity, role), and their weights."""
+
+    adapters: dict[tuple[tuple[str, int, int], str], str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # adapter name -> strength
+    counter: int = 0
+
+    def fresh_name(self) -> str:
+        self.counter += 1
+        return f"i2v_lora_{self.counter}"
+
+
+def wanted(loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...]) -> dict[tuple, float]:
+    """(file identity, role) -> summed strength; strength 0 is no LoRA at all (never loaded)."""
+    result: dict[tuple, float] = {}
+    for spec in loras:
+        for role in target_roles(denoisers, spec.target):
+            key = (spec.identity, role)
+            result[key] = result.get(key, 0.0) + float(spec.strength)
+    return {key: strength for key, strength in result.items() if strength != 0}
+
+
+def sync(pipe: Any, applied: Applied, loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...]) -> bool:
+    """Make ``pipe``'s denoisers carry exactly ``loras``; returns whether anything changed.
+
+    On any failure every adapter is removed (the base model as loaded) and the error names the file.
+    """
+    target = wanted(loras, denoisers)
+    current = {key: applied.weights[name] for key, name in applied.adapters.items()}
+    if target == current:
+        return False
+    _require_peft()
+    paths = {spec.identity: spec.path for spec in loras}
+    try:
+        _remove(pipe, applied, [key for key in applied.adapters if key not in target])
+        for key in target:
+            if key not in applied.adapters:
+                _load(pipe, applied, Path(paths[key[0]]), key, denoisers)
+        for key, strength in target.items():
+            applied.weights[applied.adapters[key]] = strength
+        _activate(pipe, applied, denoisers)
+    except Exception:  # whatever failed (re-raised below), the cached base must come back clean
+        _remove(pipe, applied, list(applied.adapters))
+        raise
+    log.info("LoRAs now on the model: %s", ", ".join(f"{Path(paths[k[0]]).name} ({k[1]}) x{s:g}"
+                                                    for k, s in target.items()) or "none")
+    return True
+
+
+def _require_peft() -> None:
+    from diffusers.utils import USE_PEFT_BACKEND
+
+    if not USE_PEFT_BACKEND:
+        raise LoraError("LoRAs load through diffusers' peft backend, and peft is not installed in this "
+                        "Python: `pip install peft` (the pack's requirements.txt lists it), then restart")
+
+
+def _remove(pipe: Any, applied: Applied, keys: list[tuple]) -> None:
+    for key in keys:
+        name = applied.adapters.pop(key)
+        applied.weights.pop(name, None)
+        module = getattr(pipe, key[1])
+        if name in (getattr(module, "peft_config", None) or {}):
+            module.delete_adapters([name])
+
+
+def _activate(pipe: Any, applied: Applied, denoisers: tuple[str, ...]) -> None:
+    """Each denoiser runs its own adapters at their strengths (a fresh load activates only itself)."""
+    for role in denoisers:
+        names = [name for (_ident, r), name in applied.adapters.items() if r == role]
+        if names:
+            getattr(pipe, role).set_adapters(names, [applied.weights[name] for name in names])
+
+
+def _load(pipe: Any, applied: Applied, path: Path, key: tuple, denoisers: tuple[str, ...]) -> None:
+    role = key[1]
+    state = _state_dict(pipe, path)
+    _check_keys(pipe, path, state, getattr(pipe, role))
+    name = applied.fresh_name()
+    applied.adapters[key] = name  # before loading: a half-made adapter is removed on failure
+    applied.weights[name] = 0.0
+    # diffusers' loader puts a LoRA in its main transformer, or in the second expert when asked
+    extra = {"load_into_transformer_2": True} if role == denoisers[-1] and len(denoisers) > 1 else {}
+    try:
+        with warnings.catch_warnings():  # several adapters on one model is what this module does
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            pipe.load_lora_weights(state, adapter_name=name, **extra)
+    except (ValueError, RuntimeError, KeyError, AttributeError) as exc:
+        raise LoraError(f"LoRA {path.name} does not fit this model's {role}: {_first_line(exc)}") from exc
+
+
+def _state_dict(pipe: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The file's tensors in diffusers' key format (the family's loader converts ComfyUI/kohya keys)."""
+    from safetensors import SafetensorError  # a heavy import only when a LoRA is used
+    from safetensors.torch import load_file
+
+    try:
+        raw = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise LoraError(f"LoRA {path.name} is corrupt or truncated: {exc}") from exc
+    if not any(k.startswith(f"{_prefix(pipe)}.") for k in raw) and any(".lora_" in k for k in raw) \
+            and not any(k.startswith(("diffusion_model.", "lora_unet_")) for k in raw):
+        raw = {f"{_prefix(pipe)}.{k}": v for k, v in raw.items()}  # diffusers keys saved without the prefix
+    try:
+        state = pipe.lora_state_dict(raw)
+    except (ValueError, KeyError, RuntimeError, IndexError) as exc:
+        raise LoraError(f"LoRA {path.name} is in no key format diffusers reads for this model "
+                        f"({_first_line(exc)}); keys such as {_few(raw)}") from exc
+    return state[0] if isinstance(state, tuple) else state
+
+
+def _check_keys(pipe: Any, path: Path, state: dict[str, torch.Tensor], module: torch.nn.Module) -> None:
+    """Every LoRA key must name a layer of the denoiser; none matching is another model's LoRA."""
+    prefix = f"{_prefix(pipe)}."
+    layers = {name for name, _ in module.named_modules()}
+    targets = {k.removeprefix(prefix).split(".lora_")[0] for k in state if ".lora_" in k}
+    missing = sorted(t for t in targets if t not in layers)
+    if not targets or len(missing) == len(targets):
+        raise LoraError(f"LoRA {path.name} matches no layer of this model (a LoRA for another model family "
+                        f"or size?); keys such as {_few(state)}")
+    if missing:
+        raise LoraError(f"LoRA {path.name} names {len(missing)} of its {len(targets)} layers that this model "
+                        f"lacks (another size or expert layout?), e.g. {', '.join(missing[:KEYS_SHOWN])}")
+
+
+def _prefix(pipe: Any) -> str:
+    return getattr(pipe, "transformer_name", "transformer")
+
+
+def _few(state: dict) -> str:
+    return ", ".join(sorted(state)[:KEYS_SHOWN])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
