@@ -178,7 +178,7 @@ def tiny_files(args: argparse.Namespace) -> int:
     root = args.models_dir or host.models_root()
     builders = families.tiny_builders()
     writable = [name for name, (family, _build) in builders.items()
-                if type(family).write_files is not families.Family.write_files]
+                if family.file_modules]
     for name in args.names or writable:
         if name not in writable:
             raise SystemExit(f"{name!r} has no single-file form; choose from {', '.join(writable)}")

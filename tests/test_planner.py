@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from i2v_nodes import cli
-from i2v_nodes.runtime import guard, memory, models, planner
+from i2v_nodes.runtime import families, guard, memory, models, planner
 
 REPO = Path(__file__).resolve().parents[1]
 A14B = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
@@ -156,3 +156,14 @@ def test_tiers_lists_each_family(capsys):
     assert cli.main(["tiers", str(REPO / "workflows" / "api")]) == 0
     text = capsys.readouterr().out
     assert "- i2vgen-xl:" in text and "- wan:" in text
+
+
+def test_tiny_files_writes_every_family_that_has_single_files_and_skips_formats_it_lacks(tmp_path, capsys):
+    assert cli.main(["tiny-files", "--models-dir", str(tmp_path), "--format", "fp8_scaled"]) == 0
+    out = capsys.readouterr().out
+    written = {line.split()[0] for line in out.splitlines() if line.rstrip().endswith(".safetensors")}
+    readers = {name for name, (family, _build) in families.tiny_builders().items() if family.file_modules}
+    skipped = {name for name in readers if "fp8_scaled" not in families.tiny_builders()[name][0].file_formats}
+    assert written == readers - skipped and written and skipped  # AnimateDiff has no fp8 files
+    assert "(no fp8_scaled files" in out
+    assert all(Path(line.split()[-1]).is_file() for line in out.splitlines() if line.endswith(".safetensors"))

@@ -51,8 +51,6 @@ from .base import (
     Denoised,
     DenoiseJob,
     Family,
-    FilePart,
-    FileSet,
     LoadSpec,
     Roles,
     Rules,
@@ -166,33 +164,9 @@ class AnimateDiffI2V(Family):
 
     single_files = ("ComfyUI's Stable Diffusion 1.5 checkpoints with PIA's motion module (safetensors, "
                     "animatediff_models) and SD VAEs")
-
-    def identify_file(self, header: Any) -> FilePart | None:
-        from . import animatediff_files
-
-        return animatediff_files.identify(header)
-
-    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
-        from . import animatediff_files
-
-        return animatediff_files.assemble(parts)
-
-    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
-        from .animatediff_load import load_pipeline
-
-        return load_pipeline(files, spec, tokenizers, allow_download, settle)
-
-    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
-        from .animatediff_load import check_tokenizer
-
-        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
+    file_modules = "animatediff"
 
     file_formats = ("fp32", "bf16", "fp16")  # no fp8 SD 1.5 checkpoints or motion modules
-
-    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
-        from .animatediff_write import write_files
-
-        return write_files(pipe, models_dir, stem, fmt)
 
     # -- loading and sampling -----------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -356,32 +357,47 @@ class Family(abc.ABC):
 
     single_files: str = ""  # which of ComfyUI's files the family reads, for messages ("" if none)
     file_formats: tuple[str, ...] = FILE_FORMATS  # how its single files may store weights (write_files)
+    # The stem of the family's three single-file modules in this package ("" if it reads none):
+    # ``<stem>_files`` (identify, assemble: headers only), ``<stem>_load`` (load_pipeline,
+    # check_tokenizer) and ``<stem>_write`` (write_files). Loading and writing import lazily.
+    file_modules: str = ""
+
+    def _file_module(self, part: str) -> Any:
+        return importlib.import_module(f"{__package__}.{self.file_modules}_{part}")
 
     def identify_file(self, header: Any) -> FilePart | None:
         """What a single file is to this family, from its safetensors header alone; None if not ours."""
-        return None
+        return self._file_module("files").identify(header) if self.file_modules else None
 
     def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
         """Check that the files (by loader slot, see FILE_SLOTS) make one model, and say which is which.
 
         Raises :class:`InputError` naming the slot, the file and what was expected.
         """
-        raise InputError("diffusion_model", f"the {self.name} family loads no single files")
+        if not self.file_modules:
+            raise InputError("diffusion_model", f"the {self.name} family loads no single files")
+        return self._file_module("files").assemble(parts)
 
     def load_files(self, files: FileSet, spec: LoadSpec, tokenizers: list[Path], allow_download: bool,
                    settle: Callable[[torch.nn.Module], None]) -> tuple[Any, str]:
         """The stock pipeline built from single files (no device placement yet), and a note for the
         report (which tokenizer was used). ``settle`` gets each denoiser as soon as it is loaded."""
-        raise NotImplementedError(f"the {self.name} family loads no single files")
+        if not self.file_modules:
+            raise NotImplementedError(f"the {self.name} family loads no single files")
+        return self._file_module("load").load_pipeline(files, spec, tokenizers, allow_download, settle)
 
     def check_tokenizer(self, files: FileSet, tokenizers: list[Path], allow_download: bool) -> None:
         """Raise InputError, before anything loads, if the text encoder's tokenizer cannot be had."""
-        return None  # families whose files carry everything they need have nothing to check
+        if self.file_modules:
+            self._file_module("load").check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers,
+                                                      allow_download)
 
     def write_files(self, pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> dict[str, Path]:
         """Write a pipeline as single files in ComfyUI's folders under ``models_dir`` (loader slot ->
         file): how the tiny models exist as single files too."""
-        raise NotImplementedError(f"the {self.name} family writes no single files")
+        if not self.file_modules:
+            raise NotImplementedError(f"the {self.name} family writes no single files")
+        return self._file_module("write").write_files(pipe, models_dir, stem, fmt)
 
     # -- loading and sampling -----------------------------------------------------------------
 

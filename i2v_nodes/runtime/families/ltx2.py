@@ -35,13 +35,10 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
-from . import ltx2_files
 from .base import (
     Denoised,
     DenoiseJob,
     Family,
-    FilePart,
-    FileSet,
     PromptEncoding,
     Roles,
     Rules,
@@ -132,27 +129,7 @@ class LTX2Family(Family):
 
     single_files = ("ComfyUI's LTX-2 files: checkpoints (transformer, text connectors, video and audio "
                     "VAEs, vocoder), Gemma 3 12B text encoders")
-
-    def identify_file(self, header: Any) -> FilePart | None:
-        return ltx2_files.identify(header)
-
-    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
-        return ltx2_files.assemble(parts)
-
-    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
-        from .ltx2_load import load_pipeline
-
-        return load_pipeline(files, spec, tokenizers, allow_download, settle)
-
-    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
-        from .ltx2_load import check_tokenizer
-
-        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
-
-    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
-        from .ltx2_write import write_files
-
-        return write_files(pipe, models_dir, stem, fmt)
+    file_modules = "ltx2"
 
     # -- loading and sampling -----------------------------------------------------------------
 

@@ -35,13 +35,10 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
-from . import ltx_video_files
 from .base import (
     Denoised,
     DenoiseJob,
     Family,
-    FilePart,
-    FileSet,
     PromptEncoding,
     Roles,
     Rules,
@@ -149,27 +146,7 @@ class LTXVideo(Family):
 
     single_files = ("ComfyUI's LTX-Video 0.9.x files: checkpoints (transformer and VAE), transformers, "
                     "LTX-Video VAEs, T5 v1.1 XXL text encoders")
-
-    def identify_file(self, header: Any) -> FilePart | None:
-        return ltx_video_files.identify(header)
-
-    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
-        return ltx_video_files.assemble(parts)
-
-    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
-        from .ltx_video_load import load_pipeline
-
-        return load_pipeline(files, spec, tokenizers, allow_download, settle)
-
-    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
-        from .ltx_video_load import check_tokenizer
-
-        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
-
-    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
-        from .ltx_video_write import write_files
-
-        return write_files(pipe, models_dir, stem, fmt)
+    file_modules = "ltx_video"
 
     # -- loading and sampling -----------------------------------------------------------------
 

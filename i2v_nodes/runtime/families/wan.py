@@ -28,13 +28,10 @@ import torch
 
 from .. import tiny
 from ..errors import InputError
-from . import wan_files
 from .base import (
     Denoised,
     DenoiseJob,
     Family,
-    FilePart,
-    FileSet,
     Roles,
     Rules,
     StockOutput,
@@ -157,27 +154,7 @@ class Wan(Family):
     # -- single files (ComfyUI's model folders) --------------------------------------------------
 
     single_files = "ComfyUI's Wan files: diffusion models, UMT5 text encoders, Wan VAEs, CLIP vision"
-
-    def identify_file(self, header: Any) -> FilePart | None:
-        return wan_files.identify(header)
-
-    def assemble_files(self, parts: Mapping[str, FilePart]) -> FileSet:
-        return wan_files.assemble(parts)
-
-    def load_files(self, files, spec, tokenizers, allow_download, settle) -> tuple[Any, str]:
-        from .wan_load import load_pipeline
-
-        return load_pipeline(files, spec, tokenizers, allow_download, settle)
-
-    def check_tokenizer(self, files, tokenizers, allow_download) -> None:
-        from .wan_load import check_tokenizer
-
-        check_tokenizer(files.parts["text_encoder"].tokenizer, tokenizers, allow_download)
-
-    def write_files(self, pipe, models_dir, stem, fmt="fp32") -> dict[str, Any]:
-        from .wan_write import write_files
-
-        return write_files(pipe, models_dir, stem, fmt)
+    file_modules = "wan"
 
     # -- loading and sampling -----------------------------------------------------------------
 
