@@ -32,7 +32,7 @@ def run(repeats: int = 5, steps: int = 10) -> dict:
 
     image = still_image()
     loader, sampler = NODE_CLASS_MAPPINGS["LoadI2VModel"](), NODE_CLASS_MAPPINGS["I2VSample"]()
-    (model,) = loader.load("tiny-i2vgen-xl", "auto", "auto", "auto", "none", False)
+    (model,) = loader.load("tiny-i2vgen-xl", "fp32", "auto", "auto", "none", False)
 
     def sample(seed: int, batch: int) -> torch.Tensor:
         settings = (SIZE, SIZE, FRAMES, steps, 9.0, seed, batch, 8, 0)

@@ -39,7 +39,7 @@ def run(model: str = "tiny-i2vgen-xl", repeats: int = 7, steps: int = 10) -> dic
     image = still_image()
     prompt, negative = "waves rolling onto the beach", "blurry, static"
     loader, guard, sampler = (NODE_CLASS_MAPPINGS[n]() for n in ("LoadI2VModel", "VRAMGuard", "I2VSample"))
-    (handle,) = loader.load(model, "auto", "auto", "auto", "none", False)
+    (handle,) = loader.load(model, "fp32", "auto", "auto", "none", False)
     rules, family = handle.rules, handle.family_impl
     step = rules.size_multiple
     width, height = max(64, 2 * step), max(48, 2 * step) if step > 16 else 48
@@ -47,7 +47,7 @@ def run(model: str = "tiny-i2vgen-xl", repeats: int = 7, steps: int = 10) -> dic
     guidance = rules.default_guidance
 
     def ours():
-        (model_handle,) = loader.load(model, "auto", "auto", "auto", "none", False)
+        (model_handle,) = loader.load(model, "fp32", "auto", "auto", "none", False)
         guarded, w, h, f, b, _report = guard.guard(model_handle, width, height, frames, 1, "error", 0.10)
         return sampler.sample(guarded, image, prompt, negative, w, h, f, steps, guidance, 0, b, 8, CHUNK)
 

@@ -10,6 +10,9 @@ import torch
 
 # Two cores: two torch threads fight every other process on the machine (25-100x slowdowns).
 torch.set_num_threads(1)
+# Bit-identity with the stock pipelines needs fp32: pin what precision "auto" means on a CPU (it would
+# be bf16 on CPUs that compute bf16 natively); tests of that choice set it themselves.
+os.environ["I2V_CPU_AUTO_PRECISION"] = "fp32"
 
 
 @pytest.fixture(scope="session")

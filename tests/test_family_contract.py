@@ -189,3 +189,13 @@ def test_the_phases_grow_with_every_dimension(tiny):
         after = memory.estimate_phases(tiny, dataclasses.replace(shape, **change), options)
         for phase in grown:
             assert after[phase] > before[phase], (change, phase)
+
+
+def test_runs_in_bf16_beside_an_fp32_vae(tiny, still_image, model_dirs):
+    """What precision auto gives on CUDA for bf16 families and on CPUs with native bf16: the model in
+    bf16, the VAE in fp32. (No oracle: the stock call would be the same mixed dtypes it cannot take.)"""
+    options = models.LoadOptions(precision="bf16")
+    handle = models.open_model(tiny.name, options, model_dirs, torch.device("cpu"))
+    s = settings_for(handle)
+    frames = run(handle, still_image, s).frames
+    assert frames.shape == (s.num_frames, s.height, s.width, 3) and torch.isfinite(frames).all()

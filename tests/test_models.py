@@ -152,3 +152,15 @@ def test_cuda_request_without_cuda_is_clear(model_dirs):
         pytest.skip("this machine has CUDA")  # the refusal only exists without it
     with pytest.raises(InputError, match="input 'device': CUDA was asked for"):
         open_named("tiny-i2vgen-xl", model_dirs, device="cuda")
+
+
+@pytest.mark.parametrize(("flags", "env", "expected"), [
+    (True, "", "bf16"), (False, "", "fp32"), (True, "fp32", "fp32"), (False, "bf16", "bf16")])
+def test_auto_precision_on_a_cpu_is_bf16_where_the_cpu_computes_it(monkeypatch, flags, env, expected):
+    from i2v_nodes.runtime import precision
+
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: flags)
+    monkeypatch.setenv(precision.CPU_PRECISION_ENV, env)
+    assert precision.resolve_precision("auto", torch.device("cpu"), "fp16") == expected
+    assert precision.resolve_precision("fp32", torch.device("cpu"), "fp16") == "fp32"  # asked: kept
+    assert precision.resolve_precision("auto", torch.device("cuda"), "bf16") == "bf16"  # CUDA: the family's

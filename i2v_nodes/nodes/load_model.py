@@ -13,9 +13,10 @@ TIPS = {
              "ids (Wan-AI/..., Lightricks/..., ali-vilab/i2vgen-xl) are the published models; see "
              "allow_download. The family (I2VGen-XL, Wan 2.1/2.2, LTX-Video, LTX-2) is recognised from the "
              "model's files.",
-    "precision": "Compute dtype. auto = the model's own on CUDA (bf16 for Wan and LTX, fp16 for I2VGen-XL) "
-                 "and fp32 "
-                 "on CPU (fp16 on CPU is 3-30x slower). bf16 avoids fp16 overflow on Ampere and newer GPUs.",
+    "precision": "Compute dtype. auto = the model's own on CUDA (bf16 for Wan and LTX, fp16 for I2VGen-XL, "
+                 "SVD and AnimateDiff); on a CPU bf16 where the CPU computes it natively (AVX512-BF16 or "
+                 "AMX: about 3x faster than fp32), else fp32 (fp16 on CPUs is 3-30x slower). fp32 gives the "
+                 "stock pipeline's fp32 output exactly. bf16 avoids fp16 overflow on Ampere and newer GPUs.",
     "vae_precision": "VAE dtype, separate from the rest. auto = fp32: video VAEs can overflow in fp16 and "
                      "give black frames (the pack then retries that decode in fp32 once). They are small, "
                      "so fp32 costs little.",

@@ -47,7 +47,7 @@ class Rules:
     default_fps: int
     default_steps: int
     default_guidance: float
-    default_precision: str  # on CUDA; CPUs always default to fp32
+    default_precision: str  # on CUDA; a CPU defaults to bf16 where it computes bf16 natively, else fp32
     default_negative: str = ""
     chunked_decode: bool = True  # decode_chunk_size sets frames per VAE call (2-D VAEs)
 
@@ -279,6 +279,22 @@ def keep_fp32(module: torch.nn.Module) -> torch.nn.Module:
         if patterns & set(name.split(".")):
             param.data = param.data.float()
     return module
+
+
+def cast_inputs_to(module: torch.nn.Module) -> Callable:
+    """A forward pre-hook casting floating inputs to ``module``'s dtype: lets a VAE run in another
+    dtype than the denoiser when the stock pipeline hands it tensors in the denoiser's dtype."""
+    def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        dtype = next(module.parameters()).dtype
+
+        def cast(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
+                return value.to(dtype)
+            return value
+
+        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+    return hook
 
 
 def numel(module: torch.nn.Module) -> int:

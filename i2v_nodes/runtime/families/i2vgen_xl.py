@@ -36,6 +36,7 @@ from .base import (
     StockOutput,
     StockRun,
     Trace,
+    cast_inputs_to,
     meta_module,
     meta_transformers_model,
     meta_vae,
@@ -377,22 +378,8 @@ def bridge_vae_dtype(pipe: Any) -> None:
     """
     if pipe.vae.dtype == pipe.unet.dtype:
         return
-    pipe.vae.encoder.register_forward_pre_hook(_cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
-    pipe.unet.register_forward_pre_hook(_cast_inputs_to(pipe.unet), with_kwargs=True)
-
-
-def _cast_inputs_to(module: torch.nn.Module):
-    def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        dtype = next(module.parameters()).dtype
-
-        def cast(value: Any) -> Any:
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
-                return value.to(dtype)
-            return value
-
-        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
-
-    return hook
+    pipe.vae.encoder.register_forward_pre_hook(cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
+    pipe.unet.register_forward_pre_hook(cast_inputs_to(pipe.unet), with_kwargs=True)
 
 
 @functools.lru_cache(maxsize=16)

@@ -45,6 +45,7 @@ from .base import (
     StockOutput,
     StockRun,
     Trace,
+    cast_inputs_to,
     meta_module,
     meta_transformers_model,
     meta_vae,
@@ -149,6 +150,12 @@ class LTXVideo(Family):
     file_modules = "ltx_video"
 
     # -- loading and sampling -----------------------------------------------------------------
+
+    def prepare(self, pipe: Any) -> None:
+        # The image-to-video pipelines hand the VAE's encoder the image in the text encoder's dtype:
+        # with a VAE kept in fp32 beside a bf16 model (the default), cast it on the way in.
+        if pipe.vae.dtype != pipe.transformer.dtype:
+            pipe.vae.encoder.register_forward_pre_hook(cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
 
     def pipeline_class(self, variant: str = "") -> type:
         from diffusers import LTXConditionPipeline, LTXImageToVideoPipeline
