@@ -39,7 +39,8 @@ TIPS = {
                          "saves its memory.",
     "options": "Optional settings only some model families have, from an option node such as "
                "WanOptions (guidance for Wan 2.2's second expert, boundary ratio, flow shift), "
-               "LTXVideoOptions or LTX2Options. Options for another family than the model's are refused.",
+               "LTXVideoOptions or LTX2Options, and speed settings from I2VSpeedOptions (CFG truncation). "
+               "Options for another family than the model's are refused.",
 }
 DEFAULT_NEGATIVE = "Distorted, discontinuous, ugly, blurry, low resolution, motionless, static"
 

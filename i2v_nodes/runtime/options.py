@@ -13,6 +13,15 @@ from typing import Any
 
 from .errors import InputError
 
+SPEED = "speed"  # the OptionSet.family of speed settings: they apply across families, where supported
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """What I2VSpeedOptions sets."""
+
+    guidance_until: float = 1.0  # the share of the steps that run guidance (CFG truncation); 1 = all
+
 
 @dataclass(frozen=True)
 class OptionSet:
@@ -34,6 +43,8 @@ class Options:
         """The settings for ``family`` (or None); a set for any other family is an error."""
         chosen = None
         for option_set in self.sets:
+            if option_set.family == SPEED:
+                continue
             if option_set.family != family:
                 raise InputError(
                     "options",
@@ -42,6 +53,12 @@ class Options:
                 )
             chosen = option_set.settings
         return chosen
+
+
+def speed_of(options: Options | None) -> SpeedSettings:
+    """The chain's speed settings (the defaults when it has none)."""
+    found = [s.settings for s in options.sets if s.family == SPEED] if options is not None else []
+    return found[-1] if found else SpeedSettings()
 
 
 def chain(previous: object, new: OptionSet) -> Options:

@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import audio, denoiser_hook, guard, lora, memory, placement
+from . import audio, denoiser_hook, families, guard, lora, memory, placement
 from .cache import ModelCache
 from .devices import cache_budget_bytes
 from .errors import DeviceOutOfMemory, I2VError, InputError, MemoryGuardError, NonFiniteError
 from .families import Denoised, DenoiseJob, Family, LoadSpec, StockOutput, StockRun
 from .models import ModelHandle
-from .options import Options
+from .options import Options, SpeedSettings, speed_of
 from .precision import DTYPES, nonfinite_summary
 from .services import HostServices
 
@@ -124,7 +124,24 @@ def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
                                     f"{type(s.options).__name__}")
     settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
     handle.family_impl.check_options(handle.variant, settings)
+    _check_speed(handle, speed_of(s.options))
     return settings
+
+
+def _check_speed(handle: ModelHandle, speed: SpeedSettings) -> None:
+    until = speed.guidance_until
+    if isinstance(until, bool) or not isinstance(until, (int, float)) or not 0.05 <= until <= 1:
+        raise InputError("guidance_until", f"expected a share of the steps from 0.05 to 1, got {until!r}")
+    if until < 1 and not handle.family_impl.cfg_truncation:
+        able = ", ".join(f.title or f.name for f in families.REGISTERED if f.cfg_truncation)
+        raise InputError("guidance_until", f"CFG truncation works on {able} models; {handle.name} "
+                                           f"({handle.family}) cannot stop guidance part-way: set it to 1")
+
+
+def cfg_steps(s: SampleSettings) -> int:
+    """How many of the steps run guidance under CFG truncation (0: all of them)."""
+    until = speed_of(s.options).guidance_until
+    return 0 if until >= 1 else max(1, round(until * s.steps))
 
 
 def _int_in_range(name: str, value: object, low: int, high: int) -> None:
@@ -397,7 +414,7 @@ def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
                      width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
                      guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
                      step_end=step_end if family.uses_step_callback else None, seeds=tuple(run.seeds),
-                     variant=handle.variant)
+                     variant=handle.variant, cfg_steps=cfg_steps(s))
     halves = 2 if run.cfg and family.cfg_in_one_call else 1
     # clips per stock pipeline call: a family that loops over its clips calls with one at a time
     clips = len(run.seeds) // family.pipeline_calls(len(run.seeds))

@@ -114,6 +114,7 @@ class DenoiseJob:
     step_end: Callable[[], bool] | None = None  # after each step; True stops the run (cancel)
     seeds: tuple[int, ...] = ()  # one per clip: for pipelines that draw more noise than the initial latents
     variant: str = ""  # the model's variant (its rules and defaults)
+    cfg_steps: int = 0  # guidance only in the first this many steps (CFG truncation); 0 = in all
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,7 @@ class Family(abc.ABC):
     uses_step_callback: bool = True  # progress/cancel via callback_on_step_end (else a denoiser hook)
     cfg_in_one_call: bool = False  # both CFG halves in one denoiser call (rows half-major)
     makes_sound: bool = False  # decode_audio gives the model's own sound (not silence)
+    cfg_truncation: bool = False  # denoise honours DenoiseJob.cfg_steps (guidance for the first steps only)
     takes_prompt: bool = True  # False: no text conditioning; no prompt is encoded, the report says so
     vae_tiling: bool = True  # its VAE decodes in tiles when asked (False: memory planning never asks)
 

@@ -121,6 +121,7 @@ class Wan(Family):
     published = PUBLISHED
     tiny = TINY
     options_node = "WanOptions"
+    cfg_truncation = True
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -191,7 +192,10 @@ class Wan(Family):
     def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
         clips = job.latents.shape[0]
 
-        def step_end(_pipe, _step, _timestep, _tensors) -> dict:
+        def step_end(_pipe, step, _timestep, _tensors) -> dict:
+            if job.cfg_steps and step + 1 >= job.cfg_steps:
+                # CFG truncation: the stock loop runs the unconditional pass only while guidance > 1
+                pipe._guidance_scale = 1.0
             if job.step_end is not None and job.step_end():
                 pipe._interrupt = True  # the stock loop skips the remaining steps
             return {}
