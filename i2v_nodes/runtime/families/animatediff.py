@@ -54,6 +54,7 @@ from .base import (
     LoadSpec,
     Roles,
     Rules,
+    StepCancelled,
     StockOutput,
     StockRun,
     Trace,
@@ -97,14 +98,6 @@ class AnimateDiffSettings:
 
 
 OWN = AnimateDiffSettings(strength=1.0, motion_scale=0)  # the stock pipeline's defaults
-
-
-class _Cancelled(Exception):
-    """Raised from the step callback to stop the pipeline (it has no interrupt flag)."""
-
-    def __init__(self, latents: torch.Tensor) -> None:
-        super().__init__("cancelled")
-        self.latents = latents
 
 
 class AnimateDiffI2V(Family):
@@ -238,7 +231,7 @@ class AnimateDiffI2V(Family):
 
         def step_end(_pipe, _step, _timestep, tensors) -> dict:
             if job.step_end is not None and job.step_end():
-                raise _Cancelled(tensors["latents"])
+                raise StepCancelled(tensors["latents"])
             return {}
 
         videos = []
@@ -254,7 +247,7 @@ class AnimateDiffI2V(Family):
                     return_dict=False,
                     callback_on_step_end=step_end,
                 )[0]
-            except _Cancelled as cancel:
+            except StepCancelled as cancel:
                 pipe.maybe_free_model_hooks()  # what the pipeline does at its end, for offload modes
                 videos.append(cancel.latents)
                 break

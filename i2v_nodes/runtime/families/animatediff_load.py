@@ -28,7 +28,7 @@ from ..errors import InputError, ModelError
 from ..safetensors_header import read_header
 from .animatediff import ADAPTER, runnable_unet_config
 from .animatediff_files import BUFFERS, MOTION, TEXT, TOKENIZER, UNET, VAE
-from .base import FilePart, FileSet, LoadSpec, config_json, keep_fp32
+from .base import FilePart, FileSet, LoadSpec, config_json, keep_fp32, tokenizer_in
 from .ltx_video_files import _own_config
 from .ltx_video_load import aligned
 from .wan_load import _assign, _empty_weights
@@ -127,12 +127,7 @@ def load_text_encoder(part: FilePart, dtype: torch.dtype) -> torch.nn.Module:
 
 def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
     """The first ``<root>/clip-vit-large-patch14`` (or ComfyUI's ``sd1_tokenizer``) holding a tokenizer."""
-    for name in TOKENIZER_FOLDERS:
-        for folder in (Path(root) / name for root in roots):
-            if (folder / "tokenizer.json").is_file() or \
-                    ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()):
-                return folder
-    return None
+    return tokenizer_in(roots, TOKENIZER_FOLDERS, (("tokenizer.json",), ("vocab.json", "merges.txt")))
 
 
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:

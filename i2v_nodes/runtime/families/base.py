@@ -17,7 +17,7 @@ import abc
 import functools
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,6 +296,27 @@ def cast_inputs_to(module: torch.nn.Module) -> Callable:
         return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
     return hook
+
+
+def tokenizer_in(roots: Iterable[Path], folders: Sequence[str],
+                 marks: Sequence[Sequence[str]]) -> Path | None:
+    """The first ``<root>/<folder>`` (folders in order of preference) holding a tokenizer: all the
+    files of one of ``marks`` (e.g. ``("tokenizer.json",)`` or ``("vocab.json", "merges.txt")``)."""
+    roots = list(roots)
+    for name in folders:
+        for folder in (Path(root) / name for root in roots):
+            if any(all((folder / mark).is_file() for mark in files) for files in marks):
+                return folder
+    return None
+
+
+class StepCancelled(Exception):
+    """Raised from a step callback to stop a pipeline that has no interrupt flag; carries the latents
+    of the last finished step."""
+
+    def __init__(self, latents: torch.Tensor) -> None:
+        super().__init__("cancelled")
+        self.latents = latents
 
 
 def numel(module: torch.nn.Module) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, ModelError
-from .base import FilePart, FileSet, LoadSpec
+from .base import FilePart, FileSet, LoadSpec, tokenizer_in
 from .ltx2_files import (
     CONNECTOR_PARTS,
     PROJECTION,
@@ -271,10 +271,7 @@ def tokenizer_from_spiece(model_proto: bytes) -> Any:
 
 def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
     """The first ``<root>/gemma-3-12b-it`` holding a tokenizer."""
-    for folder in (Path(root) / TOKENIZER_FOLDER for root in roots):
-        if (folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file():
-            return folder
-    return None
+    return tokenizer_in(roots, (TOKENIZER_FOLDER,), (("tokenizer.json",), ("tokenizer.model",)))
 
 
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:

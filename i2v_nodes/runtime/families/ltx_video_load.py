@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, ModelError
-from .base import FilePart, FileSet, LoadSpec
+from .base import FilePart, FileSet, LoadSpec, tokenizer_in
 from .ltx_video_configs import LEGACY
 from .ltx_video_files import TRANSFORMER_PREFIXES, VAE_PREFIXES, transformer_to_diffusers, vae_to_diffusers
 from .wan_load import (
@@ -137,11 +137,7 @@ def load_text_encoder(part: FilePart, dtype: torch.dtype) -> tuple[torch.nn.Modu
 
 def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
     """The first ``<root>/t5-v1_1-xxl`` (or ComfyUI's ``t5_tokenizer``) holding a tokenizer."""
-    for name in TOKENIZER_FOLDERS:
-        for folder in (Path(root) / name for root in roots):
-            if (folder / "tokenizer.json").is_file() or (folder / "spiece.model").is_file():
-                return folder
-    return None
+    return tokenizer_in(roots, TOKENIZER_FOLDERS, (("tokenizer.json",), ("spiece.model",)))
 
 
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:

@@ -46,6 +46,7 @@ from .base import (
     LoadSpec,
     Roles,
     Rules,
+    StepCancelled,
     StockOutput,
     StockRun,
     Trace,
@@ -93,14 +94,6 @@ class SVDSettings:
 # The stock pipeline's defaults, which the diffusers examples run every checkpoint with. (Stability's
 # own sampling configs start the XT models' guidance ramp at 1.5, the 14-frame model's at 1.0.)
 OWN = SVDSettings(motion_bucket_id=127, noise_aug_strength=0.02, min_guidance_scale=1.0)
-
-
-class _Cancelled(Exception):
-    """Raised from the step callback to stop the pipeline (it has no interrupt flag)."""
-
-    def __init__(self, latents: torch.Tensor) -> None:
-        super().__init__("cancelled")
-        self.latents = latents
 
 
 class StableVideoDiffusion(Family):
@@ -191,7 +184,7 @@ class StableVideoDiffusion(Family):
 
         def step_end(_pipe, _step, _timestep, tensors) -> dict:
             if job.step_end is not None and job.step_end():
-                raise _Cancelled(tensors["latents"])
+                raise StepCancelled(tensors["latents"])
             return {}
 
         videos = []
@@ -205,7 +198,7 @@ class StableVideoDiffusion(Family):
                     return_dict=False,
                     callback_on_step_end=step_end,
                 )
-            except _Cancelled as cancel:
+            except StepCancelled as cancel:
                 pipe.maybe_free_model_hooks()  # what the pipeline does at its end, for offload modes
                 videos.append(cancel.latents)
                 break

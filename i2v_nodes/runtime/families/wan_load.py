@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 from ..errors import InputError, ModelError
-from .base import FilePart, FileSet, LoadSpec
+from .base import FilePart, FileSet, LoadSpec, tokenizer_in
 from .wan_files import VAE22
 from .wan_keys import transformer_to_diffusers, vae21_to_original, vae22_to_original, vae_to_diffusers
 
@@ -260,10 +260,7 @@ def _spiece_pieces(model_proto: bytes) -> tuple[list[tuple[str, float]], bytes]:
 
 def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
     """The first ``<root>/umt5-xxl`` holding a tokenizer."""
-    for folder in (Path(root) / TOKENIZER_FOLDER for root in roots):
-        if (folder / "tokenizer.json").is_file() or (folder / "spiece.model").is_file():
-            return folder
-    return None
+    return tokenizer_in(roots, (TOKENIZER_FOLDER,), (("tokenizer.json",), ("spiece.model",)))
 
 
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:
