@@ -141,7 +141,8 @@ def wanted(loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...]) -> dict[tupl
     return {key: strength for key, strength in result.items() if strength != 0}
 
 
-def sync(pipe: Any, applied: Applied, loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...]) -> bool:
+def sync(pipe: Any, applied: Applied, loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...],
+         family: Any) -> bool:
     """Make ``pipe``'s denoisers carry exactly ``loras``; returns whether anything changed.
 
     On any failure every adapter is removed (the base model as loaded) and the error names the file.
@@ -156,7 +157,7 @@ def sync(pipe: Any, applied: Applied, loras: tuple[LoraSpec, ...], denoisers: tu
         _remove(pipe, applied, [key for key in applied.adapters if key not in target])
         for key in target:
             if key not in applied.adapters:
-                _load(pipe, applied, Path(paths[key[0]]), key, denoisers)
+                _load(pipe, applied, Path(paths[key[0]]), key, family)
         for key, strength in target.items():
             applied.weights[applied.adapters[key]] = strength
         _activate(pipe, applied, denoisers)
@@ -193,15 +194,14 @@ def _activate(pipe: Any, applied: Applied, denoisers: tuple[str, ...]) -> None:
             getattr(pipe, role).set_adapters(names, [applied.weights[name] for name in names])
 
 
-def _load(pipe: Any, applied: Applied, path: Path, key: tuple, denoisers: tuple[str, ...]) -> None:
+def _load(pipe: Any, applied: Applied, path: Path, key: tuple, family: Any) -> None:
     role = key[1]
-    state = _state_dict(pipe, path)
-    _check_keys(pipe, path, state, getattr(pipe, role))
+    prefix, extra = family.lora_target(role)  # the keys' prefix, and how diffusers is told the denoiser
+    state = _state_dict(pipe, path, prefix)
+    _check_keys(path, state, getattr(pipe, role), prefix)
     name = applied.fresh_name()
     applied.adapters[key] = name  # before loading: a half-made adapter is removed on failure
     applied.weights[name] = 0.0
-    # diffusers' loader puts a LoRA in its main transformer, or in the second expert when asked
-    extra = {"load_into_transformer_2": True} if role == denoisers[-1] and len(denoisers) > 1 else {}
     try:
         with warnings.catch_warnings():  # several adapters on one model is what this module does
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
@@ -210,7 +210,7 @@ def _load(pipe: Any, applied: Applied, path: Path, key: tuple, denoisers: tuple[
         raise LoraError(f"LoRA {path.name} does not fit this model's {role}: {_first_line(exc)}") from exc
 
 
-def _state_dict(pipe: Any, path: Path) -> dict[str, torch.Tensor]:
+def _state_dict(pipe: Any, path: Path, prefix: str) -> dict[str, torch.Tensor]:
     """The file's tensors in diffusers' key format (the family's loader converts ComfyUI/kohya keys)."""
     from safetensors import SafetensorError  # a heavy import only when a LoRA is used
     from safetensors.torch import load_file
@@ -219,9 +219,9 @@ def _state_dict(pipe: Any, path: Path) -> dict[str, torch.Tensor]:
         raw = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise LoraError(f"LoRA {path.name} is corrupt or truncated: {exc}") from exc
-    if not any(k.startswith(f"{_prefix(pipe)}.") for k in raw) and any(".lora_" in k for k in raw) \
+    if not any(k.startswith(f"{prefix}.") for k in raw) and any(".lora_" in k for k in raw) \
             and not any(k.startswith(("diffusion_model.", "lora_unet_")) for k in raw):
-        raw = {f"{_prefix(pipe)}.{k}": v for k, v in raw.items()}  # diffusers keys saved without the prefix
+        raw = {f"{prefix}.{k}": v for k, v in raw.items()}  # diffusers keys saved without the prefix
     try:
         state = pipe.lora_state_dict(raw)
     except (ValueError, KeyError, RuntimeError, IndexError) as exc:
@@ -230,9 +230,9 @@ def _state_dict(pipe: Any, path: Path) -> dict[str, torch.Tensor]:
     return state[0] if isinstance(state, tuple) else state
 
 
-def _check_keys(pipe: Any, path: Path, state: dict[str, torch.Tensor], module: torch.nn.Module) -> None:
+def _check_keys(path: Path, state: dict[str, torch.Tensor], module: torch.nn.Module, prefix: str) -> None:
     """Every LoRA key must name a layer of the denoiser; none matching is another model's LoRA."""
-    prefix = f"{_prefix(pipe)}."
+    prefix = f"{prefix}."
     layers = {name for name, _ in module.named_modules()}
     targets = {k.removeprefix(prefix).split(".lora_")[0] for k in state if ".lora_" in k}
     missing = sorted(t for t in targets if t not in layers)
@@ -243,9 +243,6 @@ def _check_keys(pipe: Any, path: Path, state: dict[str, torch.Tensor], module: t
         raise LoraError(f"LoRA {path.name} names {len(missing)} of its {len(targets)} layers that this model "
                         f"lacks (another size or expert layout?), e.g. {', '.join(missing[:KEYS_SHOWN])}")
 
-
-def _prefix(pipe: Any) -> str:
-    return getattr(pipe, "transformer_name", "transformer")
 
 
 def _few(state: dict) -> str:

@@ -298,6 +298,16 @@ def cast_inputs_to(module: torch.nn.Module) -> Callable:
     return hook
 
 
+def bridge_vae_encoder(pipe: Any, denoiser: str) -> bool:
+    """Cast what reaches the VAE's encoder to the VAE's dtype when it differs from the denoiser's (the
+    image-to-video pipelines hand it the image in the model's dtype; the VAE is kept in fp32).
+    Returns whether the dtypes differ."""
+    if pipe.vae.dtype == getattr(pipe, denoiser).dtype:
+        return False
+    pipe.vae.encoder.register_forward_pre_hook(cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
+    return True
+
+
 def tokenizer_in(roots: Iterable[Path], folders: Sequence[str],
                  marks: Sequence[Sequence[str]]) -> Path | None:
     """The first ``<root>/<folder>`` (folders in order of preference) holding a tokenizer: all the
@@ -498,6 +508,11 @@ class Family(abc.ABC):
         device: torch.device,
     ) -> torch.Tensor:
         """One noise tensor per clip, each from its own CPU generator (same on every device)."""
+
+    def lora_target(self, role: str) -> tuple[str, dict[str, Any]]:
+        """For a LoRA on denoiser ``role``: the prefix of its keys in diffusers' format, and the keyword
+        arguments that make ``load_lora_weights`` load it into that denoiser."""
+        return role, {}
 
     def steps_run(self, steps: int, options: Any = None) -> int:
         """How many of the asked steps each step loop really runs (an img2img-like strength runs

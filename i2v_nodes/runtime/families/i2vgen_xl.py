@@ -36,6 +36,7 @@ from .base import (
     StockOutput,
     StockRun,
     Trace,
+    bridge_vae_encoder,
     cast_inputs_to,
     meta_module,
     meta_transformers_model,
@@ -376,10 +377,8 @@ def bridge_vae_dtype(pipe: Any) -> None:
     image latents as they come; with an fp32 VAE beside an fp16 UNet both calls would fail. Two
     pre-hooks cast the inputs to the receiving module's dtype.
     """
-    if pipe.vae.dtype == pipe.unet.dtype:
-        return
-    pipe.vae.encoder.register_forward_pre_hook(cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
-    pipe.unet.register_forward_pre_hook(cast_inputs_to(pipe.unet), with_kwargs=True)
+    if bridge_vae_encoder(pipe, "unet"):
+        pipe.unet.register_forward_pre_hook(cast_inputs_to(pipe.unet), with_kwargs=True)
 
 
 @functools.lru_cache(maxsize=16)

@@ -45,7 +45,7 @@ from .base import (
     StockOutput,
     StockRun,
     Trace,
-    cast_inputs_to,
+    bridge_vae_encoder,
     keep_fp32,
     meta_module,
     meta_vae,
@@ -135,10 +135,7 @@ class LTX2Family(Family):
     # -- loading and sampling -----------------------------------------------------------------
 
     def prepare(self, pipe: Any) -> None:
-        # The image-to-video pipelines hand the VAE's encoder the image in the text encoder's dtype:
-        # with a VAE kept in fp32 beside a bf16 model (the default), cast it on the way in.
-        if pipe.vae.dtype != pipe.transformer.dtype:
-            pipe.vae.encoder.register_forward_pre_hook(cast_inputs_to(pipe.vae.encoder), with_kwargs=True)
+        bridge_vae_encoder(pipe, "transformer")  # an fp32 VAE beside a bf16 model (the default)
 
     def pipeline_class(self, variant: str = "") -> type:
         from diffusers import LTX2ImageToVideoPipeline

@@ -164,6 +164,10 @@ class Wan(Family):
 
         return WanImageToVideoPipeline
 
+    def lora_target(self, role: str) -> tuple[str, dict[str, Any]]:
+        # diffusers keys both experts' LoRAs "transformer."; a flag sends one to the low-noise expert
+        return "transformer", ({"load_into_transformer_2": True} if role == "transformer_2" else {})
+
     def encode_prompt(self, pipe: Any, text: str, device: torch.device) -> torch.Tensor:
         embeds, _ = pipe.encode_prompt(
             prompt=text,
