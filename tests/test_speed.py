@@ -105,7 +105,8 @@ def test_a_graph_with_a_lora_and_a_speed_setting_runs_in_the_stub(wan, session_d
         "4": {"class_type": "VRAMGuard", "inputs": {"model": ["3", 0], "width": 64, "height": 48,
                                                     "num_frames": 9, "batch_size": 1, "policy": "error",
                                                     "headroom": 0.1}},
-        "5": {"class_type": "I2VSpeedOptions", "inputs": {"guidance_until": 0.5}},
+        "5": {"class_type": "I2VSpeedOptions", "inputs": {"guidance_until": 0.5,
+                                                          "step_cache": "first_block"}},
         "6": {"class_type": "I2VSample", "inputs": {
             "model": ["4", 0], "image": ["1", 0], "prompt": "waves", "negative_prompt": "blurry",
             "width": ["4", 1], "height": ["4", 2], "num_frames": ["4", 3], "steps": 4,

@@ -6,7 +6,15 @@ One optional node for the speed levers, chained with the family option nodes int
 
 from __future__ import annotations
 
-from ..runtime.options import SPEED, OptionSet, SpeedSettings, chain
+from ..runtime.options import (
+    ATTENTION_BACKENDS,
+    COMPILE_MODES,
+    SPEED,
+    STEP_CACHES,
+    OptionSet,
+    SpeedSettings,
+    chain,
+)
 from ._common import CATEGORY, OPTIONS_TYPE, node_errors
 from .family_options import CHAIN_TIP
 
@@ -15,7 +23,38 @@ TIPS = {
         "CFG truncation: run classifier-free guidance only for this share of the steps, then skip the "
         "unconditional pass (about half the denoiser work of each remaining step). Guidance matters most "
         "early, when the layout and motion form; 0.5-0.8 keeps most of its effect. 1 = guidance in every "
-        "step (off). Wan only for now; other families refuse a value below 1."
+        "step (off). Wan only; other families refuse a value below 1."
+    ),
+    "step_cache": (
+        "Reuse work across steps (diffusers' cache hooks on the transformer's blocks). first_block: the "
+        "first block's change decides whether the rest run (cache_threshold). taylorseer: full steps every "
+        "cache_interval steps, the ones between predicted by a Taylor series. magcache: skips while the "
+        "blocks' predicted change stays under cache_threshold; its first run with a model measures that "
+        "model (no skipping), later runs skip. fastercache: reuses attention outputs (LTX-Video). Wan: "
+        "first_block, taylorseer, magcache; LTX-Video: all four. Skipping 40-70% of the block work costs "
+        "some detail: check against off. In a batch, the clips share one skip decision."
+    ),
+    "cache_threshold": (
+        "first_block and magcache: how much change still counts as 'the same' (higher: more skipped steps, "
+        "faster, less faithful). 0 = the method's own (first_block 0.05, magcache 0.06)."
+    ),
+    "cache_interval": (
+        "taylorseer: steps between full computes (0 = 4). magcache: the most steps skipped in a row "
+        "(0 = 3). fastercache: attention computed every this many steps (0 = 2)."
+    ),
+    "cache_start": (
+        "Share of the steps always computed before caching starts (taylorseer: 0 = 0.1, magcache: 0 = 0.2). "
+        "The first steps shape the layout and matter most."
+    ),
+    "compile": (
+        "blocks: torch.compile the transformer's repeated blocks (Wan, LTX-Video, LTX-2). The first run "
+        "compiles (tens of seconds to minutes, needs a C compiler on CPU and Triton on GPU); later runs "
+        "with the same size reuse it. If compiling fails the run goes on uncompiled and the report says so."
+    ),
+    "attention": (
+        "The attention kernel (Wan, LTX-Video, LTX-2). sdpa is PyTorch's own and always works; flash_attn, "
+        "flash_attn_3, sage and xformers need their package and a CUDA GPU. One that is missing falls back "
+        "to sdpa, and the report says why."
     ),
 }
 
@@ -39,11 +78,26 @@ class I2VSpeedOptions:
                 "guidance_until": ("FLOAT", {"default": 1.0, "min": 0.05, "max": 1.0, "step": 0.05,
                                              "tooltip": TIPS["guidance_until"]}),
             },
-            "optional": {"options": (OPTIONS_TYPE, {"tooltip": CHAIN_TIP})},
+            "optional": {
+                "step_cache": (list(STEP_CACHES), {"default": "off", "tooltip": TIPS["step_cache"]}),
+                "cache_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 10.0, "step": 0.01,
+                                              "tooltip": TIPS["cache_threshold"]}),
+                "cache_interval": ("INT", {"default": 0, "min": 0, "max": 20,
+                                           "tooltip": TIPS["cache_interval"]}),
+                "cache_start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.9, "step": 0.05,
+                                          "tooltip": TIPS["cache_start"]}),
+                "compile": (list(COMPILE_MODES), {"default": "off", "tooltip": TIPS["compile"]}),
+                "attention": (list(ATTENTION_BACKENDS), {"default": "sdpa", "tooltip": TIPS["attention"]}),
+                "options": (OPTIONS_TYPE, {"tooltip": CHAIN_TIP}),
+            },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def build(self, guidance_until=1.0, options=None, unique_id=None):
+    def build(self, guidance_until=1.0, step_cache="off", cache_threshold=0.0, cache_interval=0,
+              cache_start=0.0, compile="off", attention="sdpa", options=None, unique_id=None):
         with node_errors(type(self).__name__, unique_id):
-            settings = SpeedSettings(guidance_until=float(guidance_until))
+            # checked against the model in I2VSample, which names the input that is wrong
+            settings = SpeedSettings(guidance_until=float(guidance_until), step_cache=step_cache,
+                                     cache_threshold=cache_threshold, cache_interval=cache_interval,
+                                     cache_start=cache_start, compile=compile, attention=attention)
             return (chain(options, OptionSet(SPEED, type(self).__name__, settings)),)

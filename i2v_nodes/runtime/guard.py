@@ -73,7 +73,9 @@ class Plan:
     report: str
 
     def covers(self, shape: RunShape) -> bool:
-        """Whether this plan holds for ``shape``: the same run, or the same without CFG (less memory)."""
+        """Whether this plan holds for ``shape``: the same run, or the same without CFG (less memory).
+        Speed settings are left to the caller, which adds what they keep (``memory.speed_bytes``)."""
+        shape = dataclasses.replace(shape, speed=self.shape.speed)
         return self.shape == shape or (self.shape.cfg and dataclasses.replace(self.shape, cfg=False) == shape)
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import families, lora
+from . import families, lora, step_cache
 from .models import ModelHandle
+from .options import SpeedSettings
 from .placement import group_offload_type
 from .precision import bytes_per_element, dtype_of
 
@@ -50,6 +51,7 @@ class RunShape:
     num_frames: int
     batch_size: int = 1  # clips per input image (seeds seed, seed+1, ...)
     cfg: bool = True  # classifier-free guidance: twice the denoiser rows (or calls)
+    speed: SpeedSettings = SpeedSettings()  # I2VSpeedOptions: a step cache and compile keep memory
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
                         * (shape.height // rules.vae_spatial) * (shape.width // rules.vae_spatial))
         # latents, noise predictions and the conditioning of the whole batch stay alive (float32 at most)
         buffers = latent_elems * 4 * shape.batch_size * (6 if shape.cfg else 3)
+        buffers += speed_bytes(handle, shape)
     else:
         frames = min(options.decode_chunk, shape.num_frames) if rules.chunked_decode else shape.num_frames
         act = _traced_vae(family, variant, configs, handle.vae_precision, "decode", frames, shape.height,
@@ -248,6 +251,36 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
             buffers += shape.num_frames * _frame_bytes(shape) * shape.batch_size
     runtime = CPU_RUNTIME_BYTES if on_cpu(handle) else CUDA_RUNTIME_BYTES
     return _estimate(phase, weights, int(act * ACTIVATION_MARGIN), buffers, runtime)
+
+
+# Allowances for torch.compile (not traced): the compiled kernels and their workspace on the
+# device, and in RAM the compile workers and graphs while the first run compiles.
+COMPILE_DEVICE_BYTES = 512 * 2**20
+COMPILE_RAM_BYTES = GiB
+
+
+def speed_bytes(handle: ModelHandle, shape: RunShape) -> int:
+    """What the speed settings keep alive while denoising: a step cache's hidden states (per cache
+    context: the separate CFG calls each keep their own) and compile's workspace."""
+    family, speed = handle.family_impl, shape.speed
+    total = COMPILE_DEVICE_BYTES if speed.compile != "off" else 0
+    if on_cpu(handle):
+        total += _compile_ram(shape)
+    req = step_cache.request(speed, steps=1)
+    if req is None:
+        return total
+    tokens, inner, blocks = family.block_state(handle.variant, handle.configs_json, shape.num_frames,
+                                               shape.height, shape.width)
+    batched_cfg = shape.cfg and family.cfg_in_one_call
+    rows = shape.batch_size * (2 if batched_cfg else 1)
+    hidden = rows * tokens * inner * bytes_per_element(handle.precision)
+    return total + step_cache.kept_bytes(req, hidden_bytes=hidden, blocks=blocks,
+                                         contexts=2 if shape.cfg and not batched_cfg else 1,
+                                         denoisers=len(handle.roles.denoisers))
+
+
+def _compile_ram(shape: RunShape) -> int:
+    return COMPILE_RAM_BYTES if shape.speed.compile != "off" else 0
 
 
 def _device_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> dict[str, Estimate]:
@@ -282,7 +315,7 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
     clip = shape.num_frames * _frame_bytes(shape)  # the clip being copied off the device
     return {
         "load": _estimate("load", load_peak, 0, 0, HOST_RUNTIME_BYTES),
-        "run": _estimate("run", in_ram, 0, frames + clip, HOST_RUNTIME_BYTES),
+        "run": _estimate("run", in_ram, 0, frames + clip, HOST_RUNTIME_BYTES + _compile_ram(shape)),
     }
 
 

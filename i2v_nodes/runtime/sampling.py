@@ -25,13 +25,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import audio, denoiser_hook, families, guard, lora, memory, placement
+from . import (
+    audio,
+    denoiser_hook,
+    guard,
+    lora,
+    memory,
+    placement,
+    speed,
+)
 from .cache import ModelCache
 from .devices import cache_budget_bytes
 from .errors import DeviceOutOfMemory, I2VError, InputError, MemoryGuardError, NonFiniteError
 from .families import Denoised, DenoiseJob, Family, LoadSpec, StockOutput, StockRun
 from .models import ModelHandle
-from .options import Options, SpeedSettings, speed_of
+from .options import Options, speed_of
 from .precision import DTYPES, nonfinite_summary
 from .services import HostServices
 
@@ -124,18 +132,8 @@ def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
                                     f"{type(s.options).__name__}")
     settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
     handle.family_impl.check_options(handle.variant, settings)
-    _check_speed(handle, speed_of(s.options))
+    speed.check(handle, speed_of(s.options), s.steps)
     return settings
-
-
-def _check_speed(handle: ModelHandle, speed: SpeedSettings) -> None:
-    until = speed.guidance_until
-    if isinstance(until, bool) or not isinstance(until, (int, float)) or not 0.05 <= until <= 1:
-        raise InputError("guidance_until", f"expected a share of the steps from 0.05 to 1, got {until!r}")
-    if until < 1 and not handle.family_impl.cfg_truncation:
-        able = ", ".join(f.title or f.name for f in families.REGISTERED if f.cfg_truncation)
-        raise InputError("guidance_until", f"CFG truncation works on {able} models; {handle.name} "
-                                           f"({handle.family}) cannot stop guidance part-way: set it to 1")
 
 
 def cfg_steps(s: SampleSettings) -> int:
@@ -174,7 +172,7 @@ def images_to_pil(images: torch.Tensor) -> list[Image.Image]:
 
 def run_shape(handle: ModelHandle, s: SampleSettings, family_settings: Any = None) -> memory.RunShape:
     cfg = handle.family_impl.uses_cfg(s.guidance_scale, family_settings)
-    return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=cfg)
+    return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=cfg, speed=speed_of(s.options))
 
 
 def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
@@ -199,6 +197,10 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
     key = dataclasses.replace(handle.cache_key, offload=offload)
     budget = budget_for(handle, services, headroom, cache.is_loaded(key))
     if attached is not None and attached.covers(shape):
+        extra = memory.speed_bytes(handle, shape) - memory.speed_bytes(handle, attached.shape)
+        if policy != "off" and extra > 0 and attached.estimate.peak + extra > budget.usable:
+            log.info("the speed settings add %s to VRAMGuard's plan; planning again", memory.gib(extra))
+            return guard.plan_run(handle, shape, policy, budget)
         if policy != "off" and attached.estimate.peak > budget.usable:
             raise MemoryGuardError(
                 f"free memory dropped since VRAMGuard planned this run: it needs "
@@ -232,6 +234,7 @@ class Loaded:
     # text -> embeddings: a new seed with the same prompt (the usual next run) skips the text encoder
     prompts: OrderedDict = field(default_factory=OrderedDict)
     loras: lora.Applied = field(default_factory=lora.Applied)  # the LoRA adapters on the denoisers now
+    speed: speed.State = field(default_factory=speed.State)  # compiled blocks, MagCache calibrations
 
     def prompt_embeddings(self, family: Family, text: str) -> torch.Tensor:
         if text in self.prompts:
@@ -304,6 +307,7 @@ class _Run:
     seeds: list[int]
     services: HostServices
     progress: Any
+    notes: list[str] = field(default_factory=list)  # what the speed settings did, for the report
 
     @property
     def cfg(self) -> bool:
@@ -361,6 +365,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
         progress.close()
     frames = torch.cat(clips).contiguous()
     report = _run_report(plan, s, len(clips), chunk, timings, cache.loads - loads_before)
+    if run.notes:
+        report += "; " + "; ".join(run.notes)
     if loaded.note:
         report += f"; {loaded.note}"
     if _prompts_ignored(handle, s):
@@ -427,10 +433,16 @@ def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
                                                      after_call=run.progress.update))
         elif denoiser_hook.needed(**layout):
             stack.enter_context(denoiser_hook.hooked(_denoisers(pipe, handle), **layout))
+        key = (s.steps, handle.loras, repr(run.family_settings), cfg_steps(s), run.cfg)
+        notes = speed.levers(stack, handle=handle, pipe=pipe, device=loaded.device,
+                             settings=speed_of(s.options), steps=s.steps, state=loaded.speed,
+                             split=denoiser_hook.needed(**layout), calibration_key=key)
+        run.notes.extend(note for note in notes if note not in run.notes)
         denoised = family.denoise(pipe, job, loaded.device)
-    if stopped:
-        services.check_interrupt()  # raises the host's own interrupt exception
-        raise I2VError("the run was cancelled")
+        if stopped:  # inside the levers: a cancelled run records no MagCache calibration
+            services.check_interrupt()  # raises the host's own interrupt exception
+            raise I2VError("the run was cancelled")
+    run.notes.extend(note for note in [loaded.speed.compiled.note()] if note and note not in run.notes)
     problem = nonfinite_summary(denoised.video)
     if problem is None and denoised.audio is not None:
         problem = nonfinite_summary(denoised.audio)

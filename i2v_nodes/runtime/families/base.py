@@ -355,6 +355,11 @@ class Family(abc.ABC):
     cfg_truncation: bool = False  # denoise honours DenoiseJob.cfg_steps (guidance for the first steps only)
     takes_prompt: bool = True  # False: no text conditioning; no prompt is encoded, the report says so
     vae_tiling: bool = True  # its VAE decodes in tiles when asked (False: memory planning never asks)
+    # speed settings its denoiser supports: diffusers' cache hooks (step_cache.METHODS names), regional
+    # compile of the repeated blocks, and attention backends chosen per processor
+    step_caches: tuple[str, ...] = ()
+    compile_blocks: bool = False
+    attention_backends: bool = False
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -556,6 +561,12 @@ class Family(abc.ABC):
             raise InputError("options", f"the {self.name} family takes no options")
 
     # -- memory traces ------------------------------------------------------------------------
+
+    def block_state(self, variant: str, configs: str, frames: int, height: int,
+                    width: int) -> tuple[int, int, int]:
+        """Tokens per batch row at the denoiser's repeated blocks, their width, and the number of
+        blocks: what a step cache's kept hidden states cost. (0, 0, 0) where it has no step cache."""
+        return 0, 0, 0
 
     @abc.abstractmethod
     def denoiser_trace(

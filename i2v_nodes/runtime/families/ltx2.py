@@ -92,6 +92,9 @@ class LTX2Family(Family):
     tiny = TINY
     options_node = "LTX2Options"
     cfg_in_one_call = True  # the pipeline batches the negative and positive halves
+    # no step cache: diffusers' cache hooks do not know its audio-video blocks (0.42)
+    compile_blocks = True
+    attention_backends = True
     makes_sound = True
 
     # -- identity -----------------------------------------------------------------------------

@@ -118,6 +118,9 @@ class LTXVideo(Family):
     tiny = TINY
     options_node = "LTXVideoOptions"
     cfg_in_one_call = True  # [unconditional, conditional] rows in one transformer call
+    step_caches = ("first_block", "taylorseer", "magcache", "fastercache")
+    compile_blocks = True
+    attention_backends = True
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -303,6 +306,12 @@ class LTXVideo(Family):
                                             "set -1")
 
     # -- memory traces ------------------------------------------------------------------------
+
+    def block_state(self, variant, configs, frames, height, width) -> tuple[int, int, int]:
+        config, rules = json.loads(configs)["transformer"], RULES[variant]
+        tokens = (rules.latent_frames(frames) * (height // rules.vae_spatial) * (width // rules.vae_spatial))
+        inner = config.get("num_attention_heads", 32) * config.get("attention_head_dim", 64)
+        return tokens, inner, config.get("num_layers", 28)
 
     def denoiser_trace(self, variant, configs, dtype, rows, frames, height, width, full_depth=False) -> Trace:
         all_configs = json.loads(configs)

@@ -122,6 +122,10 @@ class Wan(Family):
     tiny = TINY
     options_node = "WanOptions"
     cfg_truncation = True
+    # diffusers' FasterCache fails on Wan's transformer (0.42): its CFG calls come one at a time
+    step_caches = ("first_block", "taylorseer", "magcache")
+    compile_blocks = True
+    attention_backends = True
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -332,6 +336,14 @@ class Wan(Family):
                 )
 
     # -- memory traces ------------------------------------------------------------------------
+
+    def block_state(self, variant, configs, frames, height, width) -> tuple[int, int, int]:
+        config, rules = json.loads(configs)["transformer"], RULES[variant]
+        _, patch_h, patch_w = config.get("patch_size", (1, 2, 2))
+        tokens = (rules.latent_frames(frames) * (height // rules.vae_spatial // patch_h)
+                  * (width // rules.vae_spatial // patch_w))
+        inner = config.get("num_attention_heads", 40) * config.get("attention_head_dim", 128)
+        return tokens, inner, config.get("num_layers", 40)
 
     def denoiser_trace(self, variant, configs, dtype, rows, frames, height, width, full_depth=False) -> Trace:
         all_configs = json.loads(configs)
