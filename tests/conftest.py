@@ -40,6 +40,16 @@ def model_dirs(session_dirs) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
+def wan(model_dirs):
+    """The tiny Wan 2.1 I2V model's handle (the speed-lever tests' model)."""
+    import torch
+
+    from i2v_nodes.runtime import models
+
+    return models.open_model("tiny-wan2.1-i2v", models.LoadOptions(), model_dirs, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
 def tiny_path(model_dirs) -> Path:
     from i2v_nodes.runtime.models import tiny_model_folder
 

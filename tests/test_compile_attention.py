@@ -11,15 +11,10 @@ import logging
 import pytest
 import torch
 
-from i2v_nodes.runtime import attention, block_compile, models, sampling, services
+from i2v_nodes.runtime import attention, block_compile, sampling, services
 from tests.test_speed import with_speed
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def wan(model_dirs):
-    return models.open_model("tiny-wan2.1-i2v", models.LoadOptions(), model_dirs, CPU)
 
 
 @pytest.fixture(scope="module")

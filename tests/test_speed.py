@@ -27,11 +27,6 @@ def speed(**values):
 
 
 @pytest.fixture(scope="module")
-def wan(model_dirs):
-    return models.open_model("tiny-wan2.1-i2v", models.LoadOptions(), model_dirs, CPU)
-
-
-@pytest.fixture(scope="module")
 def settings():
     return sampling.SampleSettings(prompt="waves", negative_prompt="blurry", width=64, height=48,
                                    num_frames=9, steps=4, guidance_scale=5.0, seed=3, batch_size=1,

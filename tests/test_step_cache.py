@@ -19,11 +19,6 @@ STEPS = 8
 
 
 @pytest.fixture(scope="module")
-def wan(model_dirs):
-    return models.open_model("tiny-wan2.1-i2v", models.LoadOptions(), model_dirs, CPU)
-
-
-@pytest.fixture(scope="module")
 def ltx(model_dirs):
     return models.open_model("tiny-ltx-video", models.LoadOptions(), model_dirs, CPU)
 
