@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from host_stub import Host
-from i2v_nodes.runtime import guard, memory, models, video
+from i2v_nodes.runtime import guard, lora, memory, models, video
 from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
 from i2v_nodes.runtime.families.base import FILE_SLOTS
+from i2v_nodes.runtime.families.wan_configs import TINY as TINY_CONFIGS
 from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
 from tests.test_audio import probe_audio
 
@@ -29,6 +30,8 @@ MACHINES.update({f"{family}-{name.removeprefix('wan-')}": machine for name, mach
                  for family in ("ltx-video", "ltx2", "svd", "animatediff")
                  if name.startswith("wan-") and not name.endswith("-files")})
 MACHINES.pop("ltx2-12gb")  # LTX-2 fits no 12 GB card with 32 GB of RAM
+# ComfyUI's 4-step lightx2v setup, on each tier whose files are Wan 2.2 A14B's (not the 12 GB card's 5B)
+MACHINES.update({f"wan-{gb}gb-files-lightx2v": MACHINES[f"wan-{gb}gb"] for gb in (16, 24, 48, 80)})
 HUB_OF_TEMPLATE = {files["diffusion_model"]: stand_ins.HUB_OF_VARIANT[variant]
                    for variant, files in stand_ins.TEMPLATE_FILES.items()}
 # Each published model's tiny twin (same variant), at a small size that keeps its family's rules.
@@ -63,12 +66,20 @@ def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:
 @pytest.fixture(scope="module")
 def host(session_dirs) -> Host:
     """The stub, with header-only stand-ins of ComfyUI's template files in its model folders (what
-    the -files tiers name, so they validate and plan) and the tiny Wan models' single files."""
+    the -files tiers name, so they validate and plan), the tiny Wan models' single files, and tiny
+    LoRAs in the lightx2v layout for the tiny A14B under the names the -lightx2v tiers use."""
     shutil.copy(REPO / "examples" / "i2v-example.png", session_dirs["input"])
     for variant in stand_ins.TEMPLATE_FILES:
         stand_ins.write_template_files(session_dirs["models"], variant)
+    write_tiny_lightx2v_loras(session_dirs["models"])
     folders = {f"{name}_dir": str(session_dirs[name]) for name in ("input", "output", "models")}
     return Host(packs=[str(REPO)], **folders)
+
+
+def write_tiny_lightx2v_loras(models_dir: Path) -> dict[str, Path]:
+    """lightx2v's two LoRAs (target -> path) under their ComfyUI names, sized for the tiny A14B."""
+    config = TINY_CONFIGS["tiny-wan2.2-i2v-a14b"]["transformer"]
+    return stand_ins.write_lightx2v_loras(models_dir, config, rank=8, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +144,10 @@ def test_tier_fits_its_card_at_full_settings(path, stand_in_dir):
             slot: name for slot, name in loader.items() if slot in FILE_SLOTS and name != "none"}
         handle = models.handle_for_files(paths, device="cuda", offload=loader["offload"],
                                          weights=loader["weights"])
+    published = {p.name: p for p in stand_ins.write_lightx2v_loras(stand_in_dir).values()}  # header-only
+    for node in (n["inputs"] for n in api.values() if n["class_type"] == "I2VLoRA"):
+        handle = handle.with_lora(lora.LoraSpec(str(published[node["lora_name"]]), node["strength"],
+                                                node["target"]))
     card, ram = (gib * 2**30 for gib in MACHINES[path.stem])
     shape = memory.RunShape(settings["width"], settings["height"], settings["num_frames"],
                             settings["batch_size"])

@@ -21,6 +21,7 @@ import functools
 import json
 import sys
 import tempfile
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class Tier:
     expected: str = ""  # what the seed article expects, for comparison
     files: dict[str, str] = field(default_factory=dict)  # LoadI2VModelFiles' slot -> ComfyUI's file name
     sound: bool = False  # the model makes sound: I2VSample's audio goes into EncodeVideo
+    loras: tuple[tuple[str, str, float], ...] = ()  # I2VLoRA nodes, in chain order: (file, target, strength)
 
     @property
     def loader(self) -> str:
@@ -402,9 +404,61 @@ def files_handle(variant: str, offload: str = "none", weights: str = "default") 
     return models.handle_for_files(stand_in_paths(variant), device="cuda", offload=offload, weights=weights)
 
 
+# ComfyUI's Wan 2.2 14B image-to-video template in its 4-step mode (video_wan2_2_14B_i2v, Comfy-Org's
+# workflow_templates): lightx2v's LoRA on each expert at strength 1, 4 steps, cfg 1, ModelSamplingSD3
+# shift 5 on both experts, the high-noise expert for steps 0-2 and the low-noise one for 2-4. diffusers'
+# own switch (boundary 0.9) at flow shift 5 gives the same 2 + 2 split at 4 steps.
+LIGHTX2V_STEPS = 4
+LIGHTX2V_OPTIONS = {"guidance_scale_2": 1.0, "boundary_ratio": 0.9, "flow_shift": 5.0}
+
+
+def lightx2v_tiers(tiers: list[Tier]) -> list[Tier]:
+    """Each tier on ComfyUI's Wan 2.2 A14B files again, as ComfyUI's template runs it in 4 steps: the
+    same files and memory choices, plus the two lightx2v LoRAs (one per expert), 4 steps, no CFG."""
+    return [
+        dataclasses.replace(
+            tier,
+            name=f"{tier.name}-lightx2v",
+            title=f"{tier.title}, 4 steps (lightx2v LoRAs)",
+            steps=LIGHTX2V_STEPS,
+            guidance=LIGHTX2V_OPTIONS["guidance_scale_2"],
+            options=dict(LIGHTX2V_OPTIONS),
+            loras=_lightx2v_loras(),
+            remarks=_lightx2v_remarks(tier),
+        )
+        for tier in tiers
+        if "diffusion_model_2" in tier.files  # Wan 2.2 A14B: two experts
+    ]
+
+
+def _lightx2v_remarks(tier: Tier) -> str:
+    from i2v_nodes.runtime import memory
+
+    handle = tier_handle(tier)
+    added = tier_handle(dataclasses.replace(tier, loras=_lightx2v_loras()))
+    lora_gib = (sum(memory.weight_bytes(added).values()) - sum(memory.weight_bytes(handle).values())) / GiB
+    options = types.SimpleNamespace(offload=tier.offload, vae_tiling=tier.policy == "adapt")
+    return " ".join([(
+        "ComfyUI's own 4-step setup, as its Wan 2.2 14B image-to-video template runs it: lightx2v's "
+        "step-distill LoRAs, the high_noise one on the high-noise expert and the low_noise one on the "
+        "low-noise expert (two I2VLoRA nodes, strength 1), then 4 steps without CFG (guidance 1 on both "
+        "experts; WanOptions: flow shift 5 and the experts switching at 0.9, which splits the 4 steps 2 + 2 "
+        "as the template does). 4 steps without CFG are 4 transformer calls where 40 steps with CFG are "
+        "80: 20x fewer. The two LoRA files go in models/loras/ (ComfyUI's LoRA folder, where the template "
+        f"downloads them). The LoRAs add {lora_gib / 2:.2f} GiB per expert (adapters in bf16), counted in "
+        "the figures below."), *_memory_remarks(handle, options, files=True)])
+
+
+def _lightx2v_loras() -> tuple[tuple[str, str, float], ...]:
+    from i2v_nodes.runtime.families.wan_stand_ins import LIGHTX2V_LORAS
+
+    return tuple((name, target, 1.0) for target, name in LIGHTX2V_LORAS.items())
+
+
 def all_tiers() -> list[Tier]:
     wan = wan_tiers()
-    return (i2vgen_tiers() + wan + files_tiers(wan) + ltx_tiers() + ltx2_tiers() + svd_tiers()
+    files = files_tiers(wan)
+    return (i2vgen_tiers() + wan + files + lightx2v_tiers(files) + ltx_tiers() + ltx2_tiers() + svd_tiers()
             + animatediff_tiers())
 
 
@@ -413,7 +467,25 @@ def all_tiers() -> list[Tier]:
 
 def tier_figures(tier: Tier) -> dict[str, Any]:
     """VRAMGuard's plan and the denoiser's compute for the published model at this tier."""
-    from i2v_nodes.runtime import guard, memory, models, planner
+    from i2v_nodes.runtime import guard, memory, planner
+
+    handle = tier_handle(tier)
+    shape = memory.RunShape(tier.width, tier.height, tier.frames)
+    plan = guard.plan_run(handle, shape, tier.policy, planner.Machine(tier.card_gib, tier.ram_gib).budget())
+    return {
+        "peak_gib": plan.estimate.peak / GiB,
+        "ram_gib": plan.ram.peak / GiB,
+        "ram_phase": plan.ram.phase,
+        "tflop_per_step": step_tflop(handle, shape, guided=tier.guidance > 1),
+        "precision": handle.precision,
+        "vae_tiling": plan.options.vae_tiling,
+        "weights_gib": sum(memory.weight_bytes(handle).values()) / GiB,
+    }
+
+
+def tier_handle(tier: Tier) -> Any:
+    """The handle the tier's loader (and LoRA nodes) give for the published model, weights unread."""
+    from i2v_nodes.runtime import lora, models
 
     if tier.files:
         from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
@@ -423,21 +495,22 @@ def tier_figures(tier: Tier) -> dict[str, Any]:
         handle = models.describe_published(
             tier.model, device="cuda", offload=tier.offload, weights=tier.weights
         )
-    shape = memory.RunShape(tier.width, tier.height, tier.frames)
-    plan = guard.plan_run(handle, shape, tier.policy, planner.Machine(tier.card_gib, tier.ram_gib).budget())
-    return {
-        "peak_gib": plan.estimate.peak / GiB,
-        "ram_gib": plan.ram.peak / GiB,
-        "ram_phase": plan.ram.phase,
-        "tflop_per_step": step_tflop(handle, shape),
-        "precision": handle.precision,
-        "vae_tiling": plan.options.vae_tiling,
-        "weights_gib": sum(memory.weight_bytes(handle).values()) / GiB,
-    }
+    for name, target, strength in tier.loras:
+        handle = handle.with_lora(lora.LoraSpec(str(stand_in_loras()[name]), strength, target))
+    return handle
 
 
-def step_tflop(handle: Any, shape: Any) -> float:
-    """FLOPs of one denoising step with CFG, counted on the meta device (every block)."""
+@functools.cache
+def stand_in_loras() -> dict[str, Path]:
+    """Header-only stand-ins for the LoRA files the tiers name (file name -> path)."""
+    from i2v_nodes.runtime.families.wan_stand_ins import write_lightx2v_loras
+
+    return {path.name: path for path in write_lightx2v_loras(Path(_stand_in_folder().name)).values()}
+
+
+def step_tflop(handle: Any, shape: Any, guided: bool = True) -> float:
+    """FLOPs of one denoising step (with CFG unless ``guided`` is off), counted on the meta device
+    (every block)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -445,6 +518,8 @@ def step_tflop(handle: Any, shape: Any) -> float:
 
     family = handle.family_impl
     rows, calls = (2, 1) if family.cfg_in_one_call else (1, 2)
+    if not guided:
+        rows, calls = 1, 1
     trace = family.denoiser_trace(
         handle.variant,
         handle.configs_json,
@@ -482,7 +557,8 @@ def note_text(tier: Tier, figures: dict[str, Any]) -> str:
             f"System RAM: a peak of {figures['ram_gib']:.1f} GiB (while it "
             f"{_ram_phase(figures['ram_phase'])}); sized for a machine with {tier.ram_gib} GB. The weights "
             f"are {figures['weights_gib']:.1f} GiB as stored.",
-            f"Compute: {figures['tflop_per_step']:.1f} TFLOP per step with guidance (torch's FLOP counter), "
+            f"Compute: {figures['tflop_per_step']:.1f} TFLOP per step "
+            f"{'with' if tier.guidance > 1 else 'without'} guidance (torch's FLOP counter), "
             f"{figures['tflop_per_step'] * tier.steps:.0f} TFLOP for the clip."
             + (f" The seed article expected {tier.expected} on its reference card." if tier.expected else "")
             + " Run bench/run.py on yours for measured figures.",
@@ -500,7 +576,8 @@ def _where_the_model_comes_from(tier: Tier) -> str:
 
     size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
     if tier.files:
-        listing = ", ".join(f"{FILE_FOLDERS[slot]}/{name}" for slot, name in tier.files.items())
+        listing = ", ".join([*(f"{FILE_FOLDERS[slot]}/{name}" for slot, name in tier.files.items()),
+                             *(f"loras/{name}" for name, _target, _strength in tier.loras)])
         flags = " ".join(
             f"--{slot.replace('_', '-')} models/{FILE_FOLDERS[slot]}/{name}"
             for slot, name in tier.files.items()
@@ -508,7 +585,8 @@ def _where_the_model_comes_from(tier: Tier) -> str:
         return (
             f"The files ({listing}) are those ComfyUI's own Wan template downloads (from Comfy-Org's "
             f"repackaged Wan repos on Hugging Face): if you have run it, you have them. `python -m "
-            f"i2v_nodes plan {flags} {size}` says whether it fits your machine first."
+            f"i2v_nodes plan {flags} {size}` says whether it fits your machine first"
+            + (" (without the LoRAs)." if tier.loras else ".")
         )
     folder = tier.model.split("/")[-1]
     plan = f"`python -m i2v_nodes plan {tier.model} {size}` says whether it fits your machine first."
@@ -632,12 +710,17 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     else:
         widgets = [tier.model, "auto", "auto", "auto", tier.offload, False, tier.weights]
         model = g.add("LoadI2VModel", (40, 20), (320, 260), widgets)
+    loras = []
+    for i, (name, target, strength) in enumerate(tier.loras):  # a column between loader and guard
+        loras.append(g.add("I2VLoRA", (420, 20 + 170 * i), (320, 130), [name, strength, target],
+                           title=f"LoRA ({target.replace('_', ' ')})"))
+    dx = 360 if loras else 0
     guard = g.add(
-        "VRAMGuard", (420, 20), (320, 280), [tier.width, tier.height, tier.frames, 1, tier.policy, 0.10]
+        "VRAMGuard", (420 + dx, 20), (320, 280), [tier.width, tier.height, tier.frames, 1, tier.policy, 0.10]
     )
     sample = g.add(
         "I2VSample",
-        (800, 20),
+        (800 + dx, 20),
         (400, 540),
         [
             PROMPT,
@@ -656,14 +739,17 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     )
     encode = g.add(
         "EncodeVideo",
-        (1260, 20),
+        (1260 + dx, 20),
         (360, 460),
         [float(tier.fps), "mp4-h264", 19, f"i2v/{tier.name.removeprefix('i2v-')}", 0, False, True],
     )
     if tier.options:
         node = models.families.for_hub_id(tier.model).options_node
-        options = g.add(node, (420, 360), (320, 160), list(tier.options.values()))
+        options = g.add(node, (420 + dx, 360), (320, 160), list(tier.options.values()))
         g.link(options, "options", sample, "options")
+    for node in loras:
+        g.link(model, "model", node, "model")
+        model = node
     g.link(model, "model", guard, "model")
     g.link(guard, "model", sample, "model")
     g.link(image, "IMAGE", sample, "image")
@@ -705,7 +791,7 @@ def _model_cell(tier: Tier) -> str:
         f"`{name.removesuffix('.safetensors')}`"
         for slot, name in tier.files.items()
         if slot.startswith("diffusion_model")
-    )
+    ) + (", each with its lightx2v 4-step LoRA" if tier.loras else "")
 
 
 def readme_with_table(table: str) -> str:

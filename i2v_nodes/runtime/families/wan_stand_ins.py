@@ -149,3 +149,58 @@ def write_template_files(models_dir: Path, variant: str) -> dict[str, Path]:
         else:
             clip_vision_file(path)
     return paths
+
+
+# ComfyUI's Wan 2.2 14B image-to-video template runs its "4 steps" mode with lightx2v's step-distill
+# LoRAs, one per expert, from Comfy-Org's Wan_2.2_ComfyUI_Repackaged (models/loras/): expert -> file.
+LIGHTX2V_LORAS = {
+    "high_noise": "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+    "low_noise": "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors",
+}
+# Their layout (lightx2v's Wan2.2-I2V-A14B-4steps-lora-rank64-Seko-V1, renamed): kohya-style keys on
+# the original Wan layer names, `diffusion_model.blocks.N.<layer>.{lora_down.weight, lora_up.weight,
+# alpha}`, fp32, rank 64 and alpha 8 (scale 1/8), on every attention and FFN matrix of every block and
+# nothing else (no diff / diff_b deltas, embeddings or head). diffusers converts these keys itself.
+LIGHTX2V_LAYERS = (*(f"{attn}.{p}" for attn in ("self_attn", "cross_attn") for p in "qkvo"), "ffn.0", "ffn.2")
+LIGHTX2V_RANK, LIGHTX2V_ALPHA = 64, 8.0
+
+
+def lightx2v_lora_shapes(config: dict[str, Any], rank: int = LIGHTX2V_RANK) -> dict[str, tuple[int, ...]]:
+    """The lightx2v LoRA's tensors for a Wan transformer of this config: key -> shape."""
+    out: dict[str, tuple[int, ...]] = {}
+    for name, shape in _shapes("transformer", config, transformer_to_original).items():
+        parts = name.removesuffix(".weight").split(".", 2)  # blocks, N, layer
+        if parts[0] == "blocks" and len(parts) == 3 and parts[2] in LIGHTX2V_LAYERS and len(shape) == 2:
+            stem = f"diffusion_model.{name.removesuffix('.weight')}"
+            out |= {f"{stem}.lora_down.weight": (rank, shape[1]), f"{stem}.lora_up.weight": (shape[0], rank),
+                    f"{stem}.alpha": ()}
+    return out
+
+
+def lightx2v_lora_file(path: Path, config: dict[str, Any], rank: int = LIGHTX2V_RANK,
+                       seed: int | None = None) -> Path:
+    """A lightx2v-layout LoRA for this transformer config, alpha/rank as published. Without a seed a
+    header-only stand-in (planning reads headers only); with one, small random weights that run."""
+    shapes = lightx2v_lora_shapes(config, rank)
+    if seed is None:
+        return write_header(path, {name: ("F32", shape) for name, shape in shapes.items()})
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    alpha = LIGHTX2V_ALPHA * rank / LIGHTX2V_RANK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({name: torch.tensor(alpha) if not shape else torch.randn(shape, generator=generator) * 0.5
+               for name, shape in shapes.items()}, str(path))
+    return path
+
+
+def write_lightx2v_loras(models_dir: Path, config: dict[str, Any] | None = None, rank: int = LIGHTX2V_RANK,
+                         seed: int | None = None) -> dict[str, Path]:
+    """Both lightx2v LoRAs under their ComfyUI names in ``models_dir/loras`` (target -> path); the
+    published A14B expert's layout unless ``config`` says otherwise. A file already there is kept."""
+    config = config or PUBLISHED[A14B_HUB]["transformer"]
+    paths = {target: Path(models_dir) / "loras" / name for target, name in LIGHTX2V_LORAS.items()}
+    for i, path in enumerate(paths.values()):
+        if not path.exists():
+            lightx2v_lora_file(path, config, rank, None if seed is None else seed + i)
+    return paths
