@@ -47,6 +47,18 @@ def _folder(path: str | Path | None, default: str) -> str:
     return str(Path(path if path is not None else default).expanduser().resolve())
 
 
+class _LiveMessages(list):
+    """The run's status message list, also handing each message to a listener as it is added."""
+
+    def __init__(self, listener: Any):
+        super().__init__()
+        self.listener = listener
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self.listener(*item)
+
+
 class Host:
     """A headless ComfyUI-compatible host: its node registry, folders and output cache."""
 
@@ -136,11 +148,14 @@ class Host:
     # --- validating and running -------------------------------------------------------------
 
     def validate(
-        self, source: Workflow, overrides: Iterable[str | override_rules.Override] = ()
+        self,
+        source: Workflow,
+        overrides: Iterable[str | override_rules.Override] = (),
+        partial_execution_targets: list[str] | None = None,
     ) -> ValidationResult:
         sub = self._prepare(source, overrides)
         with self.active():
-            return validate_prompt(self.registry, sub.prompt)
+            return validate_prompt(self.registry, sub.prompt, partial_execution_targets)
 
     def run(
         self,
@@ -149,15 +164,21 @@ class Host:
         prompt_id: str | None = None,
         progress: ProgressReporter | None = None,
         extra_data: dict[str, Any] | None = None,
+        partial_execution_targets: list[str] | None = None,
     ) -> RunResult:
-        """Validate and run a workflow. Invalid prompts come back with status ``"invalid"``."""
+        """Validate and run a workflow. Invalid prompts come back with status ``"invalid"``.
+
+        ``partial_execution_targets`` runs only those output nodes (``POST /prompt``'s field). A
+        ``progress`` object with a ``message(event, data)`` method also gets the run's status
+        messages (``execution_start`` ... ``execution_success``) as they happen.
+        """
         sub = self._prepare(source, overrides)
         if extra_data:
             sub.extra_data.update(extra_data)
         prompt_id = prompt_id or str(uuid.uuid4())
         started = time.perf_counter()
         with self.active():
-            validation = validate_prompt(self.registry, sub.prompt)
+            validation = validate_prompt(self.registry, sub.prompt, partial_execution_targets)
             if not validation.ok:
                 return RunResult(
                     prompt_id, "invalid", sub.prompt, validation, seconds=time.perf_counter() - started
@@ -173,6 +194,8 @@ class Host:
         Path(self.folders.output_directory).mkdir(parents=True, exist_ok=True)
         before = files.snapshot(folders)
         run = Run(self.registry, self.cache, sub.prompt, prompt_id, sub.extra_data, progress)
+        if callable(getattr(progress, "message", None)):
+            run.outcome.messages = _LiveMessages(progress.message)
         self.running = True
         try:
             outcome = run.execute(validation.outputs)

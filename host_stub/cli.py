@@ -1,4 +1,4 @@
-"""``python -m host_stub``: run, validate, convert and describe workflows without ComfyUI.
+"""``python -m host_stub``: run, validate, convert and describe workflows without ComfyUI, or serve them.
 
 Exit codes: 0 ok, 1 execution error, 2 invalid workflow (or unreadable input), 130 interrupted.
 """
@@ -71,11 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     info = commands.add_parser("info", parents=[host], help="print /object_info")
     info.add_argument("classes", nargs="*", metavar="CLASS", help="only these node classes")
+    serve = commands.add_parser("serve", help="ComfyUI's HTTP and websocket API, with a persistent queue")
+    from host_stub.server import config as serve_config  # no aiohttp needed to build the parser
+
+    serve_config.add_arguments(serve)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from host_stub.server.app import main as serve
+
+        return serve(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         stream=sys.stderr,

@@ -1,0 +1,146 @@
+"""The server: the aiohttp application, its routes (each also under ``/api``), the worker thread
+and the websocket hub, started and stopped together. ``python -m host_stub serve`` runs it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from host_stub.server import config, routes_files, routes_info, routes_queue
+from host_stub.server.http import errors_middleware, origin_middleware, token_middleware
+from host_stub.server.hub import Hub
+from host_stub.server.store import QueueStore
+from host_stub.server.worker import Worker, error_entry
+
+log = logging.getLogger("host_stub.server")
+MB = 1024 * 1024
+
+
+class Server:
+    """One host, one queue store, one worker thread, one aiohttp application."""
+
+    def __init__(self, host: Any, store: QueueStore, token: str | None = None,
+                 max_body: int = 32 * MB, max_upload: int = 100 * MB):
+        self.host = host
+        self.store = store
+        self.token = token
+        self.max_body = max_body
+        self.max_upload = max_upload
+        # Validation and node definitions run here, off the event loop, one at a time.
+        self.reads = ThreadPoolExecutor(1, thread_name_prefix="host_stub-reads")
+        self.ports: list[tuple[str, int]] = []
+
+    def off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return asyncio.get_running_loop().run_in_executor(self.reads, functools.partial(fn, *args))
+
+    def make_app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=self.max_upload + MB,  # the multipart form around the file
+            middlewares=[errors_middleware, origin_middleware, token_middleware(self.token)],
+        )
+        routes = web.RouteTableDef()
+        routes_queue.add_routes(routes, self)
+        routes_files.add_routes(routes, self)
+        routes_info.add_routes(routes, self)
+        twins = web.RouteTableDef()
+        for route in routes:
+            if isinstance(route, web.RouteDef):
+                twins.route(route.method, "/api" + route.path)(route.handler, **route.kwargs)
+        app.add_routes(twins)
+        app.add_routes(routes)
+        app.on_shutdown.append(self._close_sockets)
+        return app
+
+    async def start(self, addresses: list[str], port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.hub = Hub(loop)
+        self.worker = Worker(self.host, self.store, self.hub)
+        self.worker.start()
+        await loop.run_in_executor(None, self.worker.ready.wait)
+        self.app = self.make_app()
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        for address in addresses:
+            site = web.TCPSite(self.runner, address, port)
+            await site.start()
+            port = port or self.runner.addresses[-1][1]  # --port 0: every address gets the first one's
+        self.ports = [(a[0], a[1]) for a in self.runner.addresses]
+        self.publisher = loop.create_task(self.hub.publish_loop())
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker (a running prompt is interrupted and stays queued), then the server."""
+        self.worker.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.worker.join, timeout)
+        self.publisher.cancel()
+        await self.runner.cleanup()
+        self.reads.shutdown(wait=False)
+        if not self.worker.is_alive():
+            self.store.close()
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        for ws in list(self.hub.sockets.values()):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def _restart_entry(item: Any) -> dict[str, Any]:
+    return error_entry(item, "ServerRestart", "The server stopped while this prompt was running.")
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.verbose, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    ignored = config.ignored_flags(args)
+    if ignored:
+        log.info("ignoring ComfyUI flags that mean nothing here: %s", " ".join(ignored))
+    problem = config.security_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.cpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before anything imports torch
+    host = config.build_host(args)
+    db_path = config.queue_db_path(args)
+    store = QueueStore(db_path, max_history=args.max_history)
+    recovered = store.recover(args.on_restart == "rerun", _restart_entry)
+    log.info("queue database: %s (%d queued, %d in history)", db_path, store.remaining(),
+             len(store.history()))
+    if recovered:
+        what = "queued again" if args.on_restart == "rerun" else "marked failed"
+        log.warning("prompts that were running when the server stopped, %s: %s", what, ", ".join(recovered))
+    server = Server(host, store, token=args.token, max_body=int(args.max_body_size * MB),
+                    max_upload=int(args.max_upload_size * MB))
+    try:
+        asyncio.run(_serve(server, config.addresses(args.listen), args.port))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _serve(server: Server, addresses: list[str], port: int) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_signal, stopping)
+    await server.start(addresses, port)
+    for address, bound in server.ports:
+        shown = f"[{address}]" if ":" in address else address
+        log.info("To see the GUI go to: http://%s:%d", shown, bound)
+    await stopping.wait()
+    log.info("stopping: a running prompt is interrupted and handled as --on-restart says on the next start")
+    await server.stop()
+
+
+def _on_signal(stopping: asyncio.Event) -> None:
+    if stopping.is_set():
+        os._exit(130)  # a second Ctrl-C: stop at once
+    stopping.set()

@@ -1,0 +1,180 @@
+"""``serve``'s command-line flags, ComfyUI's own server flags among them, and the host they build."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import ipaddress
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("host_stub.server")
+
+DEFAULT_PORT = 8188
+TOKEN_ENV = "HOST_STUB_TOKEN"
+
+# ComfyUI flags that mean nothing here: accepted so that tools written for ComfyUI can start
+# `serve`, and named once in the log.
+IGNORED_WITH_VALUE = (
+    "--base-directory", "--database-url", "--cuda-device", "--default-device", "--reserve-vram",
+    "--preview-method", "--preview-size", "--default-hashing-function", "--oneapi-device-selector",
+    "--directml", "--front-end-version", "--front-end-root", "--comfy-api-base", "--tls-keyfile",
+    "--tls-certfile", "--enable-cors-header", "--fast",
+)
+IGNORED_SWITCHES = (
+    "--auto-launch", "--disable-auto-launch", "--cuda-malloc", "--disable-cuda-malloc", "--force-fp32",
+    "--force-fp16", "--fp32-unet", "--fp64-unet", "--bf16-unet", "--fp16-unet", "--fp16-vae", "--fp32-vae",
+    "--bf16-vae", "--cpu-vae", "--fp16-text-enc", "--fp32-text-enc", "--bf16-text-enc",
+    "--force-channels-last",
+    "--disable-ipex-optimize", "--use-split-cross-attention", "--use-quad-cross-attention",
+    "--use-pytorch-cross-attention", "--use-sage-attention", "--use-flash-attention", "--disable-xformers",
+    "--force-upcast-attention", "--dont-upcast-attention", "--gpu-only", "--highvram", "--normalvram",
+    "--lowvram", "--novram", "--disable-smart-memory", "--deterministic", "--dont-print-server",
+    "--quick-test-for-ci", "--windows-standalone-build", "--disable-metadata", "--disable-all-custom-nodes",
+    "--disable-api-nodes", "--multi-user", "--log-stdout", "--enable-compress-response-body",
+    "--cache-classic", "--cache-none", "--async-offload", "--force-non-blocking", "--disable-mmap",
+    "--mmap-torch-files", "--supports-fp8-compute",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--listen", default="127.0.0.1", nargs="?", const="0.0.0.0,::", metavar="IP",
+        help="address(es) to listen on, comma separated (default 127.0.0.1; bare --listen: all)")
+    add("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    add("--packs", action="append", default=[], metavar="DIR", help="a pack or a folder of packs; repeatable")
+    add("--input-dir", "--input-directory", dest="input_dir", help="input folder (default ./input)")
+    add("--output-dir", "--output-directory", dest="output_dir", help="output folder (default ./output)")
+    add("--models-dir", help="models root (default ./models)")
+    add("--temp-dir", help="temp folder (default OUTPUT/temp)")
+    add("--temp-directory", help="ComfyUI's flag: the temp folder is TEMP_DIRECTORY/temp")
+    add("--user-directory", help="user folder: holds the queue database by default (default ./user)")
+    add("--queue-db", metavar="PATH",
+        help="the queue and history database (default USER/host_stub/queue.sqlite3)")
+    add("--on-restart", choices=("rerun", "fail"), default="rerun",
+        help="a prompt that was running when the server stopped: run it again (default) or mark it failed")
+    add("--max-history", type=int, default=10000, help="history entries kept (default 10000)")
+    add("--extra-model-paths-config", action="append", nargs="+", default=[], metavar="PATH",
+        help="ComfyUI's extra_model_paths.yaml; custom_nodes entries load as packs")
+    add("--cpu", action="store_true",
+        help="hide the GPUs (CUDA_VISIBLE_DEVICES='') so everything runs on the CPU")
+    add("--cache-lru", type=int, default=0, metavar="N", help="ComfyUI's LRU cache of N node results")
+    add("--token", default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token clients must send (or ${TOKEN_ENV})")
+    add("--insecure", action="store_true", help="allow listening beyond loopback without a token")
+    add("--max-upload-size", type=float, default=100.0, metavar="MB", help="largest upload (default 100 MB)")
+    add("--max-body-size", type=float, default=32.0, metavar="MB", help="largest JSON body (default 32 MB)")
+    add("-v", "--verbose", nargs="?", const="DEBUG", default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="log level (bare -v: DEBUG)")
+    for flag in IGNORED_WITH_VALUE:
+        add(flag, dest=f"ignored_{flag[2:]}", nargs="?", const="", help=argparse.SUPPRESS)
+    for flag in IGNORED_SWITCHES:
+        add(flag, dest=f"ignored_{flag[2:]}", action="store_true", help=argparse.SUPPRESS)
+    add("--whitelist-custom-nodes", dest="ignored_whitelist-custom-nodes", nargs="+", help=argparse.SUPPRESS)
+
+
+def ignored_flags(args: argparse.Namespace) -> list[str]:
+    return sorted("--" + key[len("ignored_"):] for key, value in vars(args).items()
+                  if key.startswith("ignored_") and value not in (None, False))
+
+
+def addresses(listen: str) -> list[str]:
+    return [a.strip() for a in listen.split(",") if a.strip()]
+
+
+def is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def security_problem(args: argparse.Namespace) -> str | None:
+    """Why the server must not start with these flags, or None."""
+    exposed = [a for a in addresses(args.listen) if not is_loopback(a)]
+    if exposed and not args.token and not args.insecure:
+        return (f"listening on {', '.join(exposed)} (beyond loopback) needs --token (or ${TOKEN_ENV}); "
+                "pass --insecure to run without one")
+    return None
+
+
+def folders(args: argparse.Namespace) -> dict[str, Any]:
+    temp = args.temp_dir
+    if temp is None and args.temp_directory is not None:
+        temp = str(Path(args.temp_directory).expanduser().resolve() / "temp")  # as ComfyUI does
+    return {"input_dir": args.input_dir, "output_dir": args.output_dir, "models_dir": args.models_dir,
+            "temp_dir": temp}
+
+
+def queue_db_path(args: argparse.Namespace) -> Path:
+    if args.queue_db:
+        return Path(args.queue_db).expanduser().resolve()
+    user = Path(args.user_directory or "user").expanduser().resolve()
+    return user / "host_stub" / "queue.sqlite3"
+
+
+def read_extra_model_paths(path: str) -> tuple[list[tuple[str, str, bool]], list[str]]:
+    """ComfyUI's ``extra_model_paths.yaml``: ([(folder name, path, is_default)], custom_nodes paths)."""
+    import yaml  # a dependency of transformers; needed only for this flag
+
+    with open(path, encoding="utf-8") as fh:
+        config = yaml.safe_load(fh) or {}
+    here = Path(path).resolve().parent
+    models: list[tuple[str, str, bool]] = []
+    custom_nodes: list[str] = []
+    for section in config.values():
+        if not isinstance(section, dict):
+            continue
+        section = dict(section)
+        base = section.pop("base_path", None)
+        if base is not None:
+            base = Path(os.path.expandvars(os.path.expanduser(str(base))))
+            base = base if base.is_absolute() else here / base
+        is_default = bool(section.pop("is_default", False))
+        for name, value in section.items():
+            for line in str(value).split("\n"):
+                if not line.strip():
+                    continue
+                full_path = os.path.normpath(str((base or here) / line))  # an absolute line stays itself
+                if name == "custom_nodes":
+                    custom_nodes.append(full_path)
+                else:
+                    models.append((name, full_path, is_default))
+    return models, custom_nodes
+
+
+def build_host(args: argparse.Namespace) -> Any:
+    """The host: folders, extra model paths, then the packs (custom_nodes entries first)."""
+    from host_stub.api import Host
+
+    kwargs: dict[str, Any] = folders(args)
+    if args.cache_lru:
+        if "cache_lru" in inspect.signature(Host).parameters:
+            kwargs["cache_lru"] = args.cache_lru
+        else:
+            log.warning("--cache-lru %d: this host has no LRU cache mode yet; using the classic cache",
+                        args.cache_lru)
+    host = Host(**kwargs)
+    packs: list[str] = []
+    model_paths: list[tuple[str, str, bool]] = []
+    for config in (p for group in args.extra_model_paths_config for p in group):
+        found, custom_nodes = read_extra_model_paths(config)
+        model_paths += found
+        packs += custom_nodes
+    if model_paths:
+        with host.active():
+            import folder_paths  # the host's, while it is active
+
+            for name, path, is_default in model_paths:
+                log.info("Adding extra search path %s %s", name, path)
+                folder_paths.add_model_folder_path(name, path, is_default)
+    for load in host.load_packs(packs + list(args.packs)):
+        if load.ok:
+            log.info("%6.1f seconds: %s (%d nodes)", load.seconds, load.path, len(load.nodes))
+        else:
+            log.error("%6.1f seconds (IMPORT FAILED): %s: %s", load.seconds, load.path, load.error)
+    return host

@@ -1,0 +1,170 @@
+"""``GET /view`` and ``POST /upload/image``, confined to the input, output and temp folders.
+
+Names with NUL bytes, absolute paths and ``..`` are refused (400), and so is any path whose real
+location (symlinks followed) is outside its folder (403). Uploads are written to a hidden file
+in the target folder and then renamed, so nobody sees a partial file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import mimetypes
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from host_stub.server.http import HTTPError
+
+if TYPE_CHECKING:
+    from host_stub.server.app import Server
+
+ANNOTATIONS = {"[output]": "output", "[input]": "input", "[temp]": "temp"}
+UNSAFE_TYPES = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}
+
+
+def _check_part(value: str, what: str) -> None:
+    if "\x00" in value:
+        raise HTTPError(400, f"{what} contains a NUL byte", "invalid_path")
+    if os.path.isabs(value) or value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
+        raise HTTPError(400, f"{what} must be relative", "invalid_path")
+    if ".." in value.replace("\\", "/").split("/"):
+        raise HTTPError(400, f"{what} must not contain '..'", "invalid_path")
+
+
+def inside(root: str, *parts: str) -> Path:
+    """``root/parts...`` with symlinks resolved, if that is still inside ``root`` (else 403)."""
+    real_root = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(real_root, *parts))
+    if os.path.commonpath([real_root, path]) != real_root:
+        raise HTTPError(403, "the path leads outside its folder", "forbidden_path")
+    return Path(path)
+
+
+def _preview(path: Path, query: Any, filename: str) -> web.Response:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if "preview" in query:
+            spec = query["preview"].split(";")
+            fmt = spec[0] if spec[0] in ("webp", "jpeg") and "a" not in query.get("channel", "") else "webp"
+            quality = int(spec[-1]) if spec[-1].isdigit() else 90
+            if fmt == "jpeg" or query.get("channel") == "rgb":
+                img = img.convert("RGB")
+            buffer = io.BytesIO()
+            img.save(buffer, format=fmt, quality=quality)
+            content_type = f"image/{fmt}"
+        elif query.get("channel") == "rgb":
+            buffer = io.BytesIO()
+            img.convert("RGB").save(buffer, format="PNG")
+            content_type = "image/png"
+        else:  # channel a: the alpha channel as an RGBA image
+            alpha = img.getchannel("A") if img.mode == "RGBA" else Image.new("L", img.size, 255)
+            out = Image.new("RGBA", img.size)
+            out.putalpha(alpha)
+            buffer = io.BytesIO()
+            out.save(buffer, format="PNG")
+            content_type = "image/png"
+    headers = {"Content-Disposition": f'filename="{filename}"'}
+    return web.Response(body=buffer.getvalue(), content_type=content_type, headers=headers)
+
+
+def _digest(fh: Any) -> bytes:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.digest()
+
+
+def _same_content(path: Path, data_file: Any) -> bool:
+    data_file.seek(0)
+    ours = _digest(data_file)
+    data_file.seek(0)
+    with open(path, "rb") as fh:
+        return _digest(fh) == ours
+
+
+def _store_upload(folder: Path, filename: str, data_file: Any, overwrite: bool) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".upload-{secrets.token_hex(8)}.part"
+    data_file.seek(0)
+    with open(tmp, "wb") as out:
+        shutil.copyfileobj(data_file, out)
+    try:
+        stem, ext = os.path.splitext(filename)
+        name, i = filename, 1
+        while True:
+            final = folder / name
+            if overwrite:
+                os.replace(tmp, final)
+                return name
+            if final.exists() and _same_content(final, data_file):
+                return name  # the same file is already there: keep it, as ComfyUI does
+            try:
+                os.link(tmp, final)  # atomic, and never replaces a file uploaded meanwhile
+                return name
+            except FileExistsError:
+                name, i = f"{stem} ({i}){ext}", i + 1
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def add_routes(routes: web.RouteTableDef, server: Server) -> None:
+    def folder_of(type_name: str) -> str:
+        folders = server.host.folders
+        found = {"input": folders.input_directory, "output": folders.output_directory,
+                 "temp": folders.temp_directory}.get(type_name)
+        if found is None:
+            raise HTTPError(400, f"unknown type {type_name!r} (input, output or temp)", "invalid_type")
+        return found
+
+    @routes.get("/view")
+    async def view(request: web.Request) -> web.StreamResponse:
+        query = request.rel_url.query
+        if "filename" not in query:
+            raise HTTPError(404, "no filename given", "not_found")
+        filename, type_name = query["filename"], query.get("type", "output")
+        for tag, tagged_type in ANNOTATIONS.items():
+            if filename.endswith(tag):
+                filename, type_name = filename[: -len(tag) - 1], tagged_type
+        subfolder = query.get("subfolder", "")
+        _check_part(filename, "filename")
+        _check_part(subfolder, "subfolder")
+        filename = os.path.basename(filename.replace("\\", "/"))  # as ComfyUI: a name, not a path
+        if not filename:
+            raise HTTPError(400, "empty filename", "invalid_path")
+        path = inside(folder_of(type_name), subfolder, filename)
+        if not path.is_file():
+            raise HTTPError(404, "file not found", "not_found")
+        if "preview" in query or query.get("channel") in ("rgb", "a"):
+            return await asyncio.to_thread(_preview, path, query, filename)
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        if content_type in UNSAFE_TYPES:
+            content_type = "application/octet-stream"  # download, never render
+        headers = {"Content-Disposition": f'filename="{filename}"', "Content-Type": content_type,
+                   "X-Content-Type-Options": "nosniff"}
+        return web.FileResponse(path, headers=headers)
+
+    @routes.post("/upload/image")
+    async def upload_image(request: web.Request) -> web.Response:
+        post = await request.post()
+        image = post.get("image")
+        if not isinstance(image, web.FileField) or not image.filename:
+            raise HTTPError(400, "no image file in the form (field 'image')", "no_file")
+        type_name = str(post.get("type") or "input")
+        subfolder = str(post.get("subfolder") or "")
+        filename = image.filename
+        _check_part(subfolder, "subfolder")
+        _check_part(filename, "filename")
+        if "/" in filename or "\\" in filename or filename in (".", ".."):
+            raise HTTPError(400, "the file name must be a plain name", "invalid_path")
+        root = folder_of(type_name)
+        folder = inside(root, subfolder)
+        overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")
+        name = await asyncio.to_thread(_store_upload, folder, filename, image.file, overwrite)
+        return web.json_response({"name": name, "subfolder": subfolder, "type": type_name})

@@ -1,0 +1,249 @@
+"""The queue and the history in SQLite, so that both survive a restart, a crash or a ``kill -9``.
+
+Items have ComfyUI's queue item shape, ``[number, prompt_id, prompt, extra_data,
+outputs_to_execute]``; they run in ComfyUI's heap order (lowest ``number`` first, then prompt id).
+Every change is committed before the caller acknowledges it (WAL journal, ``synchronous=FULL``),
+so what a client was told was queued is on disk. An item being run is marked ``running``; on
+the next start, :meth:`QueueStore.recover` either queues it again or records it as failed.
+
+History entries have ComfyUI's shape (``prompt``, ``outputs``, ``status``, ``meta``) and are
+listed in the order they finished; the oldest are dropped beyond ``max_history``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue (
+    prompt_id TEXT PRIMARY KEY,
+    number REAL NOT NULL,
+    item TEXT NOT NULL,
+    client_id TEXT,
+    state TEXT NOT NULL DEFAULT 'pending',
+    queued_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_order ON queue (state, number, prompt_id);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    prompt_id TEXT NOT NULL UNIQUE,
+    entry TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+MAXIMUM_HISTORY_SIZE = 10000  # ComfyUI's limit
+
+
+class PromptIdInUse(ValueError):
+    """A prompt with this id is already queued or running."""
+
+
+@dataclass
+class QueueItem:
+    number: float
+    prompt_id: str
+    prompt: dict[str, Any]
+    extra_data: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def client_id(self) -> str | None:
+        return self.extra_data.get("client_id")
+
+    def as_list(self) -> list[Any]:
+        """The item as ComfyUI serves it in ``/queue`` and history entries."""
+        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+
+    @classmethod
+    def from_json(cls, text: str) -> QueueItem:
+        number, prompt_id, prompt, extra_data, outputs = json.loads(text)
+        return cls(number, prompt_id, prompt, extra_data, outputs)
+
+
+class QueueStore:
+    """One SQLite file; one connection shared by the server's threads under a lock."""
+
+    def __init__(self, path: str | Path, max_history: int = MAXIMUM_HISTORY_SIZE):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_history = max_history
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        with self._tx():
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    # --- the queue --------------------------------------------------------------------------------
+
+    def add(
+        self,
+        prompt_id: str,
+        prompt: dict[str, Any],
+        extra_data: dict[str, Any],
+        outputs: list[str],
+        number: float | None = None,
+        front: bool = False,
+    ) -> QueueItem:
+        """Queue a prompt; without ``number`` it gets ComfyUI's counter (negated with ``front``)."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM queue WHERE prompt_id = ?", (prompt_id,)).fetchone():
+                raise PromptIdInUse(prompt_id)
+            if number is None:
+                row = db.execute("SELECT value FROM counters WHERE name = 'number'").fetchone()
+                counter = row[0] if row else 0
+                db.execute("INSERT OR REPLACE INTO counters VALUES ('number', ?)", (counter + 1,))
+                number = -counter if front else counter
+            item = QueueItem(number, prompt_id, prompt, extra_data, outputs)
+            db.execute(
+                "INSERT INTO queue (prompt_id, number, item, client_id, state, queued_at)"
+                " VALUES (?, ?, ?, ?, 'pending', ?)",
+                (prompt_id, float(number), json.dumps(item.as_list()), item.client_id, time.time()),
+            )
+        return item
+
+    def claim(self) -> QueueItem | None:
+        """Mark the first pending item running and return it (None when nothing is pending)."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT prompt_id, item FROM queue WHERE state = 'pending' ORDER BY number, prompt_id LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE queue SET state = 'running' WHERE prompt_id = ?", (row[0],))
+        return QueueItem.from_json(row[1])
+
+    def finish(self, prompt_id: str, entry: dict[str, Any]) -> None:
+        """Take a running item off the queue and write its history entry, in one transaction."""
+        with self._tx() as db:
+            db.execute("DELETE FROM queue WHERE prompt_id = ?", (prompt_id,))
+            db.execute("DELETE FROM history WHERE prompt_id = ?", (prompt_id,))
+            _insert_history(db, prompt_id, entry)
+            excess = db.execute("SELECT COUNT(*) FROM history").fetchone()[0] - self.max_history
+            if excess > 0:
+                oldest = "SELECT seq FROM history ORDER BY seq LIMIT ?"
+                db.execute(f"DELETE FROM history WHERE seq IN ({oldest})", (excess,))
+
+    def _items(self, state: str) -> list[QueueItem]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item FROM queue WHERE state = ? ORDER BY number, prompt_id", (state,)
+            ).fetchall()
+        return [QueueItem.from_json(row[0]) for row in rows]
+
+    def pending(self) -> list[QueueItem]:
+        return self._items("pending")
+
+    def running(self) -> list[QueueItem]:
+        return self._items("running")
+
+    def remaining(self) -> int:
+        """ComfyUI's ``queue_remaining``: pending plus running."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+
+    def state_of(self, prompt_id: str) -> str | None:
+        """``"pending"``, ``"running"`` or None."""
+        with self._lock:
+            row = self._db.execute("SELECT state FROM queue WHERE prompt_id = ?", (prompt_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def delete_pending(self, prompt_id: str) -> str | None:
+        """Remove a pending item. Returns the item's state before (``"running"`` items stay)."""
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM queue WHERE prompt_id = ?", (prompt_id,)).fetchone()
+            if row is not None and row[0] == "pending":
+                db.execute("DELETE FROM queue WHERE prompt_id = ?", (prompt_id,))
+        return None if row is None else row[0]
+
+    def clear_pending(self) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM queue WHERE state = 'pending'").rowcount
+
+    def recover(self, rerun: bool, entry_for: Any) -> list[str]:
+        """After a restart: items left ``running`` run again (``rerun``) or get the history entry
+        ``entry_for(item)`` gives. Returns their prompt ids."""
+        with self._tx() as db:
+            rows = db.execute("SELECT prompt_id, item FROM queue WHERE state = 'running'").fetchall()
+            for prompt_id, text in rows:
+                if rerun:
+                    db.execute("UPDATE queue SET state = 'pending' WHERE prompt_id = ?", (prompt_id,))
+                else:
+                    db.execute("DELETE FROM queue WHERE prompt_id = ?", (prompt_id,))
+                    db.execute("DELETE FROM history WHERE prompt_id = ?", (prompt_id,))
+                    entry = entry_for(QueueItem.from_json(text))
+                    _insert_history(db, prompt_id, entry)
+        return [row[0] for row in rows]
+
+    # --- the history ------------------------------------------------------------------------------
+
+    def history(self, max_items: int | None = None, offset: int = -1) -> dict[str, Any]:
+        """``GET /history``: oldest first; a negative offset with ``max_items`` means the newest ones."""
+        with self._lock:
+            if offset < 0 and max_items is not None:
+                total = self._db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+                offset = total - max_items
+            rows = self._db.execute(
+                "SELECT prompt_id, entry FROM history ORDER BY seq LIMIT ? OFFSET ?",
+                (-1 if max_items is None else max_items, max(offset, 0)),
+            ).fetchall()
+        return {prompt_id: json.loads(entry) for prompt_id, entry in rows}
+
+    def history_item(self, prompt_id: str) -> dict[str, Any]:
+        """``GET /history/<prompt_id>``: ``{prompt_id: entry}``, or ``{}`` as ComfyUI answers."""
+        with self._lock:
+            row = self._db.execute("SELECT entry FROM history WHERE prompt_id = ?", (prompt_id,)).fetchone()
+        return {} if row is None else {prompt_id: json.loads(row[0])}
+
+    def delete_history(self, prompt_ids: list[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM history WHERE prompt_id = ?", [(p,) for p in prompt_ids])
+
+    def clear_history(self) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM history")
+
+
+def _insert_history(db: sqlite3.Connection, prompt_id: str, entry: dict[str, Any]) -> None:
+    text = json.dumps(entry, default=str)
+    db.execute("INSERT INTO history (prompt_id, entry) VALUES (?, ?)", (prompt_id, text))
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) under the store's lock."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
