@@ -175,12 +175,6 @@ def test_lightx2v_tier_runs_4_steps_without_cfg_each_expert_with_its_own_lora(ho
     assert all(not torch.equal(a, b) for i, a in enumerate(values) for b in values[i + 1:])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/lora.py: peft creates a LoRA's adapter matrices in its base layer's dtype, which is float8 "
-    "where the expert is stored in fp8 (ComfyUI's fp8_scaled files, or weights=fp8), and float8 matmuls "
-    "fail ('addmm_cuda' / 'mul_cpu_reduced_float' not implemented for 'Float8_e4m3fn'). The adapters "
-    "must be made in the layer's compute dtype (before group offloading captures them). Remove this "
-    "marker once that is fixed: the tiers then run on ComfyUI's real files as they ship."))
 def test_lightx2v_tier_on_fp8_files_as_shipped(host, session_dirs):
     """The tier's own weight storage (fp8 files, fp8 weights) with its LoRAs, on the tiny A14B."""
     files = models.tiny_single_files(TINY, session_dirs["models"], fmt="fp8_scaled")

@@ -239,3 +239,23 @@ def test_the_nodes_run_a_lora_through_guard_and_sample(model_dirs, files, still_
         clips.append(frames)
     (plain,) = sample.sample(model, still_image, "waves", "", 32, 32, 5, 2, 5.0, 11, 1, 16, 0)[:1]
     assert torch.equal(clips[0], plain) and not torch.equal(clips[1], plain)
+
+
+def test_a_lora_on_fp8_stored_weights_stays_in_the_compute_dtype(model_dirs, files, still_image, settings):
+    """Weights fp8 keeps the denoiser's matrices float8; the LoRA's own matrices are made in the
+    compute dtype (not quantized to float8, whose matrix multiplies do not run), and removing it
+    gives back the fp8 base exactly."""
+    options = models.LoadOptions(precision="fp32", weights="fp8")
+    fp8 = models.open_model("tiny-wan2.1-i2v", options, model_dirs, CPU)
+    cache = ModelCache(lambda device: 2**40)
+    try:
+        base = run(fp8, still_image, settings, cache)
+        with_one = run(fp8.with_lora(spec(files["one"])), still_image, settings, cache)
+        transformer = loaded(fp8, cache).pipeline.transformer
+        adapters = [p for n, p in transformer.named_parameters() if ".lora_" in n]
+        assert adapters and {p.dtype for p in adapters} == {torch.float32}
+        assert transformer.blocks[0].attn1.to_q.base_layer.weight.dtype == torch.float8_e4m3fn
+        assert torch.isfinite(with_one).all() and not torch.equal(with_one, base)
+        assert torch.equal(run(fp8, still_image, settings, cache), base)
+    finally:
+        cache.unload()

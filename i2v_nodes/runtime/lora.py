@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from .errors import I2VError, InputError, ModelError
+from .precision import FLOAT8
 from .safetensors_header import DTYPE_BYTES, Header, read_header
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,9 @@ def wanted(loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...]) -> dict[tupl
 
 
 def sync(pipe: Any, applied: Applied, loras: tuple[LoraSpec, ...], denoisers: tuple[str, ...],
-         family: Any) -> bool:
+         family: Any, compute_dtype: torch.dtype) -> bool:
     """Make ``pipe``'s denoisers carry exactly ``loras``; returns whether anything changed.
+    ``compute_dtype`` is the run's: the adapters of float8-stored layers are made in it.
 
     On any failure every adapter is removed (the base model as loaded) and the error names the file.
     """
@@ -157,7 +159,7 @@ def sync(pipe: Any, applied: Applied, loras: tuple[LoraSpec, ...], denoisers: tu
         _remove(pipe, applied, [key for key in applied.adapters if key not in target])
         for key in target:
             if key not in applied.adapters:
-                _load(pipe, applied, Path(paths[key[0]]), key, family)
+                _load(pipe, applied, Path(paths[key[0]]), key, family, compute_dtype)
         for key, strength in target.items():
             applied.weights[applied.adapters[key]] = strength
         _activate(pipe, applied, denoisers)
@@ -194,11 +196,13 @@ def _activate(pipe: Any, applied: Applied, denoisers: tuple[str, ...]) -> None:
             getattr(pipe, role).set_adapters(names, [applied.weights[name] for name in names])
 
 
-def _load(pipe: Any, applied: Applied, path: Path, key: tuple, family: Any) -> None:
+def _load(pipe: Any, applied: Applied, path: Path, key: tuple, family: Any,
+          compute_dtype: torch.dtype) -> None:
     role = key[1]
     prefix, extra = family.lora_target(role)  # the keys' prefix, and how diffusers is told the denoiser
     state = _state_dict(pipe, path, prefix)
     _check_keys(path, state, getattr(pipe, role), prefix)
+    _float8_layers_compute_in(getattr(pipe, role), compute_dtype)
     name = applied.fresh_name()
     applied.adapters[key] = name  # before loading: a half-made adapter is removed on failure
     applied.weights[name] = 0.0
@@ -208,6 +212,18 @@ def _load(pipe: Any, applied: Applied, path: Path, key: tuple, family: Any) -> N
             pipe.load_lora_weights(state, adapter_name=name, **extra)
     except (ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise LoraError(f"LoRA {path.name} does not fit this model's {role}: {_first_line(exc)}") from exc
+
+
+def _float8_layers_compute_in(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """peft makes a LoRA's matrices in its base layer's dtype, or in the layer's ``compute_dtype``
+    where it has one (its convention for quantized layers). A layer stored in float8 (weights fp8,
+    ComfyUI's fp8 files) computes in the run's dtype: saying so keeps the LoRA out of float8, where
+    it would lose its precision and its matrix multiplies do not run."""
+    for layer in module.modules():
+        weight = getattr(layer, "weight", None)
+        stored_float8 = isinstance(weight, torch.Tensor) and weight.dtype in FLOAT8
+        if stored_float8 and not hasattr(layer, "compute_dtype"):
+            layer.compute_dtype = dtype
 
 
 def _state_dict(pipe: Any, path: Path, prefix: str) -> dict[str, torch.Tensor]:

@@ -14,6 +14,8 @@ PRECISION_CHOICES = ["auto", "fp16", "bf16", "fp32"]
 VAE_PRECISION_CHOICES = ["auto", "fp32", "fp16", "bf16"]
 WEIGHTS_CHOICES = ["default", "fp8"]
 FP8_STORAGE = "float8_e4m3fn"  # weight storage with 'weights' fp8; computation stays in the precision
+# the float8 dtypes weights may be stored in (this torch's)
+FLOAT8 = tuple(getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name))
 
 
 def check_names(precision: str, vae_precision: str, weights: str) -> None:

@@ -342,7 +342,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
             if loaded.registration is not None:
                 loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
             with _timed(timings, "lora"):  # inside the run lock: no other run sees half-changed adapters
-                lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers, family)
+                lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers, family,
+                          DTYPES[handle.precision])
             placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
             phase = "encode"
             prompt, negative = _prompt_embeddings(family, loaded, s, run.cfg)

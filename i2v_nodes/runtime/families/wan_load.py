@@ -20,13 +20,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 from ..errors import InputError, ModelError
+from ..precision import FLOAT8
 from .base import FilePart, FileSet, LoadSpec, tokenizer_in
 from .wan_files import VAE22
 from .wan_keys import transformer_to_diffusers, vae21_to_original, vae22_to_original, vae_to_diffusers
 
 log = logging.getLogger(__name__)
 
-FLOAT8 = tuple(getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name))
 TOKENIZER_HUB_ID = "google/umt5-xxl"
 TOKENIZER_FOLDER = "umt5-xxl"  # looked for under each tokenizer root
 TEXT_TOKENS = 512
