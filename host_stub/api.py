@@ -69,6 +69,7 @@ class Host:
         output_dir: str | Path | None = None,
         models_dir: str | Path | None = None,
         temp_dir: str | Path | None = None,
+        cache_lru: int | None = None,
     ):
         output = _folder(output_dir, "output")
         self.folders = shim.FolderConfig.create(
@@ -79,7 +80,7 @@ class Host:
         )
         self.registry = NodeRegistry()
         self.registry.add_core(core_nodes.NODE_CLASS_MAPPINGS, core_nodes.NODE_DISPLAY_NAME_MAPPINGS)
-        self.cache = OutputCache()
+        self.cache = OutputCache(lru_size=cache_lru)  # ComfyUI's --cache-lru N (0 or None: classic)
         self.pack_loads: list[PackLoad] = []
         self.running = False
         self.load_packs(packs)

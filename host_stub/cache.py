@@ -1,207 +1,162 @@
-"""ComfyUI's classic output cache, kept across runs of one host.
+"""ComfyUI's output caches, kept across runs of one host: classic (the default) and LRU.
 
-A node's key is built from its class, its ``IS_CHANGED`` result, its constant inputs and, through
-its links, the same of every ancestor, each ancestor named by its position in a deterministic
-walk rather than by its node id. So an unchanged node in an edited graph is found again, a
-changed seed invalidates that node and its dependents only, and a node reached by a different
-path keeps its entry. ``NaN`` (from ``IS_CHANGED``, or anything that cannot be compared) never
-equals itself, so such a node always runs again. At the start of each run, entries no node of
-the new prompt uses are dropped. Node instances are kept per (node id, class), as ComfyUI does.
+Entries (a node's outputs and its UI output) are found by the node's key (see
+:mod:`host_stub.cache_keys`).
+
+- Classic: at the start of each run, entries no node of the new prompt uses are dropped. The
+  nodes an expansion adds live in a sub-cache of the node that expanded (by its id and class),
+  rebuilt each time that node expands, so they are reused when it expands the same way again.
+- LRU (``lru_size=N``, N > 0, ComfyUI's ``--cache-lru N``): one flat cache that keeps up to N
+  entries (node results, counted over all nodes) across prompts, dropping those of the prompts
+  used longest ago first, never those of the running prompt.
+
+Node instances are kept per (node id, class), as ComfyUI does, for the nodes of the prompt.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from host_stub.node_call import CallContext, call_over_lists, gather_inputs, is_link
+from host_stub.cache_keys import CacheKey, KeyBuilder
 from host_stub.registry import NodeRegistry
 
-log = logging.getLogger(__name__)
 
-
-class _NeverEqual:
-    """Stands for NaN and for values that cannot be compared: equal only to itself."""
-
-    __slots__ = ()
-
-
-def to_hashable(value: Any) -> Hashable:
-    if isinstance(value, float) and math.isnan(value):
-        return _NeverEqual()
-    if isinstance(value, (int, float, str, bool, type(None))):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            items = sorted(value.items())
-        except TypeError:
-            return _NeverEqual()
-        return ("map", tuple((to_hashable(k), to_hashable(v)) for k, v in items))
-    if isinstance(value, (list, tuple)):
-        return ("seq", tuple(to_hashable(v) for v in value))
-    return _NeverEqual()
-
-
-class IsChanged:
-    """``IS_CHANGED`` results for one run, computed once per node from its constant inputs only."""
-
-    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry):
-        self.prompt = prompt
-        self.registry = registry
-        self.values: dict[str, Any] = {}
-
-    def get(self, node_id: str) -> Any:
-        if node_id not in self.values:
-            self.values[node_id] = self._compute(node_id)
-        return self.values[node_id]
-
-    def _compute(self, node_id: str) -> Any:
-        node = self.prompt[node_id]
-        cls = self.registry.classes[node["class_type"]]
-        if not hasattr(cls, "IS_CHANGED"):
-            return False
-        if "is_changed" in node:  # a prompt may carry it, and ComfyUI writes it back into the prompt
-            return node["is_changed"]
-        data, _missing = gather_inputs(node["inputs"], cls.INPUT_TYPES(), CallContext(node_id), None)
-        try:
-            value = call_over_lists(cls, data, "IS_CHANGED")
-        except Exception as exc:  # noqa: BLE001 - ComfyUI turns any failure into "always changed"
-            log.warning("WARNING: %s", exc)
-            value = float("nan")
-        node["is_changed"] = value
-        return value
-
-
-class CacheKey:
-    """A node's signature with its hash computed once: keys are large (they include every ancestor)."""
-
-    __slots__ = ("parts", "_hash")
-
-    def __init__(self, parts: tuple[Any, ...]):
-        self.parts = parts
-        self._hash = hash(parts)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (
-            isinstance(other, CacheKey) and self._hash == other._hash and self.parts == other.parts
-        )
+@dataclass
+class _Entry:
+    outputs: list[list[Any]] | None = None
+    ui: dict[str, Any] | None = None
 
 
 @dataclass
-class _NodeParts:
-    """What a node contributes to the keys of its descendants and itself, computed once per run."""
+class _Level:
+    """One level of the classic cache: the keys of its nodes, their entries, and sub-caches."""
 
-    head: tuple[Any, ...]  # (class, IS_CHANGED result, node id or None)
-    inputs: tuple[tuple[str, bool, Any, Any], ...]  # (name, is_link, value or source id, None or socket)
-    sources: tuple[str, ...]  # linked node ids, in input-name order
-
-
-class KeyBuilder:
-    """ComfyUI's input signature: the node's parts, then each ancestor's in a depth-first walk over
-    inputs sorted by name, with links written as the position of their source in that walk.
-
-    Each node of a signature is one flat tuple (fixed-width fields, so the flattening is
-    unambiguous): keys of deep graphs hold many of them, and fewer objects that outlive the run
-    keep the garbage collector's full passes rare.
-    """
-
-    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry):
-        self.prompt = prompt
-        self.registry = registry
-        self.is_changed = IsChanged(prompt, registry)
-        self.parts: dict[str, _NodeParts] = {}
-
-    def _parts(self, node_id: str) -> _NodeParts:
-        if node_id not in self.parts:
-            self.parts[node_id] = self._compute_parts(node_id)
-        return self.parts[node_id]
-
-    def _compute_parts(self, node_id: str) -> _NodeParts:
-        if node_id not in self.prompt:  # a dangling link: nothing to compare, never cached
-            return _NodeParts((_NeverEqual(), None, None), (), ())
-        node = self.prompt[node_id]
-        cls = self.registry.classes[node["class_type"]]
-        hidden = (cls.INPUT_TYPES().get("hidden") or {}).values()
-        # Nodes that depend on who they are (NOT_IDEMPOTENT, or given their UNIQUE_ID) are keyed by id.
-        keyed_by_id = getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in hidden
-        is_changed = to_hashable(self.is_changed.get(node_id))
-        head = (node["class_type"], is_changed, node_id if keyed_by_id else None)
-        inputs = []
-        for name, value in sorted(node["inputs"].items()):
-            if is_link(value):
-                inputs.append((name, True, value[0], value[1]))
-            else:
-                inputs.append((name, False, to_hashable(value), None))
-        sources = tuple(source for _name, linked, source, _socket in inputs if linked)
-        return _NodeParts(head, tuple(inputs), sources)
-
-    def ancestors(self, node_id: str) -> list[str]:
-        """Depth-first, inputs in name order, each ancestor once (no recursion: graphs can be deep)."""
-        order: list[str] = []
-        seen: set[str] = set()
-        stack = [iter(self._parts(node_id).sources)]
-        while stack:
-            for source in stack[-1]:
-                if source not in seen:
-                    seen.add(source)
-                    order.append(source)
-                    stack.append(iter(self._parts(source).sources))
-                    break
-            else:
-                stack.pop()
-        return order
-
-    def key(self, node_id: str) -> CacheKey:
-        ancestors = self.ancestors(node_id)
-        position = {a: i for i, a in enumerate(ancestors)}
-        signature = []
-        for member in (node_id, *ancestors):
-            parts = self._parts(member)
-            flat = list(parts.head)
-            for name, linked, value, socket in parts.inputs:
-                flat += (name, linked, position[value], socket) if linked else (name, linked, value, socket)
-            signature.append(tuple(flat))
-        return CacheKey(tuple(signature))
-
-
-@dataclass
-class OutputCache:
-    outputs: dict[CacheKey, list[list[Any]]] = field(default_factory=dict)
-    ui: dict[CacheKey, dict[str, Any]] = field(default_factory=dict)
-    objects: dict[tuple[str, str], Any] = field(default_factory=dict)
     keys: dict[str, CacheKey] = field(default_factory=dict)
+    entries: dict[CacheKey, _Entry] = field(default_factory=dict)
+    children: dict[tuple[str, str], _Level] = field(default_factory=dict)
 
-    def start_run(self, prompt: dict[str, Any], registry: NodeRegistry) -> None:
-        """Key every node of ``prompt`` and drop what none of them uses."""
-        builder = KeyBuilder(prompt, registry)
-        known = {key: key for key in self.outputs}
+    def rekey(
+        self,
+        node_ids: list[str],
+        builder: KeyBuilder,
+        nodes: Callable[[str], dict[str, Any]],
+        drop: bool = True,
+    ) -> None:
+        """Key ``node_ids``; with ``drop``, keep only the entries and sub-caches they use."""
+        known = {key: key for key in self.entries}
         # Reuse the stored key objects: later lookups then match by identity, not by deep comparison.
-        self.keys = {node_id: known.get(key, key) for node_id in prompt for key in (builder.key(node_id),)}
+        self.keys = {n: known.get(k, k) for n in node_ids for k in (builder.key(n),)}
+        if not drop:
+            return
         used = set(self.keys.values())
-        self.outputs = {k: v for k, v in self.outputs.items() if k in used}
-        self.ui = {k: v for k, v in self.ui.items() if k in used}
+        self.entries = {k: v for k, v in self.entries.items() if k in used}
+        live = {(n, nodes(n)["class_type"]) for n in node_ids}
+        self.children = {k: v for k, v in self.children.items() if k in live}
+
+
+class OutputCache:
+    def __init__(self, lru_size: int | None = None):
+        self.lru_size = lru_size or None  # as in ComfyUI, --cache-lru 0 means the classic cache
+        self.root = _Level()
+        self.objects: dict[tuple[str, str], Any] = {}
+        self.dynprompt: Any = None
+        self.builder: KeyBuilder | None = None
+        self.generation = 0
+        self.min_generation = 0
+        self.used: dict[CacheKey, int] = {}
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def start_run(self, dynprompt: Any, registry: NodeRegistry) -> None:
+        """Key every node of the prompt and drop what the mode says to drop."""
+        self.dynprompt = dynprompt
+        self.builder = KeyBuilder(dynprompt, registry)
+        prompt = dynprompt.get_original_prompt()
+        self.root.rekey(list(prompt), self.builder, dynprompt.get_node, drop=self.lru_size is None)
+        if self.lru_size is not None:
+            self.root.children.clear()
+            self.generation += 1
+            self.used = {k: g for k, g in self.used.items() if k in self.root.entries}
+            for key in self.root.keys.values():
+                self.used[key] = self.generation
+            self._evict()
         live = {(node_id, node["class_type"]) for node_id, node in prompt.items()}
         self.objects = {k: v for k, v in self.objects.items() if k in live}
 
+    def expanded(self, parent_id: str, child_ids: list[str]) -> None:
+        """Nodes ``child_ids`` were added to the running prompt by ``parent_id``."""
+        assert self.builder is not None, "expanded() outside a run"
+        if self.lru_size is not None:
+            known = {key: key for key in self.root.entries}
+            for child in child_ids:
+                key = self.builder.key(child)
+                self.root.keys[child] = known.get(key, key)
+                self.used[key] = self.generation
+            self._evict()
+            return
+        level = self._level_for(parent_id)
+        assert level is not None, f"no cache level for node {parent_id}"
+        sub = level.children.setdefault(
+            (parent_id, self.dynprompt.get_node(parent_id)["class_type"]), _Level()
+        )
+        sub.rekey(child_ids, self.builder, self.dynprompt.get_node)
+
+    def _evict(self) -> None:
+        entries = self.root.entries
+        assert self.lru_size is not None
+        while len(entries) > self.lru_size and self.min_generation < self.generation:
+            self.min_generation += 1
+            for key in [k for k in entries if self.used.get(k, 0) < self.min_generation]:
+                del entries[key]
+                self.used.pop(key, None)
+
+    def _level_for(self, node_id: str) -> _Level | None:
+        if self.lru_size is not None or self.dynprompt is None:
+            return self.root
+        chain = []
+        parent = self.dynprompt.get_parent_node_id(node_id)
+        while parent is not None:
+            chain.append(parent)
+            parent = self.dynprompt.get_parent_node_id(parent)
+        level: _Level | None = self.root
+        for parent in reversed(chain):
+            class_type = self.dynprompt.get_node(parent)["class_type"]
+            level = level.children.get((parent, class_type)) if level is not None else None
+        return level
+
+    # --- entries --------------------------------------------------------------------------------
+
+    def _entry(self, node_id: str, create: bool = False) -> _Entry | None:
+        level = self._level_for(node_id)
+        key = None if level is None else level.keys.get(node_id)
+        if key is None:
+            return None
+        if self.lru_size is not None:
+            self.used[key] = self.generation
+        entry = level.entries.get(key)
+        if entry is None and create:
+            entry = level.entries[key] = _Entry()
+        return entry
+
     def get(self, node_id: str) -> list[list[Any]] | None:
-        key = self.keys.get(node_id)
-        return None if key is None else self.outputs.get(key)
+        entry = self._entry(node_id)
+        return None if entry is None else entry.outputs
 
     def set(self, node_id: str, outputs: list[list[Any]]) -> None:
-        self.outputs[self.keys[node_id]] = outputs
+        entry = self._entry(node_id, create=True)
+        assert entry is not None, f"node {node_id} has no cache key"
+        entry.outputs = outputs
 
     def get_ui(self, node_id: str) -> dict[str, Any] | None:
-        key = self.keys.get(node_id)
-        return None if key is None else self.ui.get(key)
+        entry = self._entry(node_id)
+        return None if entry is None else entry.ui
 
-    def set_ui(self, node_id: str, entry: dict[str, Any]) -> None:
-        self.ui[self.keys[node_id]] = entry
+    def set_ui(self, node_id: str, value: dict[str, Any]) -> None:
+        entry = self._entry(node_id, create=True)
+        assert entry is not None, f"node {node_id} has no cache key"
+        entry.ui = value
 
     def instance(self, node_id: str, class_type: str, factory: Callable[[], Any]) -> Any:
         key = (node_id, class_type)
@@ -209,8 +164,12 @@ class OutputCache:
             self.objects[key] = factory()
         return self.objects[key]
 
+    @property
+    def outputs(self) -> dict[CacheKey, list[list[Any]]]:
+        """The outputs held at the top level (all of them in LRU mode), by key."""
+        return {k: e.outputs for k, e in self.root.entries.items() if e.outputs is not None}
+
     def clear(self) -> None:
-        self.outputs.clear()
-        self.ui.clear()
+        self.root = _Level()
         self.objects.clear()
-        self.keys = {}
+        self.used.clear()

@@ -3,11 +3,15 @@
 :class:`ExecutionList` keeps the nodes still to run and what each waits for. Adding an output
 node pulls in its ancestors through non-lazy links, stopping at nodes whose outputs are
 cached; a lazy input is only followed when the node asks for it (``check_lazy_status``), and
-the node then waits for it like any other input.
+the node then waits for it like any other input. Nodes added by an expansion join the same
+list. A node whose async work is still running holds an external block until it finishes; the
+list waits for such blocks only when nothing else is ready.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +32,11 @@ def is_output_node(cls: type) -> bool:
     return getattr(cls, "OUTPUT_NODE", False) is True
 
 
+def is_async_node(cls: type) -> bool:
+    function = getattr(cls, str(getattr(cls, "FUNCTION", "")), None)
+    return function is not None and inspect.iscoroutinefunction(function)
+
+
 def linked_sources(node: dict[str, Any]) -> list[tuple[str, Any]]:
     """``(input name, source node id)`` for each linked input, in input order."""
     return [
@@ -38,16 +47,18 @@ def linked_sources(node: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 class ExecutionList:
-    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry, is_cached: Callable[[str], bool]):
-        self.prompt = prompt
+    def __init__(self, dynprompt: Any, registry: NodeRegistry, is_cached: Callable[[str], bool]):
+        self.dynprompt = dynprompt
         self.registry = registry
         self.is_cached = is_cached
         self.pending: dict[str, None] = {}  # insertion-ordered set
         self.waits_on: dict[str, set[str]] = {}
         self.blocks: dict[str, set[str]] = {}
+        self.external: dict[str, int] = {}  # node id -> async works still running for it
+        self.unblocked = asyncio.Event()
 
     def _class(self, node_id: str) -> type:
-        return self.registry.classes[self.prompt[node_id]["class_type"]]
+        return self.registry.classes[self.dynprompt.get_node(node_id)["class_type"]]
 
     def add_node(self, node_id: str) -> None:
         """Queue ``node_id`` and, through non-lazy links, every uncached ancestor."""
@@ -61,7 +72,7 @@ class ExecutionList:
             self.waits_on[current] = set()
             self.blocks[current] = set()
             input_types = self._class(current).INPUT_TYPES()
-            for name, value in self.prompt[current]["inputs"].items():
+            for name, value in self.dynprompt.get_node(current)["inputs"].items():
                 if not is_link(value):
                     continue
                 _kind, _category, options = input_info(input_types, name)
@@ -80,7 +91,7 @@ class ExecutionList:
 
     def make_input_strong_link(self, node_id: str, input_name: str) -> None:
         """Make ``node_id`` wait for the node behind its (lazy) input ``input_name``."""
-        value = self.prompt[node_id]["inputs"].get(input_name)
+        value = self.dynprompt.get_node(node_id)["inputs"].get(input_name)
         if value is None:
             raise NodeInputError(
                 f"Node {node_id} says it needs input {input_name}, but there is no input to that node at all"
@@ -91,18 +102,48 @@ class ExecutionList:
             )
         self.add_strong_link(value[0], node_id)
 
+    # --- async work held outside the list -------------------------------------------------------
+
+    def add_external_block(self, node_id: str) -> Callable[[], None]:
+        """Hold ``node_id`` back until the returned function is called."""
+        self.external[node_id] = self.external.get(node_id, 0) + 1
+
+        def release() -> None:
+            self.external[node_id] -= 1
+            if not self.external[node_id]:
+                del self.external[node_id]
+            self.unblocked.set()
+
+        return release
+
+    async def wait_for_ready(self, poll: Callable[[], None], interval: float = 0.1) -> None:
+        """While nothing is ready but async work runs, wait for it; ``poll`` runs every ``interval``."""
+        while not self.ready() and self.external:
+            poll()
+            try:
+                await asyncio.wait_for(self.unblocked.wait(), interval)
+            except asyncio.TimeoutError:
+                continue
+            self.unblocked.clear()
+
+    # --- picking --------------------------------------------------------------------------------
+
     def is_empty(self) -> bool:
         return not self.pending
 
+    def ready(self) -> list[str]:
+        return [n for n in self.pending if not self.waits_on[n] and n not in self.external]
+
     def next_node(self) -> str | None:
         """The next node to run, or None when every pending node waits (a cycle)."""
-        ready = [n for n in self.pending if not self.waits_on[n]]
+        ready = self.ready()
         if not ready:
             return None
-        # Like ComfyUI: an output node first, then what feeds one, so results show up early.
+        # Like ComfyUI: an output or async node first (async work then overlaps the rest), then
+        # what feeds an output node, so results show up early.
         outputs = {n for n in self.pending if is_output_node(self._class(n))}
         for candidates in (
-            [n for n in ready if n in outputs],
+            [n for n in ready if n in outputs or is_async_node(self._class(n))],
             [n for n in ready if self.blocks[n] & outputs],
             [n for n in ready if any(self.blocks[b] & outputs for b in self.blocks[n])],
         ):
@@ -127,3 +168,12 @@ class ExecutionList:
                 del waiting[node]
             for others in waiting.values():
                 others.difference_update(free)
+
+    def blamed_for_cycle(self) -> str:
+        """ComfyUI's choice: static cycles fail validation, so blame the node a dynamic one came from."""
+        cycle = self.nodes_in_cycle()
+        for node_id in cycle:
+            display = self.dynprompt.get_display_node_id(node_id)
+            if display != node_id:
+                return display
+        return cycle[0]

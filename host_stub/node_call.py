@@ -3,17 +3,21 @@
 Every value travels as a list (one entry per item of a batch-of-calls): a constant input is
 ``[value]``, a linked input is the source's output list. Unless the class sets
 ``INPUT_IS_LIST``, the function is called once per index of the longest list, shorter lists
-repeating their last item; outputs flagged in ``OUTPUT_IS_LIST`` are concatenated, others
-collected per call.
+repeating their last item. What the calls return is merged by :mod:`host_stub.returns`; calls
+inside the execution loop (where async functions run concurrently) are in
+:mod:`host_stub.node_async`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+
+from host_stub import v3
 
 Outputs = list[list[Any]]
 
@@ -52,6 +56,8 @@ class CallContext:
 
     def hidden_value(self, kind: Any) -> tuple[bool, Any]:
         if kind == "PROMPT":
+            if self.dynprompt is not None:
+                return True, self.dynprompt.get_original_prompt()
             return True, self.prompt if self.prompt is not None else {}
         if kind == "DYNPROMPT":
             return True, self.dynprompt
@@ -62,6 +68,18 @@ class CallContext:
         if kind in ("AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG"):
             return True, self.extra_data.get(kind.lower())
         return False, None
+
+
+def hidden_values(cls: type, ctx: CallContext) -> dict[str, Any] | None:
+    """For a V3 node: its hidden inputs by kind (they travel on the class, not as arguments)."""
+    if not v3.is_v3(cls):
+        return None
+    values = {}
+    for kind in v3.hidden_kinds(cls):
+        known, value = ctx.hidden_value(kind)
+        if known:
+            values[kind] = value
+    return values
 
 
 def gather_inputs(
@@ -95,56 +113,55 @@ def gather_inputs(
     return data, missing
 
 
-def call_over_lists(
-    target: Any, data: dict[str, list[Any]], func_name: str, before_call: Callable[[], None] | None = None
-) -> list[Any]:
-    """Call ``target.<func_name>`` over the input lists; one result per call."""
-    func = getattr(target, func_name)
+def call_plan(target: Any, data: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The keyword arguments of each call: one call per index of the longest list, unless INPUT_IS_LIST."""
     if getattr(target, "INPUT_IS_LIST", False):
-        calls = [data]
-    else:
-        length = max((len(v) for v in data.values()), default=0)
-        # No inputs (or only empty lists): ComfyUI calls the function once without arguments.
-        calls = [{k: v[i] if len(v) > i else v[-1] for k, v in data.items()} for i in range(length)] or [{}]
+        return [data]
+    length = max((len(v) for v in data.values()), default=0)
+    # No inputs (or only empty lists): ComfyUI calls the function once without arguments.
+    return [{k: v[i] if len(v) > i else v[-1] for k, v in data.items()} for i in range(length)] or [{}]
+
+
+def call_over_lists(
+    target: Any,
+    data: dict[str, list[Any]],
+    func_name: str,
+    before_call: Callable[[], None] | None = None,
+    hidden: dict[str, Any] | None = None,
+) -> list[Any]:
+    """Call ``target.<func_name>`` over the input lists, synchronously; one result per call.
+
+    Used outside the execution loop (validation, ``IS_CHANGED``): a coroutine is run to its end.
+    """
+    func = v3.bound_function(target, func_name, hidden)
     results = []
-    for kwargs in calls:
+    for kwargs in call_plan(target, data):
         if before_call is not None:
             before_call()
         result = func(**kwargs)
         if inspect.iscoroutine(result):
-            result = asyncio.run(result)
+            result = run_sync(result)
         results.append(result)
     return results
 
 
-def merge_returns(results: list[Any], cls: type) -> tuple[Outputs, dict[str, list[Any]]]:
-    """``(outputs, ui)`` from the per-call return values of a node function."""
-    tuples: list[Any] = []
-    uis: list[dict[str, Any]] = []
-    for result in results:
-        if isinstance(result, dict):
-            if "ui" in result:
-                uis.append(result["ui"])
-            if "expand" in result:
-                raise NotImplementedError("node expansion ('expand') is not supported by host_stub")
-            if "result" in result:
-                tuples.append(result["result"])
-        else:
-            tuples.append(result)
-    for value in tuples:
-        if not isinstance(value, (tuple, list)):
-            raise TypeError(
-                f"{cls.__name__}.{cls.FUNCTION} returned {type(value).__name__}; "
-                "a node must return a tuple (or a dict with 'ui' and/or 'result')"
-            )
-    outputs: Outputs = []
-    if tuples:
-        is_list = getattr(cls, "OUTPUT_IS_LIST", None) or [False] * len(tuples[0])
-        # zip() stops at the shorter: like ComfyUI, a short OUTPUT_IS_LIST drops the outputs it omits.
-        for index, flag in zip(range(len(tuples[0])), is_list):  # noqa: B905
-            if flag:
-                outputs.append([item for value in tuples for item in value[index]])
-            else:
-                outputs.append([value[index] for value in tuples])
-    ui = {key: [item for part in uis for item in part[key]] for key in uis[0]} if uis else {}
-    return outputs, ui
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to its end from synchronous code, also when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="host_stub-run-sync")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")

@@ -1,8 +1,9 @@
 """The module surface a ComfyUI pack expects, installed in ``sys.modules`` only while a host is active.
 
-While a host runs, ``comfy``, ``comfy.utils``, ``comfy.model_management`` and ``folder_paths``
-are importable; afterwards ``sys.modules`` is put back exactly as it was, so code that probes for
-ComfyUI (and tests) never sees a stale host. The shim modules are created once per process:
+While a host runs, ``comfy`` (``utils``, ``model_management``, ``comfy_types``), ``folder_paths``,
+``comfy_execution`` (``graph``, ``graph_utils``, ``utils``) and ``comfy_api`` are importable;
+afterwards ``sys.modules`` is put back exactly as it was, so code that probes for ComfyUI (and
+tests) never sees a stale host. The shim modules are created once per process:
 packs that did ``import folder_paths`` at import time keep a reference that stays valid for
 every later host, which re-points the module's folders at its own.
 
@@ -20,9 +21,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from host_stub.shim import comfy_utils, folder_paths, model_management
+from host_stub.shim import (
+    comfy_types,
+    comfy_utils,
+    execution_graph,
+    execution_utils,
+    folder_paths,
+    graph_utils,
+    model_management,
+)
 
-SHIM_NAMES = ("comfy", "comfy.utils", "comfy.model_management", "folder_paths")
 _FOLDER_ATTRS = (
     "models_dir",
     "folder_names_and_paths",
@@ -31,16 +39,41 @@ _FOLDER_ATTRS = (
     "temp_directory",
 )
 
-_comfy_package = types.ModuleType("comfy", "host_stub's stand-in for the comfy package (no submodules).")
-_comfy_package.__path__ = []  # a package with nothing to find: `import comfy.model_patcher` fails cleanly
-_comfy_package.utils = comfy_utils  # type: ignore[attr-defined]
-_comfy_package.model_management = model_management  # type: ignore[attr-defined]
+
+def _package(name: str, doc: str, **children: types.ModuleType) -> types.ModuleType:
+    """A package with nothing to find on disk: importing a submodule we do not provide fails cleanly."""
+    package = types.ModuleType(name, doc)
+    package.__path__ = []
+    for attr, child in children.items():
+        setattr(package, attr, child)
+    return package
+
+
 _SHIMS: dict[str, types.ModuleType] = {
-    "comfy": _comfy_package,
+    "comfy": _package(
+        "comfy",
+        "host_stub's stand-in for the comfy package.",
+        utils=comfy_utils,
+        model_management=model_management,
+        comfy_types=comfy_types,
+    ),
     "comfy.utils": comfy_utils,
     "comfy.model_management": model_management,
+    "comfy.comfy_types": comfy_types,
+    "comfy.comfy_types.node_typing": comfy_types,
     "folder_paths": folder_paths,
+    "comfy_execution": _package(
+        "comfy_execution",
+        "host_stub's stand-in for comfy_execution.",
+        graph=execution_graph,
+        graph_utils=graph_utils,
+        utils=execution_utils,
+    ),
+    "comfy_execution.graph": execution_graph,
+    "comfy_execution.graph_utils": graph_utils,
+    "comfy_execution.utils": execution_utils,
 }
+SHIM_NAMES = tuple(_SHIMS)
 
 _MISSING = object()
 _ACTIVE = threading.RLock()

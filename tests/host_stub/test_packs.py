@@ -26,8 +26,8 @@ def test_several_packs_load_and_a_broken_one_is_reported(make_host):
 
 
 def test_a_folder_without_init_holds_one_pack_per_subfolder():
-    found = packs.discover([PACKS])
-    assert [p.name for p in found] == ["arith", "broken", "features", "second"]
+    names = [p.name for p in packs.discover([PACKS])]
+    assert {"arith", "broken", "features", "second"} <= set(names) and names == sorted(names)
 
 
 def test_a_folder_with_init_is_one_pack():
