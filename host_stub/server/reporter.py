@@ -88,7 +88,7 @@ class PromptReporter:
     def _state(
         self, node_id: str, state: str, value: float | None = None, total: float | None = None
     ) -> None:
-        entry = self.nodes.setdefault(node_id, {"value": 0.0, "max": 1.0})
+        entry = self.nodes.setdefault(node_id, {"value": 0, "max": 1})
         entry["state"] = state
         if total is not None:
             entry["max"] = total

@@ -202,7 +202,8 @@ class QueueStore:
                 offset = total - max_items
             rows = self._db.execute(
                 "SELECT prompt_id, entry FROM history ORDER BY seq LIMIT ? OFFSET ?",
-                (-1 if max_items is None else max_items, max(offset, 0)),
+                # ComfyUI takes an item before it checks the count: max_items 0 still gives one.
+                (-1 if max_items is None else max(max_items, 1), max(offset, 0)),
             ).fetchall()
         return {prompt_id: json.loads(entry) for prompt_id, entry in rows}
 
