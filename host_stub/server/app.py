@@ -24,6 +24,7 @@ from host_stub.server.worker import Worker, error_entry
 
 log = logging.getLogger("host_stub.server")
 MB = 1024 * 1024
+FORM_MARGIN = 64 * 1024  # what a multipart form may add around an upload's bytes
 
 
 class Server:
@@ -45,7 +46,7 @@ class Server:
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            client_max_size=self.max_upload + MB,  # the multipart form around the file
+            client_max_size=self.max_upload + FORM_MARGIN,  # the multipart form around the file
             middlewares=[errors_middleware, origin_middleware, token_middleware(self.token)],
         )
         routes = web.RouteTableDef()
@@ -117,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
     if recovered:
         what = "queued again" if args.on_restart == "rerun" else "marked failed"
         log.warning("prompts that were running when the server stopped, %s: %s", what, ", ".join(recovered))
-    server = Server(host, store, token=args.token, max_body=int(args.max_body_size * MB),
+    server = Server(host, store, token=args.token or None, max_body=int(args.max_body_size * MB),
                     max_upload=int(args.max_upload_size * MB))
     try:
         asyncio.run(_serve(server, config.addresses(args.listen), args.port))

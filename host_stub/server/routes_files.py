@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from host_stub.server.http import HTTPError
 
@@ -152,7 +153,10 @@ def add_routes(routes: web.RouteTableDef, server: Server) -> None:
 
     @routes.post("/upload/image")
     async def upload_image(request: web.Request) -> web.Response:
-        post = await request.post()
+        try:
+            post = await request.post()
+        except (ValueError, HttpProcessingError) as exc:  # a malformed form (a NUL in a header, say)
+            raise HTTPError(400, "the multipart form cannot be read", "invalid_form", str(exc)) from None
         image = post.get("image")
         if not isinstance(image, web.FileField) or not image.filename:
             raise HTTPError(400, "no image file in the form (field 'image')", "no_file")
@@ -163,6 +167,10 @@ def add_routes(routes: web.RouteTableDef, server: Server) -> None:
         _check_part(filename, "filename")
         if "/" in filename or "\\" in filename or filename in (".", ".."):
             raise HTTPError(400, "the file name must be a plain name", "invalid_path")
+        size = image.file.seek(0, os.SEEK_END)
+        if size > server.max_upload:
+            limit = server.max_upload
+            raise HTTPError(413, f"the file is over the upload limit of {limit} bytes", "body_too_large")
         root = folder_of(type_name)
         folder = inside(root, subfolder)
         overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")

@@ -122,6 +122,22 @@ def upload(base: str, filename: str, data: bytes, headers: dict[str, str] | None
     return asyncio.run(send())
 
 
+def raw_upload(base: str, filename: str, data: bytes, headers: dict[str, str] | None = None,
+               **fields: str) -> tuple[int, Any]:
+    """The same form written by hand, so that the file name arrives exactly as given (a browser
+    or a script may send ``../x.png``; aiohttp's client would percent-encode it)."""
+    boundary = "----host-stub-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+             f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"]
+    for key, value in fields.items():
+        disposition = f'Content-Disposition: form-data; name="{key}"'
+        parts.append(f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode())
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    head = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    status, payload, _ = request(base + "/upload/image", "POST", headers=head, raw=body)
+    return status, payload
+
+
 # --- websocket -------------------------------------------------------------------------------------
 
 
@@ -138,7 +154,9 @@ class Listener:
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._thread, daemon=True)
         self.thread.start()
-        assert self.connected.wait(10), self.error
+        assert self.connected.wait(10), "the websocket never connected"
+        if self.error is not None:
+            raise AssertionError(f"websocket failed: {self.error}")
         self.wait_for(lambda m: m["type"] == "status")
 
     def _thread(self) -> None:
