@@ -3,8 +3,10 @@ free, view, upload, object_info, system_stats, embeddings, and the /api twins.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
+import json
 import threading
 
 import pytest
@@ -12,7 +14,7 @@ from PIL import Image
 
 from host_stub import Host
 from host_stub.shim import model_management
-from tests.host_stub.serve_support import PACKS, SERVE_PACKS, Client, InProcess, chain, node, upload
+from tests.host_stub.serve_support import PACKS, REPO, SERVE_PACKS, Client, InProcess, chain, node, upload
 
 values = itertools.count(1)  # a fresh value per prompt keeps the output cache from answering
 
@@ -279,3 +281,18 @@ def test_unknown_routes_and_methods_answer_json(api):
     assert status == 404 and body["error"]["type"] == "http_error"
     status, body = api.post("/object_info", {})
     assert status == 405 and body["error"]["type"] == "http_error"
+
+
+def test_the_readme_example_client_works(api, tmp_path):
+    readme = (REPO / "host_stub" / "README.md").read_text()
+    code = readme.split("### Example client", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {"__name__": "readme_example"}
+    exec(compile(code, "README example", "exec"), namespace)
+    workflow = tmp_path / "workflow_api.json"
+    prefix = f"readme/{next(values)}"
+    workflow.write_text(json.dumps({"1": node("Gradient", width=5, height=3, batch=1),
+                                    "2": node("SaveImage", images=["1", 0], filename_prefix=prefix)}))
+    entry = asyncio.run(namespace["run"](api.base, str(workflow), save_to=str(tmp_path)))
+    assert entry["status"]["status_str"] == "success"
+    (saved,) = tmp_path.glob("*.png")
+    assert Image.open(saved).size == (5, 3)
