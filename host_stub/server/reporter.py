@@ -5,7 +5,9 @@ and ``progress``, then ``executed`` (when the node has UI output) and ``progress
 (finished). Cached output nodes get ``executed`` with their cached UI output and a finished
 ``progress_state``, and never ``executing``. The run's own messages (``execution_start``,
 ``execution_cached``, ``execution_success`` / ``execution_error`` / ``execution_interrupted``)
-arrive through :meth:`PromptReporter.message` as the run records them.
+arrive through :meth:`PromptReporter.message` as the run records them. Nodes added by node
+expansion (``node_expanded``) are shown as the node the editor knows (``display_node``), with
+their parent and the original node they came from in ``progress_state``.
 
 Who gets what follows ComfyUI: with a ``client_id``, everything goes to that client only;
 without one, only ``progress``, ``progress_state`` and ``execution_interrupted`` are sent, to
@@ -41,6 +43,8 @@ class PromptReporter:
         self.on_start = on_start
         self.nodes: dict[str, dict[str, Any]] = {}
         self.current_node: str | None = None
+        self.parents: dict[str, str] = {}  # nodes added by node expansion -> the node that added them
+        self.displays: dict[str, str] = {}  # ... -> the node the editor shows them as
 
     def send(self, event: str, data: dict[str, Any]) -> None:
         if self.client_id is not None or event in _ALWAYS_SENT:
@@ -61,10 +65,15 @@ class PromptReporter:
 
     # --- the host's progress callbacks ------------------------------------------------------------
 
+    def node_expanded(self, node_id: str, class_type: str, parent_id: str, display_id: str) -> None:
+        self.parents[node_id] = parent_id
+        self.displays[node_id] = display_id
+
     def node_started(self, node_id: str, class_type: str, title: str) -> None:
         self.current_node = node_id
         self._state(node_id, "running", 0.0, 1.0)
-        self.send("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
+        display = self.displays.get(node_id, node_id)
+        self.send("executing", {"node": node_id, "display_node": display, "prompt_id": self.prompt_id})
 
     def node_progress(self, node_id: str, value: float, total: float) -> None:
         self._state(node_id, "running", value, total)
@@ -82,7 +91,8 @@ class PromptReporter:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _executed(self, node_id: str, output: Any) -> None:
-        data = {"node": node_id, "display_node": node_id, "output": output, "prompt_id": self.prompt_id}
+        display = self.displays.get(node_id, node_id)
+        data = {"node": node_id, "display_node": display, "output": output, "prompt_id": self.prompt_id}
         self.send("executed", data)
 
     def _state(
@@ -100,10 +110,15 @@ class PromptReporter:
                 "state": e["state"],
                 "node_id": nid,
                 "prompt_id": self.prompt_id,
-                "display_node_id": nid,
-                "parent_node_id": None,
-                "real_node_id": nid,
+                "display_node_id": self.displays.get(nid, nid),
+                "parent_node_id": self.parents.get(nid),
+                "real_node_id": self._real(nid),
             }
             for nid, e in self.nodes.items()
         }
         self.send("progress_state", {"prompt_id": self.prompt_id, "nodes": nodes})
+
+    def _real(self, node_id: str) -> str:
+        while node_id in self.parents:
+            node_id = self.parents[node_id]
+        return node_id

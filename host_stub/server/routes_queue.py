@@ -91,7 +91,7 @@ def add_routes(routes: web.RouteTableDef, server: Server) -> None:
 
     @routes.get("/queue")
     async def get_queue(request: web.Request) -> web.Response:
-        running, pending = store.running(), store.pending()
+        running, pending = await asyncio.to_thread(lambda: (store.running(), store.pending()))
         return web.json_response({"queue_running": [i.as_list() for i in running],
                                   "queue_pending": [i.as_list() for i in pending]})
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from host_stub import Host
+from host_stub.server.reporter import PromptReporter
 from tests.host_stub.serve_support import PACKS, Client, InProcess, Listener, chain, node
 
 values = itertools.count(1)
@@ -162,3 +163,19 @@ def test_a_client_without_an_id_gets_one(listen):
     ws = listen()
     sid = ws.messages[0]["data"]["sid"]
     assert len(sid) == 32 and ws.messages[0]["data"]["status"] == {"exec_info": {"queue_remaining": 0}}
+
+
+def test_nodes_added_by_expansion_are_shown_as_the_node_that_added_them():
+    sent = []
+    reporter = PromptReporter(lambda event, data, sid: sent.append((event, data, sid)), "p1", "c1", ["9"],
+                              lambda node_id: {"output": {"values": [1]}})
+    reporter.node_expanded("5.0.0.1", "Add", "5", "5")
+    reporter.node_expanded("5.0.0.1.0.0.2", "Show", "5.0.0.1", "5")
+    reporter.node_started("5.0.0.1.0.0.2", "Show", "Show")
+    reporter.node_finished("5.0.0.1.0.0.2", "ran", 0.1)
+    by_type = {event: data for event, data, _ in sent}
+    assert by_type["executing"] == {"node": "5.0.0.1.0.0.2", "display_node": "5", "prompt_id": "p1"}
+    assert by_type["executed"]["display_node"] == "5"
+    state = by_type["progress_state"]["nodes"]["5.0.0.1.0.0.2"]
+    assert (state["display_node_id"], state["parent_node_id"], state["real_node_id"]) == ("5", "5.0.0.1", "5")
+    assert {sid for _, _, sid in sent} == {"c1"}
