@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     from host_stub.server import config as serve_config  # no aiohttp needed to build the parser
 
     serve_config.add_arguments(serve)
+    batch = commands.add_parser("batch", parents=[host], help="run a sweep of jobs, over 1..N processes")
+    from host_stub import batch as batch_command
+
+    batch_command.add_arguments(batch)
     return parser
 
 
@@ -84,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from host_stub.server.app import main as serve
 
         return serve(args)
+    if args.command == "batch":
+        from host_stub import batch as batch_command
+
+        return batch_command.main(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         stream=sys.stderr,

@@ -1,0 +1,46 @@
+"""The processes of a sweep, from accelerate: one process plainly, N under torchrun or accelerate launch.
+
+Python objects are gathered over gloo (``accelerate.utils.gather_object``), on GPU machines too:
+only small records travel, and gloo notices a peer that died instead of waiting on it. Each
+process uses the GPU of its local rank, which the nodes see as the current CUDA device.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+DEFAULT_WAIT_SECONDS = 24 * 3600  # a fast rank waits this long at the end for the slowest one
+
+
+def _launched() -> bool:
+    return int(os.environ.get("LOCAL_RANK", -1)) != -1 or int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+
+def start(wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Any:
+    """accelerate's PartialState for this process (initialising torch.distributed when launched)."""
+    import torch
+    from accelerate import PartialState
+
+    kwargs: dict[str, Any] = {}
+    if _launched():
+        kwargs = {"backend": "gloo", "timeout": timedelta(seconds=wait_seconds)}
+    state = PartialState(cpu=not torch.cuda.is_available(), **kwargs)
+    if state.device is not None and state.device.type == "cuda":
+        torch.cuda.set_device(state.device)
+    return state
+
+
+def all_gather(state: Any, value: Any) -> list[Any]:
+    """``value`` from every process, in rank order (just ``[value]`` in one process)."""
+    if state.num_processes == 1:
+        return [value]
+    from accelerate.utils import gather_object
+
+    return list(gather_object([value]))
+
+
+def gather_errors(state: Any, message: str | None) -> list[str]:
+    """Every process's error (None where it had none), so all of them stop together or none does."""
+    return [m for m in all_gather(state, message) if m]
