@@ -1,0 +1,76 @@
+"""A sweep of 12 clips on the tiny Wan 2.1 model, in 2 processes under torchrun (gloo): the i2v pack's
+VRAMGuard -> I2VSample batch_size link is found and consecutive seeds run as one call, each clip
+gets its own file, each process loads the model once, and a batched clip is the very file the
+same row makes alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from host_stub.cli import main
+from i2v_nodes.runtime import video
+from tests.host_stub.batch_support.helpers import REPO, Workspace, torchrun
+
+PROBE = Path(__file__).parent / "batch_support" / "i2v_probe.py"
+MODEL = {"model": "tiny-wan2.1-i2v", "precision": "fp32", "vae_precision": "auto", "device": "auto",
+         "offload": "none", "allow_download": False, "weights": "default"}  # fmt: skip
+WORKFLOW = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
+    "2": {"class_type": "LoadI2VModel", "inputs": MODEL},
+    "3": {"class_type": "VRAMGuard", "inputs": {"model": ["2", 0], "width": 64, "height": 48, "num_frames": 9,
+                                                "batch_size": 1, "policy": "error", "headroom": 0.1}},
+    "4": {"class_type": "I2VSample", "inputs": {
+        "model": ["3", 0], "image": ["1", 0], "prompt": "waves", "negative_prompt": "blurry",
+        "width": ["3", 1], "height": ["3", 2], "num_frames": ["3", 3], "steps": 2, "guidance_scale": 5.0,
+        "seed": 0, "batch_size": ["3", 4], "target_fps": 8, "decode_chunk_size": 0}},
+    "5": {"class_type": "EncodeVideo", "inputs": {
+        "frames": ["4", 0], "fps": ["4", 1], "frames_per_clip": ["4", 2], "format": "mp4-h264", "crf": 19,
+        "filename_prefix": "i2v/clip", "loop_count": 0, "pingpong": False, "save_metadata": False}},
+}  # fmt: skip
+GRID = {"id": "w", "LoadImage.image": ["a.png", "b.png"], "I2VSample.prompt": ["waves", "a storm"],
+        "I2VSample.seed": {"range": [10, 13]}}  # fmt: skip
+
+
+def test_twelve_tiny_wan_clips_in_two_processes_batch_seeds_and_load_the_model_once_each(
+    session_dirs, model_dirs, tmp_path
+):
+    from i2v_nodes.runtime.models import tiny_model_folder
+
+    tiny_model_folder("tiny-wan2.1-i2v", model_dirs[0])  # built once here, not by both ranks at once
+    ws = Workspace(tmp_path)
+    ws.input.mkdir(parents=True)
+    ws.log.mkdir()
+    shutil.copy(REPO / "examples" / "i2v-example.png", ws.input / "a.png")
+    ImageOps.mirror(Image.open(ws.input / "a.png").convert("RGB")).save(ws.input / "b.png")
+    ws.workflow.write_text(json.dumps(WORKFLOW), encoding="utf-8")
+    sweep = ws.sweep([GRID])
+    args = ws.args(sweep, "--models-dir", str(session_dirs["models"]), packs=(REPO,))
+
+    run = torchrun(args, ws.env(I2V_CPU_AUTO_PRECISION="fp32"), script=str(PROBE), timeout=400)
+    assert run.returncode == 0, run.stderr[-4000:]
+    entries = ws.entries()
+    assert len(entries) == 12 and {e["status"] for e in entries} == {"done"}
+    assert {e["rank"] for e in entries} == {0, 1}
+    assert {e["batch"] for e in entries} == {3}  # 10, 11, 12 of each image and prompt: one call
+    files = [f for e in entries for f in e["files"]]
+    assert len(files) == len(set(files)) == 12 and all(len(e["files"]) == 1 for e in entries)
+    for path in files:
+        info = video.probe_video(ws.output / path)
+        assert (info.frame_count, info.width, info.height) == (9, 64, 48)
+    loads = [json.loads(p.read_text()) for p in sorted(ws.log.glob("i2v-loads-*.json"))]
+    assert [(p["rank"], p["loads"], p["threads"]) for p in loads] == [(0, 1, 1), (1, 1, 1)]
+
+    # The same three rows one call each, here: the same files, byte for byte
+    alone = Workspace(tmp_path / "alone")
+    three = ws.sweep([{**GRID, "LoadImage.image": "b.png", "I2VSample.prompt": "a storm"}], "three.jsonl")
+    assert main(["batch", *ws.args(three, "--models-dir", str(session_dirs["models"]), "--no-batch-seeds",
+                                   "--output-dir", str(alone.output), packs=(REPO,))]) == 0  # fmt: skip
+    batched = {e["job_id"]: (ws.output / e["files"][0]).read_bytes() for e in entries}
+    singles = alone.entries()
+    assert [e["batch"] for e in singles] == [1, 1, 1]
+    for entry in singles:
+        assert (alone.output / entry["files"][0]).read_bytes() == batched[entry["job_id"]]
