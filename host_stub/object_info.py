@@ -1,4 +1,4 @@
-"""``/object_info`` entries for V1 node classes, in the shape ComfyUI's server returns."""
+"""``/object_info`` entries for V1 and V3 node classes, in the shape ComfyUI's server returns."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import traceback
 from typing import Any
 
 from host_stub.registry import NodeRegistry
+from host_stub.v3 import is_v3
 
 log = logging.getLogger(__name__)
 
 
 def node_info(registry: NodeRegistry, name: str) -> dict[str, Any]:
     cls = registry.classes[name]
+    if is_v3(cls):
+        info = {**cls.GET_NODE_INFO_V1(), "python_module": registry.python_modules.get(name, "nodes")}
+        return json.loads(json.dumps(info, default=str))
     input_types = cls.INPUT_TYPES()
     return_types = tuple(cls.RETURN_TYPES)
     info: dict[str, Any] = {

@@ -2,14 +2,16 @@
 
 A folder with ``__init__.py`` is one pack; any other folder holds packs, one per subfolder (or
 ``.py`` file). Each pack is imported under the module name ComfyUI would give it, its
-``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` are read, and a pack that fails to
-import is reported while the others still load. A pack already imported in this process is
+``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` are read (or, for a V3 pack, the node
+list of the extension its ``comfy_entrypoint()`` returns), and a pack that fails to import is
+reported while the others still load. A pack already imported in this process is
 reused rather than executed again: ComfyUI also imports each pack once per process.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import sys
 import time
@@ -18,8 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from host_stub.errors import WorkflowError
+from host_stub.node_call import run_sync
 from host_stub.registry import NodeRegistry
 
 log = logging.getLogger(__name__)
@@ -71,11 +75,11 @@ def load_pack(path: Path, registry: NodeRegistry) -> PackLoad:
     try:
         module = _import(path)
         mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
-        if mappings is None:
-            if hasattr(module, "comfy_entrypoint"):
-                raise ImportError("V3 packs (comfy_entrypoint) are not supported by host_stub")
-            raise ImportError("the pack defines no NODE_CLASS_MAPPINGS")
         display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
+        if mappings is None:
+            if not hasattr(module, "comfy_entrypoint"):
+                raise ImportError("the pack defines no NODE_CLASS_MAPPINGS (nor a V3 comfy_entrypoint)")
+            mappings, display = v3_nodes(module.comfy_entrypoint)
         nodes = registry.add_pack(f"custom_nodes.{name}", dict(mappings), dict(display))
     except Exception as exc:  # noqa: BLE001 - any failure in a pack's import is reported, not fatal
         log.warning("Cannot import %s module for custom nodes: %s", path, exc)
@@ -83,6 +87,27 @@ def load_pack(path: Path, registry: NodeRegistry) -> PackLoad:
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return PackLoad(path, name, False, error=error, seconds=time.perf_counter() - started)
     return PackLoad(path, name, True, nodes=nodes, seconds=time.perf_counter() - started)
+
+
+def v3_nodes(entrypoint: Any) -> tuple[dict[str, type], dict[str, str]]:
+    """A V3 pack's nodes: ``comfy_entrypoint()`` gives an extension that lists its node classes."""
+    if not callable(entrypoint):
+        raise ImportError("comfy_entrypoint is not callable")
+    extension = entrypoint()
+    if inspect.iscoroutine(extension):
+        extension = run_sync(extension)
+    if not callable(getattr(extension, "get_node_list", None)):
+        raise ImportError("comfy_entrypoint did not return a ComfyExtension")
+    nodes = run_sync(extension.get_node_list())
+    if not isinstance(nodes, list):
+        raise ImportError("the extension's get_node_list() did not return a list of nodes")
+    mappings, display = {}, {}
+    for cls in nodes:
+        schema = cls.GET_SCHEMA()
+        mappings[schema.node_id] = cls
+        if schema.display_name is not None:
+            display[schema.node_id] = schema.display_name
+    return mappings, display
 
 
 def _import(path: Path) -> ModuleType:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from host_stub.graph import DependencyCycleError, ExecutionList, linked_sources
-from host_stub.validation import full_type_name
+from host_stub.validation_rules import full_type_name
 
 log = logging.getLogger(__name__)
 

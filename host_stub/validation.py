@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 from host_stub.graph import DependencyCycleError, is_output_node, linked_sources
-from host_stub.node_call import CallContext, call_over_lists, gather_inputs, input_info
+from host_stub.node_call import CallContext, call_over_lists, gather_inputs, hidden_values, input_info
 from host_stub.registry import NodeRegistry
+from host_stub.v3 import optional_function
+from host_stub.validation_rules import Reasons, check_value, full_type_name, types_match  # noqa: F401
+from host_stub.validation_rules import exception_reason as _exception_reason
+from host_stub.validation_rules import reason as _reason
 
 log = logging.getLogger(__name__)
-
-Reasons = list[dict[str, Any]]
 
 
 @dataclass
@@ -38,23 +38,6 @@ class ValidationResult:
         if self.ok:
             return {"node_errors": self.node_errors}
         return {"error": self.error, "node_errors": self.node_errors}
-
-
-def full_type_name(exc: BaseException) -> str:
-    name = getattr(exc, "type_name", None)
-    if isinstance(name, str):
-        return name
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def types_match(received: Any, expected: Any) -> bool:
-    """ComfyUI's link type check: equal (by ``!=``, so custom "any" types work) or overlapping lists."""
-    if not received != expected:
-        return True
-    if not isinstance(received, str) or not isinstance(expected, str):
-        return False
-    return bool({t.strip() for t in received.split(",")} & {t.strip() for t in expected.split(",")})
 
 
 def _prompt_error(kind: str, message: str, details: str = "") -> ValidationResult:
@@ -176,7 +159,8 @@ class _Validator:
         input_types = cls.INPUT_TYPES()
         names = list(input_types.get("required") or {})
         names += [n for n in input_types.get("optional") or {} if n not in names]
-        validate_fn = getattr(cls, "VALIDATE_INPUTS", None)
+        validate_name = optional_function(cls, "VALIDATE_INPUTS")  # V3: validate_inputs
+        validate_fn = getattr(cls, validate_name) if validate_name is not None else None
         fn_args: list[str] = []
         fn_kwargs = False
         if validate_fn is not None:
@@ -201,9 +185,11 @@ class _Validator:
                 valid = valid and ok
             else:
                 skip_ranges = name in fn_args or fn_kwargs
-                self._check_value(inputs, name, config, skip_ranges, errors)
+                check_value(inputs, name, config, skip_ranges, errors)
         if validate_fn is not None and (fn_args or fn_kwargs):
-            errors += self._custom_validation(node_id, cls, input_types, fn_args, fn_kwargs, received)
+            errors += self._custom_validation(
+                node_id, cls, input_types, validate_name, fn_args, fn_kwargs, received
+            )
         return valid, errors
 
     def _check_link(
@@ -262,83 +248,22 @@ class _Validator:
             self.validated[source_id] = (False, previous + [reason])
             return False
 
-    @staticmethod
-    def _check_value(
-        inputs: dict[str, Any], name: str, config: list[Any], skip_ranges: bool, errors: Reasons
-    ) -> None:
-        kind, options = config
-        value = inputs[name]
-        if isinstance(value, dict) and "__value__" in value:
-            value = inputs[name] = value["__value__"]
-        convert = (
-            {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}.get(kind)
-            if isinstance(kind, str)
-            else None
-        )
-        if convert is not None:
-            try:
-                value = inputs[name] = convert(value)
-            except Exception as exc:  # noqa: BLE001 - any conversion failure is an invalid value
-                errors.append(
-                    _reason(
-                        "invalid_input_type",
-                        f"Failed to convert an input value to a {kind} value",
-                        f"{name}, {value}, {exc}",
-                        {
-                            "input_name": name,
-                            "input_config": config,
-                            "received_value": value,
-                            "exception_message": str(exc),
-                        },
-                    )
-                )
-                return
-        if skip_ranges:
-            return
-        extra = {"input_name": name, "input_config": config, "received_value": value}
-        if "min" in options and value < options["min"]:
-            errors.append(
-                _reason(
-                    "value_smaller_than_min",
-                    f"Value {value} smaller than min of {options['min']}",
-                    name,
-                    extra,
-                )
-            )
-        elif "max" in options and value > options["max"]:
-            errors.append(
-                _reason(
-                    "value_bigger_than_max", f"Value {value} bigger than max of {options['max']}", name, extra
-                )
-            )
-        elif isinstance(kind, list) and value not in kind:
-            # ComfyUI leaves long lists (scanned model files) out of the message.
-            listed = f"(list of length {len(kind)})" if len(kind) > 20 else str(kind)
-            errors.append(
-                _reason(
-                    "value_not_in_list",
-                    "Value not in list",
-                    f"{name}: '{value}' not in {listed}",
-                    {**extra, "input_config": None if len(kind) > 20 else config},
-                )
-            )
-
     def _custom_validation(
         self,
         node_id: str,
         cls: type,
         input_types: dict[str, Any],
+        name: str,
         fn_args: list[str],
         fn_kwargs: bool,
         received: dict[str, Any],
     ) -> Reasons:
-        data, _missing = gather_inputs(
-            self.prompt[node_id]["inputs"], input_types, CallContext(node_id), None
-        )
+        ctx = CallContext(node_id)
+        data, _missing = gather_inputs(self.prompt[node_id]["inputs"], input_types, ctx, None)
         selected = {k: v for k, v in data.items() if fn_kwargs or k in fn_args}
         if "input_types" in fn_args:
             selected["input_types"] = [received]
-        results = call_over_lists(cls, selected, "VALIDATE_INPUTS")
+        results = call_over_lists(cls, selected, name, hidden=hidden_values(cls, ctx))
         errors = []
         # ComfyUI reports one error per validated input for each failing call.
         for name in selected:
@@ -354,19 +279,3 @@ class _Validator:
                         )
                     )
         return errors
-
-
-def _reason(kind: str, message: str, details: str, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"type": kind, "message": message, "details": details, "extra_info": extra}
-
-
-def _exception_reason(kind: str, message: str, exc: BaseException) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "message": message,
-        "details": str(exc),
-        "extra_info": {
-            "exception_type": full_type_name(exc),
-            "traceback": traceback.format_tb(sys.exc_info()[2] or exc.__traceback__),
-        },
-    }

@@ -1,11 +1,13 @@
 """The module surface a ComfyUI pack expects, installed in ``sys.modules`` only while a host is active.
 
-While a host runs, ``comfy`` (``utils``, ``model_management``, ``comfy_types``), ``folder_paths``,
-``comfy_execution`` (``graph``, ``graph_utils``, ``utils``) and ``comfy_api`` are importable;
-afterwards ``sys.modules`` is put back exactly as it was, so code that probes for ComfyUI (and
-tests) never sees a stale host. The shim modules are created once per process:
-packs that did ``import folder_paths`` at import time keep a reference that stays valid for
-every later host, which re-points the module's folders at its own.
+While a host runs, ``comfy`` (``utils``, ``model_management``, ``comfy_types``, ``cli_args``),
+``folder_paths``, ``comfy_execution`` (``graph``, ``graph_utils``, ``utils``) and ``comfy_api``
+(``latest`` with ``io`` and ``ui``, the ``v0_0_2`` / ``v0_0_1`` version modules, ``input``,
+``input_impl``, ``util``) are importable; afterwards ``sys.modules`` is put back exactly as it
+was, so code that probes for ComfyUI (and tests) never sees a stale host. The shim modules are
+created once per process: packs that did ``import folder_paths`` at import time keep a
+reference that stays valid for every later host, which re-points the module's folders at its
+own.
 
 If the real ComfyUI modules are already imported, nothing is installed and they are used as
 they are; only the progress hook is set for the duration of a run.
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_stub.shim import (
+    cli_args,
     comfy_types,
     comfy_utils,
     execution_graph,
@@ -29,6 +32,10 @@ from host_stub.shim import (
     folder_paths,
     graph_utils,
     model_management,
+    v3_api,
+    v3_io,
+    v3_ui,
+    v3_video,
 )
 
 _FOLDER_ATTRS = (
@@ -56,9 +63,11 @@ _SHIMS: dict[str, types.ModuleType] = {
         utils=comfy_utils,
         model_management=model_management,
         comfy_types=comfy_types,
+        cli_args=cli_args,
     ),
     "comfy.utils": comfy_utils,
     "comfy.model_management": model_management,
+    "comfy.cli_args": cli_args,
     "comfy.comfy_types": comfy_types,
     "comfy.comfy_types.node_typing": comfy_types,
     "folder_paths": folder_paths,
@@ -72,7 +81,24 @@ _SHIMS: dict[str, types.ModuleType] = {
     "comfy_execution.graph": execution_graph,
     "comfy_execution.graph_utils": graph_utils,
     "comfy_execution.utils": execution_utils,
+    "comfy_api": _package(
+        "comfy_api", "host_stub's stand-in for comfy_api.", latest=v3_api, input=v3_video, input_impl=v3_video
+    ),
+    "comfy_api.latest": v3_api,
+    "comfy_api.latest._io": v3_io,
+    "comfy_api.latest._ui": v3_ui,
+    "comfy_api.latest._input": v3_video,
+    "comfy_api.latest._input_impl": v3_video,
+    "comfy_api.latest._util": v3_video,
+    "comfy_api.v0_0_2": v3_api.version_module("comfy_api.v0_0_2", "0.0.2"),
+    "comfy_api.v0_0_1": v3_api.version_module("comfy_api.v0_0_1", "0.0.1"),
+    "comfy_api.input": v3_video,
+    "comfy_api.input_impl": v3_video,
+    "comfy_api.util": v3_video,
 }
+v3_api.__path__ = []  # type: ignore[attr-defined] # a package: comfy_api.latest._io and friends
+for _name in ("v0_0_2", "v0_0_1", "util"):
+    setattr(_SHIMS["comfy_api"], _name, _SHIMS[f"comfy_api.{_name}"])
 SHIM_NAMES = tuple(_SHIMS)
 
 _MISSING = object()
