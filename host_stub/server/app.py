@@ -12,11 +12,12 @@ import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from host_stub.server import config, routes_files, routes_info, routes_queue
+from host_stub.server import config, routes_editor, routes_files, routes_info, routes_queue
 from host_stub.server.http import errors_middleware, origin_middleware, token_middleware
 from host_stub.server.hub import Hub
 from host_stub.server.store import QueueStore
@@ -31,9 +32,12 @@ class Server:
     """One host, one queue store, one worker thread, one aiohttp application."""
 
     def __init__(self, host: Any, store: QueueStore, token: str | None = None,
-                 max_body: int = 32 * MB, max_upload: int = 100 * MB):
+                 max_body: int = 32 * MB, max_upload: int = 100 * MB, user_dir: str | Path | None = None,
+                 web_root: Path | None = None):
         self.host = host
         self.store = store
+        self.user_dir = Path(user_dir) if user_dir is not None else store.path.parent  # settings, user data
+        self.web_root = web_root  # the editor's files, if installed
         self.token = token
         self.max_body = max_body
         self.max_upload = max_upload
@@ -53,12 +57,15 @@ class Server:
         routes_queue.add_routes(routes, self)
         routes_files.add_routes(routes, self)
         routes_info.add_routes(routes, self)
+        routes_editor.add_routes(routes, self)
         twins = web.RouteTableDef()
         for route in routes:
             if isinstance(route, web.RouteDef):
                 twins.route(route.method, "/api" + route.path)(route.handler, **route.kwargs)
         app.add_routes(twins)
         app.add_routes(routes)
+        if self.web_root is not None:
+            app.add_routes([web.static("/", self.web_root)])  # last: the routes above come first
         app.on_shutdown.append(self._close_sockets)
         return app
 
@@ -118,8 +125,11 @@ def main(args: argparse.Namespace) -> int:
     if recovered:
         what = "queued again" if args.on_restart == "rerun" else "marked failed"
         log.warning("prompts that were running when the server stopped, %s: %s", what, ", ".join(recovered))
+    web_root = routes_editor.find_web_root(args.front_end_root)
+    log.info("graph editor: %s", web_root or "not installed (pip install i2v-nodes[ui])")
     server = Server(host, store, token=args.token or None, max_body=int(args.max_body_size * MB),
-                    max_upload=int(args.max_upload_size * MB))
+                    max_upload=int(args.max_upload_size * MB), user_dir=config.user_directory(args),
+                    web_root=web_root)
     try:
         asyncio.run(_serve(server, config.addresses(args.listen), args.port))
     except KeyboardInterrupt:

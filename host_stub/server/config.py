@@ -20,7 +20,7 @@ TOKEN_ENV = "HOST_STUB_TOKEN"
 IGNORED_WITH_VALUE = (
     "--base-directory", "--database-url", "--cuda-device", "--default-device", "--reserve-vram",
     "--preview-method", "--preview-size", "--default-hashing-function", "--oneapi-device-selector",
-    "--directml", "--front-end-version", "--front-end-root", "--comfy-api-base", "--tls-keyfile",
+    "--directml", "--front-end-version", "--comfy-api-base", "--tls-keyfile",
     "--tls-certfile", "--enable-cors-header", "--fast",
 )
 IGNORED_SWITCHES = (
@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--token", default=os.environ.get(TOKEN_ENV),
         help=f"bearer token clients must send (or ${TOKEN_ENV})")
     add("--insecure", action="store_true", help="allow listening beyond loopback without a token")
+    add("--front-end-root", metavar="DIR", help="serve the editor from DIR (default: the installed wheel)")
     add("--max-upload-size", type=float, default=100.0, metavar="MB", help="largest upload (default 100 MB)")
     add("--max-body-size", type=float, default=32.0, metavar="MB", help="largest JSON body (default 32 MB)")
     add("-v", "--verbose", nargs="?", const="DEBUG", default="INFO",
@@ -110,11 +111,14 @@ def folders(args: argparse.Namespace) -> dict[str, Any]:
             "temp_dir": temp}
 
 
+def user_directory(args: argparse.Namespace) -> Path:
+    return Path(args.user_directory or "user").expanduser().resolve()
+
+
 def queue_db_path(args: argparse.Namespace) -> Path:
     if args.queue_db:
         return Path(args.queue_db).expanduser().resolve()
-    user = Path(args.user_directory or "user").expanduser().resolve()
-    return user / "host_stub" / "queue.sqlite3"
+    return user_directory(args) / "host_stub" / "queue.sqlite3"
 
 
 def read_extra_model_paths(path: str) -> tuple[list[tuple[str, str, bool]], list[str]]:
