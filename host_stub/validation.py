@@ -4,8 +4,9 @@ Only output nodes and their ancestors are validated. Constant values are coerced
 (``int()``, ``float()``, ``str()``, ``bool()``), so the prompt that runs holds the coerced values,
 as in ComfyUI. Where ComfyUI fails by accident (a link to a missing node raises a KeyError, a
 cycle recurses without end), the stub reports the same situation deliberately: a dangling link
-is an ``invalid_prompt`` error and a cycle an ``exception_during_inner_validation`` of type
-``graph.DependencyCycleError``.
+that leaves no output to run is an ``invalid_prompt`` error (outputs it does not reach still run,
+as in ComfyUI, with the KeyError in ``node_errors``) and a cycle an
+``exception_during_inner_validation`` of type ``graph.DependencyCycleError``.
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ def validate_prompt(
             outputs.append(node_id)
     if not outputs:
         return _prompt_error("prompt_no_outputs", "Prompt has no outputs")
+    result = _Validator(registry, prompt).run(outputs)
     dangling = _dangling_link(prompt, outputs)
-    if dangling is not None:
-        return dangling
-    return _Validator(registry, prompt).run(outputs)
+    # As in ComfyUI, the outputs a missing node does not reach still run (its KeyError is in
+    # node_errors); when none can, the prompt is refused naming the link.
+    return dangling if dangling is not None and not result.ok else result
 
 
 def _dangling_link(prompt: dict[str, Any], outputs: list[str]) -> ValidationResult | None:

@@ -216,3 +216,17 @@ def test_a_blocker_in_a_list_blocks_only_its_item(host, node):
     result = host.run(prompt)
     assert result.ok, result.error
     assert result.ui["5"] == {"values": [2, 6]}  # item 2 (even) was blocked on its way
+
+
+def test_a_link_to_a_missing_node_stops_only_the_outputs_it_reaches(host, node):
+    prompt = {
+        "1": node("IntConst", value=5),
+        "2": node("Add", a=["1", 0], b=["gone", 0]),
+        "3": node("Show", value=["2", 0]),
+        "4": node("Show", value=["1", 0]),
+    }
+    result = host.run(prompt)
+    assert result.ok and result.ui == {"4": {"values": [5]}}  # as in ComfyUI: the other output runs
+    [reason] = result.validation.node_errors["2"]["errors"]
+    assert reason["type"] == "exception_during_inner_validation" and reason["details"] == "'gone'"
+    assert result.validation.node_errors["2"]["dependent_outputs"] == ["3"]
