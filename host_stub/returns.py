@@ -119,9 +119,3 @@ def merge_outputs(calls: list[tuple[Any, ...]], cls: type) -> Outputs:
                 merged.append(value)
         outputs.append(merged)
     return outputs
-
-
-def merge_returns(results: list[Any], cls: type) -> tuple[Outputs, dict[str, list[Any]]]:
-    """``(outputs, ui)`` of calls that did not expand."""
-    returns = read_returns(results, cls)
-    return merge_outputs([values for _graph, values in returns.calls], cls), returns.ui
