@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, web
 from host_stub.server import config, routes_editor, routes_files, routes_info, routes_queue
 from host_stub.server.http import errors_middleware, origin_middleware, token_middleware
 from host_stub.server.hub import Hub
-from host_stub.server.store import QueueStore
+from host_stub.server.store import QueueInUse, QueueStore
 from host_stub.server.worker import Worker, error_entry
 
 log = logging.getLogger("host_stub.server")
@@ -118,7 +118,11 @@ def main(args: argparse.Namespace) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before anything imports torch
     host = config.build_host(args)
     db_path = config.queue_db_path(args)
-    store = QueueStore(db_path, max_history=args.max_history)
+    try:
+        store = QueueStore(db_path, max_history=args.max_history)
+    except QueueInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     recovered = store.recover(args.on_restart == "rerun", _restart_entry)
     log.info("queue database: %s (%d queued, %d in history)", db_path, store.remaining(),
              len(store.history()))
@@ -141,7 +145,10 @@ async def _serve(server: Server, addresses: list[str], port: int) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _on_signal, stopping)
+        try:
+            loop.add_signal_handler(sig, _on_signal, stopping)
+        except NotImplementedError:  # Windows: Ctrl-C ends asyncio.run with KeyboardInterrupt
+            pass
     await server.start(addresses, port)
     for address, bound in server.ports:
         shown = f"[{address}]" if ":" in address else address

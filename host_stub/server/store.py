@@ -4,7 +4,8 @@ Items have ComfyUI's queue item shape, ``[number, prompt_id, prompt, extra_data,
 outputs_to_execute]``; they run in ComfyUI's heap order (lowest ``number`` first, then prompt id).
 Every change is committed before the caller acknowledges it (WAL journal, ``synchronous=FULL``),
 so what a client was told was queued is on disk. An item being run is marked ``running``; on
-the next start, :meth:`QueueStore.recover` either queues it again or records it as failed.
+the next start, :meth:`QueueStore.recover` either queues it again or records it as failed. One
+process at a time serves from a database (a ``.lock`` file beside it).
 
 History entries have ComfyUI's shape (``prompt``, ``outputs``, ``status``, ``meta``) and are
 listed in the order they finished; the oldest are dropped beyond ``max_history``.
@@ -45,6 +46,25 @@ class PromptIdInUse(ValueError):
     """A prompt with this id is already queued or running."""
 
 
+class QueueInUse(RuntimeError):
+    """Another process serves from this queue database."""
+
+
+def _lock(path: Path) -> Any:
+    """An exclusive lock next to the database, released by the OS however the process ends."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        return None
+    handle = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115 - held for the store's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise QueueInUse(f"another process is serving from {path}") from None
+    return handle
+
+
 @dataclass
 class QueueItem:
     number: float
@@ -74,6 +94,7 @@ class QueueStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_history = max_history
+        self._file_lock = _lock(self.path)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -87,6 +108,8 @@ class QueueStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._file_lock is not None:
+                self._file_lock.close()
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db, self._lock)

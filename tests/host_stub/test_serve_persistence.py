@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from host_stub.server.store import QueueStore
+from host_stub.server.store import QueueInUse, QueueStore
 from tests.host_stub.serve_support import PACKS, Client, Subprocess, chain
 
 
@@ -149,3 +149,11 @@ def test_sigterm_interrupts_the_running_prompt_which_stays_queued(tmp_path):
         assert api.history(running)["status"]["messages"][-1][0] == "execution_interrupted"
     finally:
         second.stop()
+
+
+def test_one_process_at_a_time_serves_from_a_database(tmp_path):
+    store = QueueStore(tmp_path / "q.sqlite3")
+    with pytest.raises(QueueInUse, match="another process"):
+        QueueStore(tmp_path / "q.sqlite3")
+    store.close()
+    QueueStore(tmp_path / "q.sqlite3").close()
