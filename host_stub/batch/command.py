@@ -90,6 +90,8 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    finally:
+        dist.finish(state)
 
 
 def _logging(verbose: bool, rank: int) -> None:

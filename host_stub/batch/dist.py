@@ -19,17 +19,33 @@ def _launched() -> bool:
 
 
 def start(wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Any:
-    """accelerate's PartialState for this process (initialising torch.distributed when launched)."""
+    """accelerate's PartialState for this process (initialising torch.distributed when launched).
+
+    More processes than GPUs on a machine share them (local rank modulo the GPU count): accelerate
+    would give each its own, so it is told to stay off the GPUs and the device is set here.
+    """
     import torch
     from accelerate import PartialState
 
     kwargs: dict[str, Any] = {}
     if _launched():
         kwargs = {"backend": "gloo", "timeout": timedelta(seconds=wait_seconds)}
-    state = PartialState(cpu=not torch.cuda.is_available(), **kwargs)
-    if state.device is not None and state.device.type == "cuda":
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    shared = 0 < gpus < int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    state = PartialState(cpu=gpus == 0 or shared, **kwargs)
+    if shared:
+        torch.cuda.set_device(state.local_process_index % gpus)
+    elif state.device is not None and state.device.type == "cuda" and state.device.index is not None:
         torch.cuda.set_device(state.device)
     return state
+
+
+def finish(state: Any) -> None:
+    """Leave the process group (launched runs), so no process exits with it still set up."""
+    import torch.distributed
+
+    if state.num_processes > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def all_gather(state: Any, value: Any) -> list[Any]:
