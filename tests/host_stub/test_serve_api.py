@@ -296,9 +296,3 @@ def test_the_readme_example_client_works(api, tmp_path):
     assert entry["status"]["status_str"] == "success"
     (saved,) = tmp_path.glob("*.png")
     assert Image.open(saved).size == (5, 3)
-
-
-def test_without_the_editor_the_root_says_how_to_get_it(api):
-    status, body = api.get("/")
-    assert status == 200 and b"pip install i2v-nodes[ui]" in body
-    assert api.get("/extensions") == (200, [])

@@ -179,3 +179,9 @@ def test_nodes_added_by_expansion_are_shown_as_the_node_that_added_them():
     state = by_type["progress_state"]["nodes"]["5.0.0.1.0.0.2"]
     assert (state["display_node_id"], state["parent_node_id"], state["real_node_id"]) == ("5", "5.0.0.1", "5")
     assert {sid for _, _, sid in sent} == {"c1"}
+
+
+def test_without_the_editor_the_root_says_how_to_get_it(api):
+    status, body = api.get("/")
+    assert status == 200 and b"pip install i2v-nodes[ui]" in body
+    assert api.get("/extensions") == (200, [])
