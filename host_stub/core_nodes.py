@@ -1,4 +1,5 @@
-"""The ComfyUI core nodes the shipped workflows need: LoadImage, SaveImage and PreviewImage.
+"""The ComfyUI core nodes the shipped workflows need (LoadImage, SaveImage, PreviewImage), and
+RebatchImages, which ComfyUI's own execution tests use.
 
 Same names, inputs, outputs and file naming as ComfyUI's (written afresh for the stub). The
 frontend-only nodes of the UI format (Note, MarkdownNote, Reroute, PrimitiveNode) never execute;
@@ -167,13 +168,43 @@ class PreviewImage(SaveImage):
         }
 
 
+class RebatchImages:
+    """Regroups a list of image batches into batches of ``batch_size`` images (the last may be smaller).
+
+    Both inputs arrive as lists (INPUT_IS_LIST): every batch of the list is split into its
+    images, in order, and those are joined again ``batch_size`` at a time. The images must all
+    have the same size, as for any batch.
+    """
+
+    CATEGORY = "image/batch"
+    RETURN_TYPES = ("IMAGE",)
+    OUTPUT_IS_LIST = (True,)
+    INPUT_IS_LIST = True
+    FUNCTION = "rebatch"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        return {
+            "required": {"images": ("IMAGE",), "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096})}
+        }
+
+    def rebatch(self, images: list[Any], batch_size: list[int]) -> tuple[list[Any]]:
+        import torch
+
+        size = batch_size[0]
+        singles = [batch[i : i + 1] for batch in images for i in range(batch.shape[0])]
+        return ([torch.cat(singles[start : start + size], dim=0) for start in range(0, len(singles), size)],)
+
+
 NODE_CLASS_MAPPINGS: dict[str, type] = {
     "LoadImage": LoadImage,
     "SaveImage": SaveImage,
     "PreviewImage": PreviewImage,
+    "RebatchImages": RebatchImages,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadImage": "Load Image",
     "SaveImage": "Save Image",
     "PreviewImage": "Preview Image",
+    "RebatchImages": "Rebatch Images",
 }

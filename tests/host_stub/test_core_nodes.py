@@ -111,3 +111,31 @@ def test_preview_image_writes_into_the_temp_folder_inside_output(host, node, tmp
     (image,) = result.ui["2"]["images"]
     assert image["type"] == "temp" and image["filename"].startswith("ComfyUI_temp_")
     assert result.files == [tmp_path / "output" / "temp" / image["filename"]]
+
+
+def test_rebatch_images_regroups_a_list_of_batches():
+    import torch
+
+    from host_stub.core_nodes import RebatchImages
+
+    batches = [torch.full((2, 3, 4, 3), 0.0), torch.full((3, 3, 4, 3), 1.0)]
+    (out,) = RebatchImages().rebatch(batches, [2])
+    assert [list(b.shape) for b in out] == [[2, 3, 4, 3], [2, 3, 4, 3], [1, 3, 4, 3]]
+    assert [b[:, 0, 0, 0].tolist() for b in out] == [[0.0, 0.0], [1.0, 1.0], [1.0]]
+    (whole,) = RebatchImages().rebatch(batches, [10])
+    assert [list(b.shape) for b in whole] == [[5, 3, 4, 3]]
+
+
+def test_rebatch_images_runs_as_comfyuis_list_node(host, node):
+    prompt = {
+        "1": node("Gradient", width=4, height=2, batch=5),
+        "2": node("RebatchImages", images=["1", 0], batch_size=2),
+        "3": node("ImageSize", image=["2", 0]),
+    }
+    result = host.run(prompt)
+    assert result.ok, result.error
+    assert result.ui["3"]["shape"] == [[2, 2, 4, 3], [2, 2, 4, 3], [1, 2, 4, 3]]
+    info = host.object_info("RebatchImages")["RebatchImages"]
+    assert info["input"]["required"]["batch_size"] == ["INT", {"default": 1, "min": 1, "max": 4096}]
+    assert info["output_is_list"] == [True] and info["category"] == "image/batch"
+    assert info["display_name"] == "Rebatch Images"
