@@ -47,18 +47,6 @@ def _folder(path: str | Path | None, default: str) -> str:
     return str(Path(path if path is not None else default).expanduser().resolve())
 
 
-class _LiveMessages(list):
-    """The run's status message list, also handing each message to a listener as it is added."""
-
-    def __init__(self, listener: Any):
-        super().__init__()
-        self.listener = listener
-
-    def append(self, item: Any) -> None:
-        super().append(item)
-        self.listener(*item)
-
-
 class Host:
     """A headless ComfyUI-compatible host: its node registry, folders and output cache."""
 
@@ -195,8 +183,6 @@ class Host:
         Path(self.folders.output_directory).mkdir(parents=True, exist_ok=True)
         before = files.snapshot(folders)
         run = Run(self.registry, self.cache, sub.prompt, prompt_id, sub.extra_data, progress)
-        if callable(getattr(progress, "message", None)):
-            run.outcome.messages = _LiveMessages(progress.message)
         self.running = True
         try:
             outcome = run.execute(validation.outputs)

@@ -118,9 +118,13 @@ class RunReporting:
     registry: Any
     outcome: Outcome
     mm: Any
+    reporter: Any
 
     def _message(self, event: str, data: dict[str, Any]) -> None:
-        self.outcome.messages.append((event, stamp(data)))
+        """Record a status message for the history, and hand it to the reporter's ``message`` now."""
+        stamped = stamp(data)
+        self.outcome.messages.append((event, stamped))
+        optional_call(self.reporter, "message", event, stamped)
 
     def _meta(self, node_id: str) -> dict[str, Any]:
         return {

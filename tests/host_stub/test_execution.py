@@ -134,6 +134,30 @@ def test_history_entry_has_comfyuis_shape(host, chain):
     assert result.history_response() == {"abc": entry}
 
 
+def test_a_reporter_with_message_gets_the_status_messages_as_they_happen(host, node, chain):
+    class Live(Recorder):
+        def message(self, event, data):
+            self.events.append((event, data))
+
+    live = Live()
+    result = host.run(chain, prompt_id="live", progress=live)
+    kinds = [e[0] for e in live.events]
+    assert kinds == ["execution_start", "execution_cached", *["start", "end"] * 3, "execution_success"]
+    sent = [[e[0], e[1]] for e in live.events if e[0].startswith("execution_")]
+    assert sent == result.history["status"]["messages"]  # the same dicts, timestamps included
+    assert all("timestamp" in data and data["prompt_id"] == "live" for _, data in sent)
+
+    failing = Live()
+    broken = {
+        "1": node("IntConst", value=1),
+        "2": node("Boom", value=["1", 0]),
+        "3": node("Show", value=["2", 0]),
+    }
+    assert host.run(broken, progress=failing).status == "error"
+    error_at = [e[0] for e in failing.events].index("execution_error")
+    assert failing.events.index(("start", "2")) < error_at and "execution_success" not in failing.events
+
+
 def test_hidden_inputs_are_filled(host, node):
     result = host.run({"7": node("Hidden", text="x"), "8": node("IntConst", value=1)})
     assert result.ui["7"] == {"unique_id": ["7"], "prompt_ids": [["7", "8"]], "has_workflow": [False]}
