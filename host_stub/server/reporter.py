@@ -9,9 +9,13 @@ arrive through :meth:`PromptReporter.message` as the run records them. Nodes add
 expansion (``node_expanded``) are shown as the node the editor knows (``display_node``), with
 their parent and the original node they came from in ``progress_state``.
 
+An ``ExecutionBlocker`` with a message (``node_blocked``) gets the ``execution_error`` ComfyUI
+sends for it, naming the node it reached; the run goes on, and the message is not part of the
+history.
+
 Who gets what follows ComfyUI: with a ``client_id``, everything goes to that client only;
-without one, only ``progress``, ``progress_state`` and ``execution_interrupted`` are sent, to
-every client.
+without one, only ``progress``, ``progress_state``, ``execution_interrupted`` and a blocker's
+``execution_error`` are sent, to every client.
 """
 
 from __future__ import annotations
@@ -78,6 +82,10 @@ class PromptReporter:
     def node_progress(self, node_id: str, value: float, total: float) -> None:
         self._state(node_id, "running", value, total)
         self.send("progress", {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id})
+
+    def node_blocked(self, node_id: str, error: dict[str, Any]) -> None:
+        # ComfyUI sends this one to the prompt's client id as it is: to every client when there is none.
+        self._send("execution_error", error, self.client_id)
 
     def node_finished(self, node_id: str, status: str, seconds: float) -> None:
         self.current_node = None

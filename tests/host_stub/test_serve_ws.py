@@ -18,7 +18,7 @@ values = itertools.count(1)
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve_ws")
-    host = Host(packs=[PACKS / "arith", PACKS / "features"], input_dir=root / "input",
+    host = Host(packs=[PACKS / "arith", PACKS / "features", PACKS / "flow"], input_dir=root / "input",
                 output_dir=root / "output", models_dir=root / "models")
     server = InProcess(host, root / "queue.sqlite3")
     yield server
@@ -135,6 +135,33 @@ def test_without_a_client_id_only_progress_is_broadcast(api, listen):
     api.history(prompt_id)
     time.sleep(0.1)
     assert {m["type"] for m in ws.of(prompt_id)} == {"progress", "progress_state"}
+
+
+def test_a_blocker_with_a_message_sends_comfyuis_execution_error_and_the_prompt_succeeds(api, listen):
+    ws = listen("blocked")
+    prompt = {"1": node("IntConst", value=next(values)),
+              "2": node("Gate", value=["1", 0], block=True, message="no entry"),
+              "3": node("Show", value=["2", 0])}
+    prompt_id = api.queue(prompt, client_id="blocked")["prompt_id"]
+    messages = ws.done(prompt_id)
+    kinds = [m["type"] for m in messages]
+    assert kinds.index("execution_error") < kinds.index("execution_success")
+    error = next(m["data"] for m in messages if m["type"] == "execution_error")
+    assert error == {"prompt_id": prompt_id, "node_id": "3", "node_type": "Show", "executed": ["1", "2"],
+                     "exception_message": "Execution Blocked: no entry", "exception_type": "ExecutionBlocked",
+                     "traceback": [], "current_inputs": [], "current_outputs": []}
+    entry = api.history(prompt_id)
+    assert entry["status"]["status_str"] == "success" and entry["outputs"] == {}
+    assert "execution_error" not in [event for event, _ in entry["status"]["messages"]]
+
+
+def test_a_blockers_error_without_a_client_id_goes_to_everyone():
+    sent = []
+    reporter = PromptReporter(lambda event, data, sid: sent.append((event, sid)), "p1", None, ["3"],
+                              lambda node_id: None)
+    reporter.node_blocked("3", {"prompt_id": "p1", "node_id": "3"})
+    reporter.message("execution_success", {"prompt_id": "p1"})
+    assert sent == [("execution_error", None)]  # ComfyUI's send_sync to client id None: a broadcast
 
 
 def test_an_interrupted_prompt_says_so_then_executing_null(api, listen):
