@@ -8,6 +8,7 @@ frontend-only nodes of the UI format (Note, MarkdownNote, Reroute, PrimitiveNode
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,6 +17,8 @@ import string
 from typing import Any
 
 from host_stub import shim
+
+_STAGING_PREFIX = ".host_stub-tmp-"  # hidden: a PNG being written, renamed once complete
 
 
 def _folder_paths() -> Any:
@@ -142,15 +145,37 @@ class SaveImage:
 def _write_new_png(
     img: Any, folder: str, name: str, counter: int, metadata: Any, compress_level: int
 ) -> tuple[str, int]:
-    """Write ``<name>_<counter:05>_.png``, moving the counter on rather than overwriting a file."""
-    while True:
-        file = f"{name}_{counter:05}_.png"
-        try:
-            with open(os.path.join(folder, file), "xb") as fh:
-                img.save(fh, format="PNG", pnginfo=metadata, compress_level=compress_level)
-            return file, counter
-        except FileExistsError:
-            counter += 1
+    """Write ``<name>_<counter:05>_.png``, moving the counter on rather than overwriting a file.
+
+    The PNG is written to a hidden file in ``folder`` first and only then given its name, so a
+    write that fails (a full disk) leaves no partial file behind.
+    """
+    staging = os.path.join(folder, f"{_STAGING_PREFIX}{secrets.token_hex(8)}.png")
+    try:
+        with open(staging, "xb") as fh:
+            img.save(fh, format="PNG", pnginfo=metadata, compress_level=compress_level)
+        while True:
+            file = f"{name}_{counter:05}_.png"
+            try:
+                _publish(staging, os.path.join(folder, file))
+                return file, counter
+            except FileExistsError:
+                counter += 1
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
+
+
+def _publish(staging: str, final: str) -> None:
+    """Give the finished ``staging`` file the name ``final``; FileExistsError if that name is taken."""
+    try:
+        os.link(staging, final)  # atomic, and never replaces a file
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links on this file system: reserve the name, then move the finished file onto it.
+        os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(staging, final)
 
 
 class PreviewImage(SaveImage):

@@ -1,10 +1,17 @@
-"""LoadImage, SaveImage and PreviewImage."""
+"""LoadImage, SaveImage, PreviewImage and RebatchImages."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -94,6 +101,26 @@ def test_save_image_never_overwrites(host, node, tmp_path):
     assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["x_00001_.png", "x_00002_.png"]
 
 
+def test_save_image_without_hard_links_still_never_overwrites(host, node, tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "no hard links here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "output").mkdir()
+    (tmp_path / "output" / "x_00001_.png").write_bytes(b"not ours")
+    prompt = {
+        "1": node("Gradient", width=2, height=2, batch=2),
+        "2": node("SaveImage", images=["1", 0], filename_prefix="x"),
+    }
+    assert host.run(prompt).ui["2"]["images"][0]["filename"] == "x_00002_.png"
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == [
+        "x_00001_.png",
+        "x_00002_.png",
+        "x_00003_.png",
+    ]
+    assert (tmp_path / "output" / "x_00001_.png").read_bytes() == b"not ours"
+
+
 def test_save_image_refuses_to_write_outside_the_output_folder(host, node, tmp_path):
     prompt = {
         "1": node("Gradient", width=2, height=2, batch=1),
@@ -139,3 +166,57 @@ def test_rebatch_images_runs_as_comfyuis_list_node(host, node):
     assert info["input"]["required"]["batch_size"] == ["INT", {"default": 1, "min": 1, "max": 4096}]
     assert info["output_is_list"] == [True] and info["category"] == "image/batch"
     assert info["display_name"] == "Rebatch Images"
+
+
+def test_save_image_leaves_no_partial_file_when_the_write_fails(host, node, tmp_path, monkeypatch):
+    def full_disk(self, fh, **kwargs):
+        fh.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)  # part of the file, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    prompt = {
+        "1": node("Gradient", width=4, height=2, batch=1),
+        "2": node("SaveImage", images=["1", 0], filename_prefix="full/x"),
+    }
+    result = host.run(prompt)
+    assert result.status == "error" and "No space left on device" in result.error["exception_message"]
+    assert result.history["status"]["messages"][-1][0] == "execution_error"
+    assert [p.name for p in (tmp_path / "output" / "full").iterdir()] == []  # no partial, no staging file
+
+
+def test_save_image_on_a_really_full_disk_leaves_no_file(tmp_path):
+    """A real ENOSPC: the output folder is a full tmpfs, in a user and mount namespace."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if (
+        shutil.which("unshare") is None
+        or subprocess.run(
+            ["unshare", "-Urm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {out}"], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("no unprivileged mount namespace here (unshare -Urm)")
+    packs = Path(__file__).parent / "packs" / "features"
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(
+        json.dumps(
+            {
+                "1": {"class_type": "Gradient", "inputs": {"width": 64, "height": 64, "batch": 1}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+            }
+        )
+    )
+    listing, history = tmp_path / "listing.txt", tmp_path / "history.json"
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {out} && dd if=/dev/zero of={out}/filler bs=4k 2>/dev/null\n"
+        f'"$@"; status=$?; (cd {out} && find . -type f > {listing}); exit $status\n'
+    )
+    command = [sys.executable, "-m", "host_stub", "run", str(workflow), "--packs", str(packs)]
+    command += ["--output-dir", str(out), "--input-dir", str(tmp_path), "--history", str(history)]
+    done = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", script, "sh", *command], capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stderr
+    assert listing.read_text().split() == ["./filler"]
+    (entry,) = json.loads(history.read_text()).values()
+    event, error = entry["status"]["messages"][-1]
+    assert event == "execution_error" and "No space left on device" in error["exception_message"]
