@@ -77,12 +77,12 @@ def main(args: argparse.Namespace) -> int:
     state = dist.start(args.wait_timeout)
     _logging(args.verbose, state.process_index)
     try:
-        return _run(args, state)
+        code = _run(args, state)
     except Stop as exc:
         if state.is_main_process:
             for message in dict.fromkeys(exc.messages):
                 print(f"error: {message}", file=sys.stderr)
-        return EXIT_INVALID
+        code = EXIT_INVALID
     except KeyboardInterrupt:
         print(
             f"rank {state.process_index}: interrupted; finished jobs are recorded, run the same command "
@@ -90,8 +90,8 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    finally:
-        dist.finish(state)
+    dist.finish(state, code)  # every process got here together: leave the group only then
+    return code
 
 
 def _logging(verbose: bool, rank: int) -> None:
