@@ -127,8 +127,7 @@ def _run(args: argparse.Namespace, state: Any) -> int:
     known = merge_known(dist.all_gather(state, store.known([job.job_id for job in jobs])))
     pending = [j for j in jobs if _to_run(known.get(j.job_id), args.retry_failed)]
     units = plan_units(pending, target)
-    main_rank = state.is_main_process
-    if main_rank:
+    if state.is_main_process:
         print(
             f"batch: {len(jobs)} jobs, {len(jobs) - len(pending)} already recorded, {len(pending)} to run "
             f"in {len(units)} calls on {state.num_processes} process(es)",
@@ -136,24 +135,33 @@ def _run(args: argparse.Namespace, state: Any) -> int:
         )
     if args.dry_run:
         return _dry_run(state, units, target)
-    progress = _progress(store, pending) if main_rank else None
-    started = time.monotonic()
     runner = Runner(host, source, store, state.process_index, target)
+    ran, ranks, wall = _share(
+        state, runner, units, _progress(store, pending) if state.is_main_process else None
+    )
+    entries = report_entries(jobs, ran, known)
+    if state.is_main_process:
+        report = Path(args.report) if args.report else output_dir / REPORT_NAME
+        write_report(report, entries)
+        print(summary(entries, ranks, wall, report), flush=True)
+    return exit_code(entries)
+
+
+def _share(
+    state: Any, runner: Runner, units: list[list[Job]], progress: Progress | None
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], float]:
+    """This process's share of the calls; then every process's records (by job id) and rank figures."""
+    started = time.monotonic()
     with state.split_between_processes(_in_call_order(units)) as mine:
         if progress is not None:
             progress.start()
-        records = runner.run(plan_units(mine, target))
+        records = runner.run(plan_units(mine, runner.target))
     stat = _rank_stat(state, runner, records, time.monotonic() - started)
     gathered = dist.all_gather(state, (records, stat))
     ran = {r["job_id"]: r for recs, _ in gathered for r in recs}
-    entries = report_entries(jobs, ran, known)
-    if main_rank:
-        report = Path(args.report) if args.report else output_dir / REPORT_NAME
-        write_report(report, entries)
-        if progress is not None:
-            progress.finish(list(ran.values()))
-        print(summary(entries, [s for _, s in gathered], time.monotonic() - started, report), flush=True)
-    return exit_code(entries)
+    if progress is not None:
+        progress.finish(list(ran.values()))
+    return ran, [s for _, s in gathered], time.monotonic() - started
 
 
 def _read(host: Host, args: argparse.Namespace) -> tuple[Any, list[Job]]:
