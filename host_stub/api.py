@@ -58,8 +58,13 @@ class Host:
         models_dir: str | Path | None = None,
         temp_dir: str | Path | None = None,
         cache_lru: int | None = None,
+        scan_outputs: bool = True,
     ):
+        """``scan_outputs``: list every file a run writes by walking the output and temp folders
+        before and after it. That walk grows with the folders, so a long-running server turns it
+        off and lists the files the output nodes report."""
         output = _folder(output_dir, "output")
+        self.scan_outputs = scan_outputs
         self.folders = shim.FolderConfig.create(
             models_dir=_folder(models_dir, "models"),
             input_dir=_folder(input_dir, "input"),
@@ -181,14 +186,14 @@ class Host:
     ) -> RunResult:
         folders = [self.folders.output_directory, self.folders.temp_directory]
         Path(self.folders.output_directory).mkdir(parents=True, exist_ok=True)
-        before = files.snapshot(folders)
+        before = files.snapshot(folders) if self.scan_outputs else None
         run = Run(self.registry, self.cache, sub.prompt, prompt_id, sub.extra_data, progress)
         self.running = True
         try:
             outcome = run.execute(validation.outputs)
         finally:
             self.running = False
-        written = files.changed(before, files.snapshot(folders))
+        written = files.changed(before, files.snapshot(folders)) if before is not None else []
         named = files.reported(
             outcome.outputs, {"output": self.folders.output_directory, "temp": self.folders.temp_directory}
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import ipaddress
 import logging
 import os
@@ -157,12 +156,10 @@ def build_host(args: argparse.Namespace) -> Any:
 
     kwargs: dict[str, Any] = folders(args)
     if args.cache_lru:
-        if "cache_lru" in inspect.signature(Host).parameters:
-            kwargs["cache_lru"] = args.cache_lru
-        else:
-            log.warning("--cache-lru %d: this host has no LRU cache mode yet; using the classic cache",
-                        args.cache_lru)
-    host = Host(**kwargs)
+        kwargs["cache_lru"] = args.cache_lru
+    # no walk of the output folders around every prompt (it grows with them): the history lists
+    # the files the output nodes report, as ComfyUI's does
+    host = Host(**kwargs, scan_outputs=False)
     packs: list[str] = []
     model_paths: list[tuple[str, str, bool]] = []
     for config in (p for group in args.extra_model_paths_config for p in group):
