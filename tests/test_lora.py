@@ -259,3 +259,20 @@ def test_a_lora_on_fp8_stored_weights_stays_in_the_compute_dtype(model_dirs, fil
         assert torch.equal(run(fp8, still_image, settings, cache), base)
     finally:
         cache.unload()
+
+
+def test_a_switch_replaces_the_adapter_in_place_and_equals_a_fresh_load(
+        wan, files, still_image, settings, cache):
+    """Switching A -> B on a denoiser copies B into A's LoRA layers (diffusers' hotswap); the result
+    is the same as B loaded on a model that never had A."""
+    run(wan.with_lora(spec(files["one"])), still_image, settings, cache)
+    name = next(iter(loaded(wan, cache).loras.adapters.values()))
+    switched = run(wan.with_lora(spec(files["two"], 0.7)), still_image, settings, cache)
+    assert list(loaded(wan, cache).loras.adapters.values()) == [name]  # the same adapter, new weights
+    fresh_cache = ModelCache(lambda device: 2**40)
+    try:
+        fresh = run(wan.with_lora(spec(files["two"], 0.7)), still_image, settings, fresh_cache)
+    finally:
+        fresh_cache.unload()
+    assert torch.allclose(switched, fresh, atol=1e-6)
+    run(wan, still_image, settings, cache)
