@@ -26,8 +26,8 @@ Measured, each side by side in one process, with the same seed and noise:
   the first compiled run's extra cost and the warm speed-up.
 
     python bench/bench_speed.py [--layers 10] [--size 256x256x17] [--steps 10] [--repeats 2]
-                                [--lora-rank 64] [--compile-steps 2] [--skip-compile] [--skip-lora]
-                                [--probe]
+                                [--lora-rank 64] [--compile-steps 2] [--skip-levers] [--skip-compile]
+                                [--skip-lora] [--probe]
 
 ``--probe`` builds the model and times one transformer call only (to pick ``--layers``). The tables
 are printed as Markdown and written to bench/results/<date>-speed-cpu.md (and .json). One torch
@@ -447,7 +447,7 @@ def compile_blocks(handle: Any, image: Any, base: Any, cache: Any, steps: int,
 
 def run(layers: int = 10, size: str = "256x256x17", steps: int = 10, repeats: int = 2, lora_rank: int = 64,
         compile_steps: int = 2, skip_compile: bool = False, skip_lora: bool = False,
-        probe: bool = False) -> dict[str, Any]:
+        probe: bool = False, skip_levers: bool = False) -> dict[str, Any]:
     # a fresh inductor cache, so the first compiled run compiles everything (removed at the end)
     inductor_cache = tempfile.mkdtemp(prefix="i2v-bench-inductor-")
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache
@@ -499,8 +499,9 @@ def run(layers: int = 10, size: str = "256x256x17", steps: int = 10, repeats: in
     if probe:
         result["total_s"] = time.perf_counter() - started
         return result
-    print("levers:", file=sys.stderr)
-    result["levers"] = levers(handle, image, base, cache, repeats, blocks)
+    if not skip_levers:
+        print("levers:", file=sys.stderr)
+        result["levers"] = levers(handle, image, base, cache, repeats, blocks)
     if not skip_lora:
         print("LoRAs:", file=sys.stderr)
         result["lora"] = loras(handle, base, cache, root, lora_rank, cycles=3, loads=loads)
@@ -626,12 +627,13 @@ def main() -> None:
     parser.add_argument("--compile-steps", type=int, default=2, help="steps of the compile runs")
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--skip-lora", action="store_true")
+    parser.add_argument("--skip-levers", action="store_true")
     parser.add_argument("--probe", action="store_true", help="build the model, time one call, stop")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="folder for the .md and .json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     result = run(args.layers, args.size, args.steps, args.repeats, args.lora_rank, args.compile_steps,
-                 args.skip_compile, args.skip_lora, args.probe)
+                 args.skip_compile, args.skip_lora, args.probe, args.skip_levers)
     table = markdown(result)
     print(table)
     if not args.probe:
