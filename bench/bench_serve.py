@@ -59,8 +59,11 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))  # the tests' i2v graph
 
 from _timing import use_bench_models_dir  # noqa: E402
+
+from tests.i2v_graph import tiny_wan_graph  # noqa: E402
 
 TRIVIAL_PACK = HERE / "packs" / "trivial"
 TMPFS = "serve, queue database in tmpfs"  # the same server without the cost of its fsyncs
@@ -79,24 +82,7 @@ def trivial_graph(value: int) -> dict[str, Any]:
 
 
 def i2v_graph(seed: int, steps: int = 4) -> dict[str, Any]:
-    model = {"model": "tiny-wan2.1-i2v", "precision": "fp32", "vae_precision": "auto", "device": "auto",
-             "offload": "none", "allow_download": False, "weights": "default"}
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": IMAGE}},
-        "2": {"class_type": "LoadI2VModel", "inputs": model},
-        "3": {"class_type": "VRAMGuard", "inputs": {"model": ["2", 0], "width": 64, "height": 48,
-                                                    "num_frames": 9, "batch_size": 1, "policy": "error",
-                                                    "headroom": 0.1}},
-        "4": {"class_type": "I2VSample", "inputs": {
-            "model": ["3", 0], "image": ["1", 0], "prompt": "waves", "negative_prompt": "blurry",
-            "width": ["3", 1], "height": ["3", 2], "num_frames": ["3", 3], "steps": steps,
-            "guidance_scale": 5.0, "seed": seed, "batch_size": ["3", 4], "target_fps": 16,
-            "decode_chunk_size": 0}},
-        "5": {"class_type": "EncodeVideo", "inputs": {
-            "frames": ["4", 0], "fps": ["4", 1], "frames_per_clip": ["4", 2], "format": "mp4-h264", "crf": 19,
-            "filename_prefix": "bench/serve", "loop_count": 0, "pingpong": False, "save_output": True,
-            "save_metadata": False}},
-    }
+    return tiny_wan_graph(IMAGE, "bench/serve", steps=steps, seed=seed, save_metadata=False)
 
 
 # --- the servers -----------------------------------------------------------------------------------------

@@ -14,23 +14,10 @@ from PIL import Image, ImageOps
 from host_stub.cli import main
 from i2v_nodes.runtime import video
 from tests.host_stub.batch_support.helpers import REPO, Workspace, torchrun
+from tests.i2v_graph import tiny_wan_graph
 
 PROBE = Path(__file__).parent / "batch_support" / "i2v_probe.py"
-MODEL = {"model": "tiny-wan2.1-i2v", "precision": "fp32", "vae_precision": "auto", "device": "auto",
-         "offload": "none", "allow_download": False, "weights": "default"}  # fmt: skip
-WORKFLOW = {
-    "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
-    "2": {"class_type": "LoadI2VModel", "inputs": MODEL},
-    "3": {"class_type": "VRAMGuard", "inputs": {"model": ["2", 0], "width": 64, "height": 48, "num_frames": 9,
-                                                "batch_size": 1, "policy": "error", "headroom": 0.1}},
-    "4": {"class_type": "I2VSample", "inputs": {
-        "model": ["3", 0], "image": ["1", 0], "prompt": "waves", "negative_prompt": "blurry",
-        "width": ["3", 1], "height": ["3", 2], "num_frames": ["3", 3], "steps": 2, "guidance_scale": 5.0,
-        "seed": 0, "batch_size": ["3", 4], "target_fps": 8, "decode_chunk_size": 0}},
-    "5": {"class_type": "EncodeVideo", "inputs": {
-        "frames": ["4", 0], "fps": ["4", 1], "frames_per_clip": ["4", 2], "format": "mp4-h264", "crf": 19,
-        "filename_prefix": "i2v/clip", "loop_count": 0, "pingpong": False, "save_metadata": False}},
-}  # fmt: skip
+WORKFLOW = tiny_wan_graph("a.png", "i2v/clip", seed=0, target_fps=8, save_metadata=False)
 GRID = {"id": "w", "LoadImage.image": ["a.png", "b.png"], "I2VSample.prompt": ["waves", "a storm"],
         "I2VSample.seed": {"range": [10, 13]}}  # fmt: skip
 

@@ -14,26 +14,7 @@ from PIL import Image
 from host_stub import Host
 from i2v_nodes.runtime import video
 from tests.host_stub.serve_support import REPO, Client, InProcess, Listener, Subprocess, upload
-
-
-def i2v_graph(image: str, prefix: str) -> dict:
-    model = {"model": "tiny-wan2.1-i2v", "precision": "fp32", "vae_precision": "auto", "device": "auto",
-             "offload": "none", "allow_download": False, "weights": "default"}
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "2": {"class_type": "LoadI2VModel", "inputs": model},
-        "3": {"class_type": "VRAMGuard", "inputs": {"model": ["2", 0], "width": 64, "height": 48,
-                                                    "num_frames": 9, "batch_size": 1, "policy": "error",
-                                                    "headroom": 0.1}},
-        "4": {"class_type": "I2VSample", "inputs": {
-            "model": ["3", 0], "image": ["1", 0], "prompt": "waves", "negative_prompt": "blurry",
-            "width": ["3", 1], "height": ["3", 2], "num_frames": ["3", 3], "steps": 2, "guidance_scale": 5.0,
-            "seed": 3, "batch_size": ["3", 4], "target_fps": 16, "decode_chunk_size": 0}},
-        "5": {"class_type": "EncodeVideo", "inputs": {
-            "frames": ["4", 0], "fps": ["4", 1], "frames_per_clip": ["4", 2], "format": "mp4-h264", "crf": 19,
-            "filename_prefix": prefix, "loop_count": 0, "pingpong": False, "save_output": True,
-            "save_metadata": True}},
-    }
+from tests.i2v_graph import tiny_wan_graph as i2v_graph
 
 
 def example_png() -> bytes:
