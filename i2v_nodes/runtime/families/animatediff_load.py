@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, ModelError
+from ..errors import ModelError
 from ..safetensors_header import read_header
 from .animatediff import ADAPTER, runnable_unet_config
 from .animatediff_files import BUFFERS, MOTION, TEXT, TOKENIZER, UNET, VAE
-from .base import FilePart, FileSet, LoadSpec, config_json, keep_fp32, tokenizer_in
+from .base import FilePart, FileSet, LoadSpec, config_json, keep_fp32, refuse_missing_tokenizer, tokenizer_in
 from .ltx_video_files import _own_config
 from .ltx_video_load import aligned
 from .wan_load import _assign, _empty_weights
@@ -133,16 +133,11 @@ def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:
     """Refuse, before any weight loads, a checkpoint whose tokenizer is nowhere to be had."""
     roots = list(roots)
-    if embedded or allow_download or tokenizer_folder(roots) is not None:
-        return
-    where = " or ".join(str(Path(root) / TOKENIZER_FOLDERS[0]) for root in roots) or \
-        f"a {TOKENIZER_FOLDERS[0]} folder in ComfyUI's text_encoders folder"
-    raise InputError(
-        "text_encoder",
-        f"SD 1.5 checkpoints carry no tokenizer: put the tokenizer files of {TOKENIZER_HUB_ID} (vocab.json, "
-        f"merges.txt, tokenizer_config.json and special_tokens_map.json; or a tokenizer.json) in {where}, or "
-        "turn allow_download on (a few MB)",
-    )
+    if not (embedded or allow_download or tokenizer_folder(roots) is not None):
+        refuse_missing_tokenizer(
+            roots, TOKENIZER_FOLDERS[0], "SD 1.5 checkpoints carry no tokenizer",
+            f"the tokenizer files of {TOKENIZER_HUB_ID} (vocab.json, merges.txt, tokenizer_config.json and "
+            "special_tokens_map.json; or a tokenizer.json)")
 
 
 def _embedded(part: FilePart, length: int) -> Any | None:

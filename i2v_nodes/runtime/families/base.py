@@ -320,6 +320,15 @@ def tokenizer_in(roots: Iterable[Path], folders: Sequence[str],
     return None
 
 
+def refuse_missing_tokenizer(roots: Iterable[Path], folder: str, problem: str, files: str) -> None:
+    """The single-file loaders' refusal, before any weight loads, of a text encoder whose tokenizer
+    is nowhere to be had: ``problem`` says why, ``files`` what to put in ``<root>/<folder>``."""
+    where = " or ".join(str(Path(root) / folder) for root in roots) or \
+        f"a {folder} folder in ComfyUI's text_encoders folder"
+    raise InputError("text_encoder",
+                     f"{problem}: put {files} in {where}, or turn allow_download on (a few MB)")
+
+
 class StepCancelled(Exception):
     """Raised from a step callback to stop a pipeline that has no interrupt flag; carries the latents
     of the last finished step."""

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, ModelError
-from .base import FilePart, FileSet, LoadSpec, tokenizer_in
+from ..errors import ModelError
+from .base import FilePart, FileSet, LoadSpec, refuse_missing_tokenizer, tokenizer_in
 from .ltx2_files import (
     CONNECTOR_PARTS,
     PROJECTION,
@@ -277,16 +277,12 @@ def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:
     """Refuse, before any weight loads, a Gemma file whose tokenizer is nowhere to be had."""
     roots = list(roots)
-    if embedded or allow_download or tokenizer_folder(roots) is not None:
-        return
-    where = " or ".join(str(Path(root) / TOKENIZER_FOLDER) for root in roots) or \
-        f"a {TOKENIZER_FOLDER} folder in ComfyUI's text_encoders folder"
-    raise InputError(
-        "text_encoder",
-        "the Gemma 3 file carries no tokenizer (ComfyUI's gemma_3_12B_it files do): put Gemma 3's "
-        f"tokenizer.json (from the tokenizer folder of {TOKENIZER_HUB_ID}, or google/gemma-3-12b-it) in "
-        f"{where}, or turn allow_download on (a few MB)",
-    )
+    if not (embedded or allow_download or tokenizer_folder(roots) is not None):
+        refuse_missing_tokenizer(
+            roots, TOKENIZER_FOLDER,
+            "the Gemma 3 file carries no tokenizer (ComfyUI's gemma_3_12B_it files do)",
+            f"Gemma 3's tokenizer.json (from the tokenizer folder of {TOKENIZER_HUB_ID}, or "
+            "google/gemma-3-12b-it)")
 
 
 def find_tokenizer(spiece: bytes | None, roots: Iterable[Path], allow_download: bool) -> tuple[Any, str]:

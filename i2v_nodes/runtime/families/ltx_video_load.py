@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, ModelError
-from .base import FilePart, FileSet, LoadSpec, tokenizer_in
+from ..errors import ModelError
+from .base import FilePart, FileSet, LoadSpec, refuse_missing_tokenizer, tokenizer_in
 from .ltx_video_configs import LEGACY
 from .ltx_video_files import TRANSFORMER_PREFIXES, VAE_PREFIXES, transformer_to_diffusers, vae_to_diffusers
 from .wan_load import (
@@ -143,16 +143,11 @@ def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:
     """Refuse, before any weight loads, a text encoder whose tokenizer is nowhere to be had."""
     roots = list(roots)
-    if embedded or allow_download or tokenizer_folder(roots) is not None:
-        return
-    where = " or ".join(str(Path(root) / TOKENIZER_FOLDERS[0]) for root in roots) or \
-        f"a {TOKENIZER_FOLDERS[0]} folder in ComfyUI's text_encoders folder"
-    raise InputError(
-        "text_encoder",
-        f"T5 text encoder files carry no tokenizer: put the tokenizer files of {TOKENIZER_HUB_ID} "
-        f"(spiece.model, tokenizer_config.json and special_tokens_map.json; or a tokenizer.json) in {where}, "
-        "or turn allow_download on (a few MB)",
-    )
+    if not (embedded or allow_download or tokenizer_folder(roots) is not None):
+        refuse_missing_tokenizer(
+            roots, TOKENIZER_FOLDERS[0], "T5 text encoder files carry no tokenizer",
+            f"the tokenizer files of {TOKENIZER_HUB_ID} (spiece.model, tokenizer_config.json and "
+            "special_tokens_map.json; or a tokenizer.json)")
 
 
 def find_tokenizer(spiece: bytes | None, roots: Iterable[Path], allow_download: bool) -> tuple[Any, str]:

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 
-from ..errors import InputError, ModelError
+from ..errors import ModelError
 from ..precision import FLOAT8
-from .base import FilePart, FileSet, LoadSpec, tokenizer_in
+from .base import FilePart, FileSet, LoadSpec, refuse_missing_tokenizer, tokenizer_in
 from .wan_files import VAE22
 from .wan_keys import transformer_to_diffusers, vae21_to_original, vae22_to_original, vae_to_diffusers
 
@@ -266,16 +266,10 @@ def tokenizer_folder(roots: Iterable[Path]) -> Path | None:
 def check_tokenizer(embedded: bool, roots: Iterable[Path], allow_download: bool) -> None:
     """Refuse, before any weight loads, a text encoder whose tokenizer is nowhere to be had."""
     roots = list(roots)
-    if embedded or allow_download or tokenizer_folder(roots) is not None:
-        return
-    where = (
-        " or ".join(str(Path(root) / TOKENIZER_FOLDER) for root in roots) or f"a {TOKENIZER_FOLDER} folder"
-    )
-    raise InputError(
-        "text_encoder",
-        f"the text encoder file carries no tokenizer (ComfyUI's own files do): put tokenizer.json "
-        f"from the {TOKENIZER_HUB_ID} repo in {where}, or turn allow_download on (a few MB)",
-    )
+    if not (embedded or allow_download or tokenizer_folder(roots) is not None):
+        refuse_missing_tokenizer(
+            roots, TOKENIZER_FOLDER, "the text encoder file carries no tokenizer (ComfyUI's own files do)",
+            f"tokenizer.json from the {TOKENIZER_HUB_ID} repo")
 
 
 def find_tokenizer(spiece: bytes | None, roots: Iterable[Path], allow_download: bool) -> tuple[Any, str]:
