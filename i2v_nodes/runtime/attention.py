@@ -58,12 +58,6 @@ def unavailable(name: str, device: torch.device) -> str | None:
     return None
 
 
-def supported(denoisers: Sequence[torch.nn.Module]) -> bool:
-    """Whether the denoisers dispatch attention by backend name (diffusers' newer transformers)."""
-    return any(hasattr(getattr(m, "processor", None), "_attention_backend")
-               for d in denoisers for m in d.modules())
-
-
 @contextmanager
 def chosen(denoisers: Sequence[torch.nn.Module], name: str, device: torch.device) -> Iterator[list[str]]:
     """The denoisers' attention on backend ``name`` for one call; yields notes for the report."""

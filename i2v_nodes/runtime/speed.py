@@ -33,19 +33,20 @@ def check(handle: ModelHandle, speed: SpeedSettings, steps: int) -> None:
     if req is not None:
         able = ", ".join(f.title for f in families.REGISTERED if req.method.name in f.step_caches)
         step_cache.refuse_unsupported(req, family.step_caches, model, able)
-    _check_choice("compile", speed.compile, COMPILE_MODES, family.compile_blocks, model)
-    _check_choice("attention", speed.attention, ATTENTION_BACKENDS, family.attention_backends, model)
+    _check_choice("compile", speed.compile, COMPILE_MODES, family, "compile_blocks", model)
+    _check_choice("attention", speed.attention, ATTENTION_BACKENDS, family, "attention_backends", model)
 
 
 def _able(flag: str) -> str:
     return ", ".join(f.title or f.name for f in families.REGISTERED if getattr(f, flag))
 
 
-def _check_choice(name: str, value: object, allowed: tuple[str, ...], family_can: bool, model: str) -> None:
+def _check_choice(name: str, value: object, allowed: tuple[str, ...], family: Any, flag: str,
+                  model: str) -> None:
+    """``value`` must be one of ``allowed``; any but the first (off) needs the family's ``flag``."""
     if value not in allowed:
         raise InputError(name, f"expected one of {', '.join(allowed)}, got {value!r}")
-    if value != allowed[0] and not family_can:
-        flag = "compile_blocks" if name == "compile" else "attention_backends"
+    if value != allowed[0] and not getattr(family, flag):
         raise InputError(name, f"{name} {value} works on {_able(flag)} models; {model} cannot use it: "
                                f"set it to {allowed[0]}")
 
