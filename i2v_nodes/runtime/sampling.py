@@ -415,13 +415,14 @@ def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
             stopped.append(True)
         return bool(stopped)
 
+    guided = cfg_steps(s)
     noise = family.initial_latents(pipe, handle.variant, run.seeds, s.num_frames, s.height, s.width,
                                    loaded.device)
     job = DenoiseJob(image=image, prompt_embeds=prompt, negative_embeds=negative, latents=noise,
                      width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
                      guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
                      step_end=step_end if family.uses_step_callback else None, seeds=tuple(run.seeds),
-                     variant=handle.variant, cfg_steps=cfg_steps(s))
+                     variant=handle.variant, cfg_steps=guided)
     halves = 2 if run.cfg and family.cfg_in_one_call else 1
     # clips per stock pipeline call: a family that loops over its clips calls with one at a time
     clips = len(run.seeds) // family.pipeline_calls(len(run.seeds))
@@ -434,7 +435,7 @@ def _denoise(run: _Run, loaded: Loaded, image: Any, prompt: torch.Tensor,
                                                      after_call=run.progress.update))
         elif denoiser_hook.needed(**layout):
             stack.enter_context(denoiser_hook.hooked(_denoisers(pipe, handle), **layout))
-        key = (s.steps, handle.loras, repr(run.family_settings), cfg_steps(s), run.cfg)
+        key = (s.steps, handle.loras, repr(run.family_settings), guided, run.cfg)
         notes = speed.levers(stack, handle=handle, pipe=pipe, device=loaded.device,
                              settings=speed_of(s.options), steps=s.steps, state=loaded.speed,
                              split=denoiser_hook.needed(**layout), calibration_key=key)
