@@ -271,11 +271,11 @@ def speed_bytes(handle: ModelHandle, shape: RunShape) -> int:
         return total
     tokens, inner, blocks = family.block_state(handle.variant, handle.configs_json, shape.num_frames,
                                                shape.height, shape.width)
-    batched_cfg = shape.cfg and family.cfg_in_one_call
-    rows = shape.batch_size * (2 if batched_cfg else 1)
+    # rows of one unsplit call (a plan that splits the calls runs without the cache)
+    rows = denoiser_rows(handle, shape, MemoryOptions())
     hidden = rows * tokens * inner * bytes_per_element(handle.precision)
     return total + step_cache.kept_bytes(req, hidden_bytes=hidden, blocks=blocks,
-                                         contexts=2 if shape.cfg and not batched_cfg else 1,
+                                         contexts=2 if shape.cfg and not family.cfg_in_one_call else 1,
                                          denoisers=len(handle.roles.denoisers))
 
 
