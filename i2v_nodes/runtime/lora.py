@@ -159,14 +159,16 @@ def sync(pipe: Any, applied: Applied, loras: tuple[LoraSpec, ...], denoisers: tu
         leaving = [key for key in applied.adapters if key not in target]
         fresh = []
         for key in (key for key in target if key not in applied.adapters):
+            path = Path(paths[key[0]])
+            state, extra = _read(pipe, path, key[1], family)
             old = next((k for k in leaving if k[1] == key[1]), None)  # an adapter leaving the same denoiser
-            if old is not None and _hotswap(pipe, applied, old, Path(paths[key[0]]), key, family):
+            if old is not None and _hotswap(pipe, applied, old, key, path, state, extra):
                 leaving.remove(old)
             else:
-                fresh.append(key)
+                fresh.append((key, path, state, extra))
         _remove(pipe, applied, leaving)
-        for key in fresh:
-            _load(pipe, applied, Path(paths[key[0]]), key, family, compute_dtype)
+        for key, path, state, extra in fresh:
+            _load(pipe, applied, key, path, state, extra, compute_dtype)
         for key, strength in target.items():
             applied.weights[applied.adapters[key]] = strength
         _activate(pipe, applied, denoisers)
@@ -203,13 +205,20 @@ def _activate(pipe: Any, applied: Applied, denoisers: tuple[str, ...]) -> None:
             getattr(pipe, role).set_adapters(names, [applied.weights[name] for name in names])
 
 
-def _hotswap(pipe: Any, applied: Applied, old: tuple, path: Path, key: tuple, family: Any) -> bool:
+def _read(pipe: Any, path: Path, role: str, family: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The file's tensors in diffusers' keys, checked against ``role``'s layers, and the keyword
+    that tells diffusers which denoiser they go to."""
+    prefix, extra = family.lora_target(role)  # the keys' prefix, and how diffusers is told the denoiser
+    state = _state_dict(pipe, path, prefix)
+    _check_keys(path, state, getattr(pipe, role), prefix)
+    return state, extra
+
+
+def _hotswap(pipe: Any, applied: Applied, old: tuple, key: tuple, path: Path, state: dict[str, torch.Tensor],
+             extra: dict[str, Any]) -> bool:
     """Load ``path`` into the adapter that ``old`` leaves behind (diffusers' hotswap copies the new
     matrices into the same LoRA layers: no layers made or removed, a fifth of a fresh load). False
     when it does not fit (other layers or rank): the caller removes ``old`` and loads it fresh."""
-    prefix, extra = family.lora_target(key[1])
-    state = _state_dict(pipe, path, prefix)
-    _check_keys(path, state, getattr(pipe, key[1]), prefix)
     name = applied.adapters[old]
     try:
         pipe.load_lora_weights(state, adapter_name=name, hotswap=True, **extra)
@@ -221,12 +230,9 @@ def _hotswap(pipe: Any, applied: Applied, old: tuple, path: Path, key: tuple, fa
     return True
 
 
-def _load(pipe: Any, applied: Applied, path: Path, key: tuple, family: Any,
-          compute_dtype: torch.dtype) -> None:
+def _load(pipe: Any, applied: Applied, key: tuple, path: Path, state: dict[str, torch.Tensor],
+          extra: dict[str, Any], compute_dtype: torch.dtype) -> None:
     role = key[1]
-    prefix, extra = family.lora_target(role)  # the keys' prefix, and how diffusers is told the denoiser
-    state = _state_dict(pipe, path, prefix)
-    _check_keys(path, state, getattr(pipe, role), prefix)
     _float8_layers_compute_in(getattr(pipe, role), compute_dtype)
     name = applied.fresh_name()
     applied.adapters[key] = name  # before loading: a half-made adapter is removed on failure
