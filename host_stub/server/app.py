@@ -20,7 +20,9 @@ from aiohttp import WSCloseCode, web
 from host_stub.server import config, routes_editor, routes_files, routes_info, routes_queue
 from host_stub.server.http import errors_middleware, origin_middleware, token_middleware
 from host_stub.server.hub import Hub
+from host_stub.server.routing import SERVER_KEY, with_api_twins
 from host_stub.server.store import QueueInUse, QueueStore
+from host_stub.server.user_files import UserFiles
 from host_stub.server.worker import Worker, error_entry
 
 log = logging.getLogger("host_stub.server")
@@ -37,6 +39,7 @@ class Server:
         self.host = host
         self.store = store
         self.user_dir = Path(user_dir) if user_dir is not None else store.path.parent  # settings, user data
+        self.user_files = UserFiles(self.user_dir)  # the editor's settings and user data
         self.web_root = web_root  # the editor's files, if installed
         self.token = token
         self.max_body = max_body
@@ -53,17 +56,9 @@ class Server:
             client_max_size=self.max_upload + FORM_MARGIN,  # the multipart form around the file
             middlewares=[errors_middleware, origin_middleware, token_middleware(self.token)],
         )
-        routes = web.RouteTableDef()
-        routes_queue.add_routes(routes, self)
-        routes_files.add_routes(routes, self)
-        routes_info.add_routes(routes, self)
-        routes_editor.add_routes(routes, self)
-        twins = web.RouteTableDef()
-        for route in routes:
-            if isinstance(route, web.RouteDef):
-                twins.route(route.method, "/api" + route.path)(route.handler, **route.kwargs)
-        app.add_routes(twins)
-        app.add_routes(routes)
+        app[SERVER_KEY] = self  # how the handlers reach this server: routing.server_of(request)
+        app.add_routes(with_api_twins(routes_queue.ROUTES, routes_files.ROUTES, routes_info.ROUTES,
+                                      routes_editor.ROUTES))
         if self.web_root is not None:
             app.add_routes([web.static("/", self.web_root)])  # last: the routes above come first
         app.on_shutdown.append(self._close_sockets)

@@ -15,36 +15,17 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from host_stub.server.http import HTTPError
-
-if TYPE_CHECKING:
-    from host_stub.server.app import Server
+from host_stub.server.paths import check_part, inside
+from host_stub.server.routing import Route, server_of
 
 ANNOTATIONS = {"[output]": "output", "[input]": "input", "[temp]": "temp"}
 UNSAFE_TYPES = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}
-
-
-def _check_part(value: str, what: str) -> None:
-    if "\x00" in value:
-        raise HTTPError(400, f"{what} contains a NUL byte", "invalid_path")
-    if os.path.isabs(value) or value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
-        raise HTTPError(400, f"{what} must be relative", "invalid_path")
-    if ".." in value.replace("\\", "/").split("/"):
-        raise HTTPError(400, f"{what} must not contain '..'", "invalid_path")
-
-
-def inside(root: str, *parts: str) -> Path:
-    """``root/parts...`` with symlinks resolved, if that is still inside ``root`` (else 403)."""
-    real_root = os.path.realpath(root)
-    path = os.path.realpath(os.path.join(real_root, *parts))
-    if os.path.commonpath([real_root, path]) != real_root:
-        raise HTTPError(403, "the path leads outside its folder", "forbidden_path")
-    return Path(path)
 
 
 def _preview(path: Path, query: Any, filename: str) -> web.Response:
@@ -115,64 +96,79 @@ def _store_upload(folder: Path, filename: str, data_file: Any, overwrite: bool) 
         tmp.unlink(missing_ok=True)
 
 
-def add_routes(routes: web.RouteTableDef, server: Server) -> None:
-    def folder_of(type_name: str) -> str:
-        folders = server.host.folders
-        found = {"input": folders.input_directory, "output": folders.output_directory,
-                 "temp": folders.temp_directory}.get(type_name)
-        if found is None:
-            raise HTTPError(400, f"unknown type {type_name!r} (input, output or temp)", "invalid_type")
-        return found
+def _folder_of(request: web.Request, type_name: str) -> str:
+    """The host's folder for ``type`` (input, output or temp); 400 for any other."""
+    folders = server_of(request).host.folders
+    found = {"input": folders.input_directory, "output": folders.output_directory,
+             "temp": folders.temp_directory}.get(type_name)
+    if found is None:
+        raise HTTPError(400, f"unknown type {type_name!r} (input, output or temp)", "invalid_type")
+    return found
 
-    @routes.get("/view")
-    async def view(request: web.Request) -> web.StreamResponse:
-        query = request.rel_url.query
-        if "filename" not in query:
-            raise HTTPError(404, "no filename given", "not_found")
-        filename, type_name = query["filename"], query.get("type", "output")
-        for tag, tagged_type in ANNOTATIONS.items():
-            if filename.endswith(tag):
-                filename, type_name = filename[: -len(tag) - 1], tagged_type
-        subfolder = query.get("subfolder", "")
-        _check_part(filename, "filename")
-        _check_part(subfolder, "subfolder")
-        filename = os.path.basename(filename.replace("\\", "/"))  # as ComfyUI: a name, not a path
-        if not filename:
-            raise HTTPError(400, "empty filename", "invalid_path")
-        path = inside(folder_of(type_name), subfolder, filename)
-        if not path.is_file():
-            raise HTTPError(404, "file not found", "not_found")
-        if "preview" in query or query.get("channel") in ("rgb", "a"):
-            return await asyncio.to_thread(_preview, path, query, filename)
-        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        if content_type in UNSAFE_TYPES:
-            content_type = "application/octet-stream"  # download, never render
-        headers = {"Content-Disposition": f'filename="{filename}"', "Content-Type": content_type,
-                   "X-Content-Type-Options": "nosniff"}
-        return web.FileResponse(path, headers=headers)
 
-    @routes.post("/upload/image")
-    async def upload_image(request: web.Request) -> web.Response:
-        try:
-            post = await request.post()
-        except (ValueError, HttpProcessingError) as exc:  # a malformed form (a NUL in a header, say)
-            raise HTTPError(400, "the multipart form cannot be read", "invalid_form", str(exc)) from None
-        image = post.get("image")
-        if not isinstance(image, web.FileField) or not image.filename:
-            raise HTTPError(400, "no image file in the form (field 'image')", "no_file")
-        type_name = str(post.get("type") or "input")
-        subfolder = str(post.get("subfolder") or "")
-        filename = image.filename
-        _check_part(subfolder, "subfolder")
-        _check_part(filename, "filename")
-        if "/" in filename or "\\" in filename or filename in (".", ".."):
-            raise HTTPError(400, "the file name must be a plain name", "invalid_path")
-        size = image.file.seek(0, os.SEEK_END)
-        if size > server.max_upload:
-            limit = server.max_upload
-            raise HTTPError(413, f"the file is over the upload limit of {limit} bytes", "body_too_large")
-        root = folder_of(type_name)
-        folder = inside(root, subfolder)
-        overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")
-        name = await asyncio.to_thread(_store_upload, folder, filename, image.file, overwrite)
-        return web.json_response({"name": name, "subfolder": subfolder, "type": type_name})
+def _view_path(request: web.Request) -> tuple[Path, str]:
+    """The file ``/view``'s query names, checked to be inside its folder, and its plain name."""
+    query = request.rel_url.query
+    if "filename" not in query:
+        raise HTTPError(404, "no filename given", "not_found")
+    filename, type_name = query["filename"], query.get("type", "output")
+    for tag, tagged_type in ANNOTATIONS.items():
+        if filename.endswith(tag):
+            filename, type_name = filename[: -len(tag) - 1], tagged_type
+    subfolder = query.get("subfolder", "")
+    check_part(filename, "filename")
+    check_part(subfolder, "subfolder")
+    filename = os.path.basename(filename.replace("\\", "/"))  # as ComfyUI: a name, not a path
+    if not filename:
+        raise HTTPError(400, "empty filename", "invalid_path")
+    path = inside(_folder_of(request, type_name), subfolder, filename)
+    if not path.is_file():
+        raise HTTPError(404, "file not found", "not_found")
+    return path, filename
+
+
+async def view(request: web.Request) -> web.StreamResponse:
+    """A file, as a download that a browser never renders, or an image preview or channel."""
+    query = request.rel_url.query
+    path, filename = _view_path(request)
+    if "preview" in query or query.get("channel") in ("rgb", "a"):
+        return await asyncio.to_thread(_preview, path, query, filename)
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if content_type in UNSAFE_TYPES:
+        content_type = "application/octet-stream"  # download, never render
+    headers = {"Content-Disposition": f'filename="{filename}"', "Content-Type": content_type,
+               "X-Content-Type-Options": "nosniff"}
+    return web.FileResponse(path, headers=headers)
+
+
+async def upload_image(request: web.Request) -> web.Response:
+    """Store the form's ``image`` in its folder; a name taken by other bytes gets `` (N)``."""
+    try:
+        post = await request.post()
+    except (ValueError, HttpProcessingError) as exc:  # a malformed form (a NUL in a header, say)
+        raise HTTPError(400, "the multipart form cannot be read", "invalid_form", str(exc)) from None
+    image = post.get("image")
+    if not isinstance(image, web.FileField) or not image.filename:
+        raise HTTPError(400, "no image file in the form (field 'image')", "no_file")
+    type_name = str(post.get("type") or "input")
+    subfolder = str(post.get("subfolder") or "")
+    filename = image.filename
+    check_part(subfolder, "subfolder")
+    check_part(filename, "filename")
+    if "/" in filename or "\\" in filename or filename in (".", ".."):
+        raise HTTPError(400, "the file name must be a plain name", "invalid_path")
+    size = image.file.seek(0, os.SEEK_END)
+    limit = server_of(request).max_upload
+    if size > limit:
+        raise HTTPError(413, f"the file is over the upload limit of {limit} bytes", "body_too_large")
+    root = _folder_of(request, type_name)
+    folder = inside(root, subfolder)
+    overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")
+    name = await asyncio.to_thread(_store_upload, folder, filename, image.file, overwrite)
+    return web.json_response({"name": name, "subfolder": subfolder, "type": type_name})
+
+
+ROUTES: list[Route] = [
+    ("GET", "/view", view),
+    ("POST", "/upload/image", upload_image),
+]

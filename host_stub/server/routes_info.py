@@ -14,6 +14,7 @@ from aiohttp import web
 
 from host_stub import memory
 from host_stub.object_info import node_info, object_info
+from host_stub.server.routing import Route, server_of
 
 if TYPE_CHECKING:
     from host_stub.server.app import Server
@@ -66,70 +67,94 @@ def system_stats() -> dict[str, Any]:
     }
 
 
-def add_routes(routes: web.RouteTableDef, server: Server) -> None:
+async def get_object_info(request: web.Request) -> web.Response:
+    server = server_of(request)
+    return web.json_response(await server.off_loop(object_info, server.host.registry))
+
+
+async def get_object_info_node(request: web.Request) -> web.Response:
+    """One class's definition, or ``{}`` for an unknown class (ComfyUI's answer)."""
+    server, name = server_of(request), request.match_info["node_class"]
     registry = server.host.registry
+    if name not in registry.classes:
+        return web.json_response({})
+    return web.json_response({name: await server.off_loop(node_info, registry, name)})
 
-    @routes.get("/object_info")
-    async def get_object_info(request: web.Request) -> web.Response:
-        return web.json_response(await server.off_loop(object_info, registry))
 
-    @routes.get("/object_info/{node_class}")
-    async def get_object_info_node(request: web.Request) -> web.Response:
-        name = request.match_info["node_class"]
-        if name not in registry.classes:
-            return web.json_response({})
-        return web.json_response({name: await server.off_loop(node_info, registry, name)})
+async def get_system_stats(request: web.Request) -> web.Response:
+    return web.json_response(await server_of(request).off_loop(system_stats))
 
-    @routes.get("/system_stats")
-    async def get_system_stats(request: web.Request) -> web.Response:
-        return web.json_response(await server.off_loop(system_stats))
 
-    @routes.get("/embeddings")
-    async def get_embeddings(request: web.Request) -> web.Response:
-        names = await server.off_loop(_folder_paths().get_filename_list, "embeddings")
-        return web.json_response([os.path.splitext(n)[0] for n in names])
+async def get_embeddings(request: web.Request) -> web.Response:
+    names = await server_of(request).off_loop(_folder_paths().get_filename_list, "embeddings")
+    return web.json_response([os.path.splitext(n)[0] for n in names])
 
-    @routes.get("/features")
-    async def get_features(request: web.Request) -> web.Response:
-        return web.json_response({"supports_preview_metadata": False, "max_upload_size": server.max_upload})
 
-    @routes.get("/models")
-    async def get_model_types(request: web.Request) -> web.Response:
-        return web.json_response(list(_folder_paths().folder_names_and_paths))
+async def get_features(request: web.Request) -> web.Response:
+    max_upload = server_of(request).max_upload
+    return web.json_response({"supports_preview_metadata": False, "max_upload_size": max_upload})
 
-    @routes.get("/models/{folder}")
-    async def get_models(request: web.Request) -> web.Response:
-        folder = request.match_info["folder"]
-        if folder not in _folder_paths().folder_names_and_paths:
-            return web.json_response([], status=404)
-        return web.json_response(await server.off_loop(_folder_paths().get_filename_list, folder))
 
-    @routes.get("/ws")
-    async def websocket(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=30.0)
-        await ws.prepare(request)
-        sid = request.rel_url.query.get("clientId") or uuid.uuid4().hex
-        server.hub.add(sid, ws)
-        try:
-            await ws.send_str(json.dumps({"type": "status", "data": {"status": server.worker.queue_info(),
-                                                                      "sid": sid}}))
-            current = server.worker.current
-            node = server.worker.current_node()
-            if current is not None and current.client_id == sid and node is not None:
-                await ws.send_str(json.dumps({"type": "executing", "data": {
-                    "node": node, "display_node": node, "prompt_id": current.prompt_id}}))
-            first = True
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT and first:
-                    first = False
-                    try:
-                        data = json.loads(msg.data)
-                    except json.JSONDecodeError:
-                        log.warning("invalid JSON from websocket client %s", sid)
-                        continue
-                    if isinstance(data, dict) and data.get("type") == "feature_flags":
-                        await ws.send_str(json.dumps({"type": "feature_flags", "data": {
-                            "supports_preview_metadata": False, "max_upload_size": server.max_upload}}))
-        finally:
-            server.hub.remove(sid, ws)
-        return ws
+async def get_model_types(request: web.Request) -> web.Response:
+    return web.json_response(list(_folder_paths().folder_names_and_paths))
+
+
+async def get_models(request: web.Request) -> web.Response:
+    folder = request.match_info["folder"]
+    if folder not in _folder_paths().folder_names_and_paths:
+        return web.json_response([], status=404)
+    return web.json_response(await server_of(request).off_loop(_folder_paths().get_filename_list, folder))
+
+
+async def _greet(ws: web.WebSocketResponse, server: Server, sid: str) -> None:
+    """``status`` with the sid; a client whose prompt is running also gets its ``executing``."""
+    status = {"status": server.worker.queue_info(), "sid": sid}
+    await ws.send_str(json.dumps({"type": "status", "data": status}))
+    current = server.worker.current
+    node = server.worker.current_node()
+    if current is not None and current.client_id == sid and node is not None:
+        await ws.send_str(json.dumps({"type": "executing", "data": {
+            "node": node, "display_node": node, "prompt_id": current.prompt_id}}))
+
+
+async def _answer_feature_flags(ws: web.WebSocketResponse, server: Server, sid: str) -> None:
+    """Read the client's messages; only its first, if it is ``feature_flags``, gets an answer."""
+    first = True
+    async for msg in ws:
+        if msg.type == aiohttp.WSMsgType.TEXT and first:
+            first = False
+            try:
+                data = json.loads(msg.data)
+            except json.JSONDecodeError:
+                log.warning("invalid JSON from websocket client %s", sid)
+                continue
+            if isinstance(data, dict) and data.get("type") == "feature_flags":
+                await ws.send_str(json.dumps({"type": "feature_flags", "data": {
+                    "supports_preview_metadata": False, "max_upload_size": server.max_upload}}))
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """The websocket: the hub sends it progress and results until the client goes."""
+    server = server_of(request)
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    await ws.prepare(request)
+    sid = request.rel_url.query.get("clientId") or uuid.uuid4().hex
+    server.hub.add(sid, ws)
+    try:
+        await _greet(ws, server, sid)
+        await _answer_feature_flags(ws, server, sid)
+    finally:
+        server.hub.remove(sid, ws)
+    return ws
+
+
+ROUTES: list[Route] = [
+    ("GET", "/object_info", get_object_info),
+    ("GET", "/object_info/{node_class}", get_object_info_node),
+    ("GET", "/system_stats", get_system_stats),
+    ("GET", "/embeddings", get_embeddings),
+    ("GET", "/features", get_features),
+    ("GET", "/models", get_model_types),
+    ("GET", "/models/{folder}", get_models),
+    ("GET", "/ws", websocket),
+]

@@ -9,7 +9,6 @@ schema, and ``GET_NODE_INFO_V1`` gives its ``/object_info`` entry in ComfyUI's s
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
@@ -156,9 +155,14 @@ class Schema:
         )
 
 
-class _UIOutput:
+class UIOutput:
+    """Base of the ``ui.*`` outputs (``io.NodeOutput(ui=...)``): ``as_dict()`` is what the node shows."""
+
     def as_dict(self) -> dict[str, Any]:
         raise NotImplementedError
+
+
+_UIOutput = UIOutput  # ComfyUI's name (comfy_api.latest._io._UIOutput), which packs may subclass
 
 
 class NodeOutput:
@@ -194,7 +198,5 @@ class classproperty:  # noqa: N801 - a decorator, named like property
     def __get__(self, obj: Any, owner: type) -> Any:
         return self.getter(owner)
 
-
-_SCHEMAS: weakref.WeakKeyDictionary[type, Schema] = weakref.WeakKeyDictionary()
 
 from host_stub.shim.v3_node import ComfyNode  # noqa: E402, F401 - needs the names above

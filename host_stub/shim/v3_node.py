@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import asdict
 from typing import Any
 
 from host_stub.shim.graph_utils import ExecutionBlocker
-from host_stub.shim.v3_io import _SCHEMAS, HiddenHolder, NodeOutput, Schema, classproperty
+from host_stub.shim.v3_io import HiddenHolder, NodeOutput, Schema, classproperty
+
+# Each V3 class's schema as GET_SCHEMA last finalized it, shared with its per-call clones.
+_SCHEMAS: weakref.WeakKeyDictionary[type, Schema] = weakref.WeakKeyDictionary()
 
 
 def _schema(cls: type) -> Schema:

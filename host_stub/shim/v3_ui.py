@@ -7,8 +7,10 @@ import random
 from typing import Any
 
 from host_stub.shim import folder_paths
-from host_stub.shim.v3_io import _UIOutput
+from host_stub.shim.v3_io import UIOutput
 from host_stub.shim.v3_types import FolderType
+
+_UIOutput = UIOutput  # kept: packs may reach the base as ui._UIOutput, the name it had here
 
 
 class SavedResult(dict):
@@ -30,7 +32,7 @@ class SavedResult(dict):
         return FolderType(self["type"])
 
 
-class SavedImages(_UIOutput):
+class SavedImages(UIOutput):
     def __init__(self, results: list[SavedResult], is_animated: bool = False):
         self.results = results
         self.is_animated = is_animated
@@ -42,7 +44,7 @@ class SavedImages(_UIOutput):
         return data
 
 
-class SavedAudios(_UIOutput):
+class SavedAudios(UIOutput):
     def __init__(self, results: list[SavedResult]):
         self.results = results
 
@@ -79,7 +81,7 @@ class ImageSaveHelper:
     save_images = staticmethod(save_images)
 
 
-class PreviewImage(_UIOutput):
+class PreviewImage(UIOutput):
     def __init__(self, image: Any, animated: bool = False, cls: Any = None, **kwargs: Any):
         suffix = "".join(random.choice("abcdefghijklmnopqrstupvxyz") for _ in range(5))
         self.values = save_images(image, f"ComfyUI_temp_{suffix}", FolderType.temp, compress_level=1)
@@ -95,7 +97,7 @@ class PreviewMask(PreviewImage):
         super().__init__(preview, animated, cls, **kwargs)
 
 
-class PreviewVideo(_UIOutput):
+class PreviewVideo(UIOutput):
     def __init__(self, values: list[SavedResult | dict[str, Any]], **kwargs: Any):
         self.values = values
 
@@ -103,7 +105,7 @@ class PreviewVideo(_UIOutput):
         return {"images": self.values, "animated": (True,)}
 
 
-class PreviewUI3D(_UIOutput):
+class PreviewUI3D(UIOutput):
     def __init__(self, model_file: Any, camera_info: Any, **kwargs: Any):
         self.model_file = model_file
         self.camera_info = camera_info
@@ -112,7 +114,7 @@ class PreviewUI3D(_UIOutput):
         return {"result": [self.model_file, self.camera_info]}
 
 
-class PreviewText(_UIOutput):
+class PreviewText(UIOutput):
     def __init__(self, value: str, **kwargs: Any):
         self.value = value
 
