@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args()
     models = use_bench_models_dir()
-    from i2v_nodes.runtime.models import tiny_model_folder
+    from i2v_nodes.runtime.loading.models import tiny_model_folder
 
     tiny_model_folder("tiny-wan2.1-i2v", models / "i2v")
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))

@@ -66,7 +66,7 @@ def _real(value: Any, dtype: Any) -> Any:
 def one_family(hub_id: str, frames: int, height: int, width: int, repeats: int) -> dict[str, Any]:
     import torch
 
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     handle = models.describe_published(hub_id, precision="fp32", device="cpu")
     family = handle.family_impl

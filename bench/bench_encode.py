@@ -26,8 +26,8 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from i2v_nodes.runtime import audio as audio_values  # noqa: E402
-from i2v_nodes.runtime.video import (  # noqa: E402
+from i2v_nodes.runtime.output import audio as audio_values  # noqa: E402
+from i2v_nodes.runtime.output.video import (  # noqa: E402
     FORMATS,
     AudioInput,
     EncodeOptions,

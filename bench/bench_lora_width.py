@@ -34,11 +34,12 @@ def main() -> None:
     pin_one_thread()
     import torch
 
-    from i2v_nodes.runtime import models, sampling
-    from i2v_nodes.runtime.cache import ModelCache
+    from i2v_nodes.family_kit.tiny import ensure_built
+    from i2v_nodes.runtime import sampling
     from i2v_nodes.runtime.families.wan import build
     from i2v_nodes.runtime.families.wan_configs import PUBLISHED
-    from i2v_nodes.runtime.tiny import ensure_built
+    from i2v_nodes.runtime.loading import models
+    from i2v_nodes.runtime.loading.cache import ModelCache
 
     root = use_bench_models_dir() / "speed"
     configs = dict(b.model_configs(args.blocks))

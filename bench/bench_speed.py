@@ -109,8 +109,8 @@ def model_configs(layers: int) -> dict[str, Any]:
 
 def ensure_model(root: Path, layers: int) -> str:
     """The model folder's name under ``root``, built and saved there on first use."""
+    from i2v_nodes.family_kit.tiny import ensure_built
     from i2v_nodes.runtime.families.wan import build
-    from i2v_nodes.runtime.tiny import ensure_built
 
     name = f"bench-wan2.1-i2v-1.3b-width-{layers}-blocks"
     ensure_built(name, root, lambda: build(model_configs(layers)))
@@ -134,7 +134,7 @@ class Run:
 
 @contextmanager
 def counting(transformer: Any) -> Iterator[tuple[list[int], list[int]]]:
-    from i2v_nodes.runtime.block_compile import repeated_blocks
+    from i2v_nodes.runtime.speed.block_compile import repeated_blocks
 
     calls: list[int] = []
     blocks: list[int] = []
@@ -153,7 +153,7 @@ def first_block_changes(transformer: Any) -> Iterator[list[float]]:
     """First Block Cache's measure in a run without caching: mean |residual - previous residual| /
     mean |previous residual| of the first block, per step, for the conditional calls (the even calls of
     a run with guidance on every step)."""
-    from i2v_nodes.runtime.block_compile import repeated_blocks
+    from i2v_nodes.runtime.speed.block_compile import repeated_blocks
 
     head = repeated_blocks(transformer)[0]
     changes: list[float] = []
@@ -207,7 +207,8 @@ def _nothing() -> Iterator[None]:
 
 
 def with_speed(settings: Any, knobs: dict[str, Any], overrides: dict[str, Any] | None = None) -> Any:
-    from i2v_nodes.runtime.options import SPEED, Options, OptionSet, SpeedSettings
+    from i2v_nodes.runtime.options import SPEED, Options, OptionSet
+    from i2v_nodes.runtime.speed.settings import SpeedSettings
 
     options = Options((OptionSet(SPEED, "I2VSpeedOptions", SpeedSettings(**knobs)),)) if knobs else None
     return dataclasses.replace(settings, options=options, **(overrides or {}))
@@ -333,7 +334,7 @@ def cold_loads(handle: Any, base: Any, repeats: int) -> dict[str, list[float]]:
     """The load phase of a run with a fresh model cache, from disk (the model's files evicted from the
     page cache) and from the page cache. Run before anything else holds the model: a page that a loaded
     model still maps (safetensors maps its files) cannot be evicted."""
-    from i2v_nodes.runtime.cache import ModelCache
+    from i2v_nodes.runtime.loading.cache import ModelCache
 
     small, image = small_run(base)
     files = [path for path in Path(handle.source).rglob("*") if path.is_file()]
@@ -357,7 +358,7 @@ def cold_loads(handle: Any, base: Any, repeats: int) -> dict[str, list[float]]:
 def loras(handle: Any, base: Any, cache: Any, root: Path, rank: int, cycles: int,
           loads: dict[str, list[float]]) -> dict[str, Any]:
     """The ``lora`` phase of a run (the model cached) per kind of change, against cold base loads."""
-    from i2v_nodes.runtime import lora
+    from i2v_nodes.runtime.loading import lora
 
     small, small_image = small_run(base)
     transformer = cache.peek(handle.cache_key).pipeline.transformer
@@ -400,7 +401,7 @@ def compile_blocks(handle: Any, image: Any, base: Any, cache: Any, steps: int,
     import torch
     from torch._dynamo.utils import counters
 
-    from i2v_nodes.runtime import block_compile
+    from i2v_nodes.runtime.speed import block_compile
 
     plain = with_speed(base, {}, {"steps": steps})
     compiled = with_speed(base, {"compile": "blocks"}, {"steps": steps})
@@ -455,8 +456,9 @@ def run(layers: int = 10, size: str = "256x256x17", steps: int = 10, repeats: in
     started = time.perf_counter()
     import torch
 
-    from i2v_nodes.runtime import models, sampling
-    from i2v_nodes.runtime.cache import ModelCache
+    from i2v_nodes.runtime import sampling
+    from i2v_nodes.runtime.loading import models
+    from i2v_nodes.runtime.loading.cache import ModelCache
 
     width, height, frames = (int(n) for n in size.split("x"))
     root = use_bench_models_dir() / "speed"  # apart from the tiny models: not in their model list

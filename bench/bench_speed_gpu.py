@@ -22,8 +22,9 @@ import bench_speed as b  # noqa: E402
 import torch  # noqa: E402
 from _timing import still_image  # noqa: E402
 
-from i2v_nodes.runtime import models, sampling  # noqa: E402
-from i2v_nodes.runtime.cache import ModelCache  # noqa: E402
+from i2v_nodes.runtime import sampling  # noqa: E402
+from i2v_nodes.runtime.loading import models  # noqa: E402
+from i2v_nodes.runtime.loading.cache import ModelCache  # noqa: E402
 
 OUT = Path(os.environ.get("OUT", "/tmp")) / "speed_gpu.jsonl"
 T0 = time.perf_counter()

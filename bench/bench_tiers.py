@@ -37,8 +37,9 @@ def full_size_folder(models_dir: Path, hub_id: str, precision: str) -> Path | No
     """Build (once) and save the published model with random weights; None if the disk is too small."""
     import torch
 
-    from i2v_nodes.runtime import memory, models
-    from i2v_nodes.runtime.precision import dtype_of
+    from i2v_nodes.runtime import memory
+    from i2v_nodes.runtime.loading import models
+    from i2v_nodes.runtime.loading.precision import dtype_of
 
     folder = models_dir / "i2v" / f"random-{hub_id.split('/')[-1]}-{precision}"
     if (folder / "model_index.json").is_file():
@@ -146,7 +147,7 @@ def run_tier(tier: dict, model_name: str, device, steps: int, image) -> dict:
     sampling.default_cache().unload()  # the stock pipeline gets the device to itself
 
     family = guarded.family_impl
-    from i2v_nodes.runtime.precision import dtype_of
+    from i2v_nodes.runtime.loading.precision import dtype_of
 
     stock = family.pipeline_class().from_pretrained(
         model.source, dtype={"default": dtype_of(tier["precision"]), guarded.roles.vae: dtype_of("fp32")}
@@ -247,7 +248,7 @@ def run(
 ) -> dict:
     import torch
 
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     chosen = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)

@@ -50,7 +50,7 @@ def _random(name: str, dtype: str, shape: tuple[int, ...], generator: torch.Gene
 
 def fill(header_path: Path, spiece: bytes | None = None) -> dict[str, torch.Tensor]:
     """Random tensors for every entry of a stand-in's header (fp8 matrices with their scales)."""
-    from i2v_nodes.runtime.safetensors_header import read_header
+    from i2v_nodes.family_kit.safetensors_header import read_header
 
     generator = torch.Generator().manual_seed(0)
     tensors: dict[str, torch.Tensor] = {}

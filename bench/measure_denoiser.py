@@ -57,7 +57,7 @@ def _reset_peak() -> None:
 def _handle(model: str, precision: str, overrides: dict):
     import dataclasses
 
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     handle = models.describe_published(model, precision=precision, device="cpu")
     configs = {**handle.configs}
@@ -82,7 +82,7 @@ def measure_one(model: str, shape: tuple[int, int, int], precision: str, rows: i
 
     from i2v_nodes.runtime import memory
     from i2v_nodes.runtime.families.base import keep_fp32
-    from i2v_nodes.runtime.precision import dtype_of
+    from i2v_nodes.runtime.loading.precision import dtype_of
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     handle = _handle(model, precision, overrides)

@@ -64,7 +64,8 @@ def run_tiers(root: Path) -> dict[str, dict[str, str]]:
         else:
             sample = next(n for n, node in api.items() if node["class_type"] == "I2VSample")
             frames, fps, per_clip, *audio = result.node_outputs[sample]
-            results[path.stem] = {"frames": digest(frames), "fps": digest(fps), "frames_per_clip": digest(per_clip)}
+            results[path.stem] = {"frames": digest(frames), "fps": digest(fps),
+                                  "frames_per_clip": digest(per_clip)}
             if audio:
                 results[path.stem]["audio"] = digest(audio[0])
         print(f"{path.stem:32} {results[path.stem]}", flush=True)

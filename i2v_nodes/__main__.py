@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from i2v_nodes.cli import main
 
 sys.exit(main())

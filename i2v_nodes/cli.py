@@ -23,11 +23,13 @@ from pathlib import Path
 
 import torch
 
-from . import host
-from .runtime import devices, families, guard, memory, models, planner
-from .runtime.errors import I2VError
-from .runtime.families.base import FILE_FORMATS, FILE_SLOTS, file_folders
-from .runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
+from i2v_nodes import host
+from i2v_nodes.errors import I2VError
+from i2v_nodes.runtime import families, memory
+from i2v_nodes.runtime.families.base import FILE_FORMATS, FILE_SLOTS, file_folders
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.loading.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
+from i2v_nodes.runtime.memory import devices, guard, planner
 
 GiB = 2**30
 
@@ -92,7 +94,7 @@ def plan(args: argparse.Namespace) -> int:
                "offload": args.offload, "weights": args.weights}
     handle = (models.handle_for_files(files, **options) if files else
               models.handle_for_planning(args.model, host.model_dirs(), **options))
-    from .runtime.sampling import validate_shape
+    from i2v_nodes.runtime.sampling import validate_shape
 
     validate_shape(handle, args.width, args.height, args.frames, args.batch)
     machine = this_machine(args.device, args.vram, args.ram, args.headroom)

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from .runtime import devices
-from .runtime.models import MODEL_FOLDER  # our own model folder name inside ComfyUI's models dir
-from .runtime.services import HostServices
+from i2v_nodes.runtime.loading.models import MODEL_FOLDER  # the pack's model folder in a models dir
+from i2v_nodes.runtime.memory import devices
+from i2v_nodes.runtime.services import HostServices
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def tokenizer_roots() -> list[Path]:
 def _register_model_folder(fp: ModuleType) -> None:
     """Our own folder, and the model folders the file loader lists that this ComfyUI has not got
     (``animatediff_models`` exists only with AnimateDiff-Evolved), under ComfyUI's models folder."""
-    from .runtime.families.base import FILE_SLOTS, file_folders
+    from i2v_nodes.runtime.families.base import FILE_SLOTS, file_folders
 
     names = getattr(fp, "folder_names_and_paths", None)
     if not isinstance(names, dict) or not hasattr(fp, "add_model_folder_path"):

@@ -44,21 +44,21 @@ def wan(model_dirs):
     """The tiny Wan 2.1 I2V model's handle (the speed-lever tests' model)."""
     import torch
 
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     return models.open_model("tiny-wan2.1-i2v", models.LoadOptions(), model_dirs, torch.device("cpu"))
 
 
 @pytest.fixture(scope="session")
 def tiny_path(model_dirs) -> Path:
-    from i2v_nodes.runtime.models import tiny_model_folder
+    from i2v_nodes.runtime.loading.models import tiny_model_folder
 
     return tiny_model_folder("tiny-i2vgen-xl", model_dirs[0])
 
 
 @pytest.fixture(scope="session")
 def tiny_handle(tiny_path, model_dirs):
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     return models.open_model("tiny-i2vgen-xl", models.LoadOptions(), model_dirs, torch.device("cpu"))
 
@@ -66,7 +66,7 @@ def tiny_handle(tiny_path, model_dirs):
 @pytest.fixture
 def fresh_cache():
     """A private cache, for tests that count loads or unload (the process cache stays warm)."""
-    from i2v_nodes.runtime.cache import ModelCache
+    from i2v_nodes.runtime.loading.cache import ModelCache
 
     cache = ModelCache(lambda device: 2**40)
     yield cache

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from i2v_nodes.errors import InputError, ModelError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import guard, memory, models, placement, planner, sampling, services
-from i2v_nodes.runtime.errors import InputError, ModelError
+from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.families import LoadSpec, animatediff, get
 from i2v_nodes.runtime.families.animatediff_configs import HUB_ID, TINY
+from i2v_nodes.runtime.loading import models, placement
+from i2v_nodes.runtime.memory import guard, planner
 
 CPU = torch.device("cpu")
 AD = get("animatediff")

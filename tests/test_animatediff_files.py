@@ -16,15 +16,16 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit.safetensors_header import read_header
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import models, sampling, services
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import sampling, services
 from i2v_nodes.runtime.families import ANIMATEDIFF as AD
 from i2v_nodes.runtime.families import animatediff_load, animatediff_write, ltx_video_load
 from i2v_nodes.runtime.families import wan_stand_ins as wan
 from i2v_nodes.runtime.families.animatediff_configs import HUB_ID, PIA_ADAPTER, PUBLISHED, TINY
 from i2v_nodes.runtime.families.base import config_json, meta_module
-from i2v_nodes.runtime.safetensors_header import read_header
+from i2v_nodes.runtime.loading import models
 
 CPU = torch.device("cpu")
 NODE = NODE_CLASS_MAPPINGS["LoadI2VModelFiles"]

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
+from i2v_nodes.errors import InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import audio, video, video_formats
-from i2v_nodes.runtime.errors import InputError
-from i2v_nodes.runtime.ffmpeg_pipe import EncoderError
+from i2v_nodes.runtime.output import audio, video, video_formats
+from i2v_nodes.runtime.output.ffmpeg_pipe import EncoderError
 
 ENCODE = NODE_CLASS_MAPPINGS["EncodeVideo"]
 

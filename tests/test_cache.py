@@ -9,8 +9,8 @@ import time
 import weakref
 
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.cache import ModelCache
-from i2v_nodes.runtime.models import CacheKey
+from i2v_nodes.runtime.loading.cache import ModelCache
+from i2v_nodes.runtime.loading.handle import CacheKey
 
 
 def test_second_run_loads_nothing(tiny_handle, still_image, small_settings, fresh_cache):

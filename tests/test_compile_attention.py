@@ -11,7 +11,9 @@ import logging
 import pytest
 import torch
 
-from i2v_nodes.runtime import attention, block_compile, sampling, services
+from i2v_nodes.runtime import sampling, services
+from i2v_nodes.runtime.loading.cache import ModelCache
+from i2v_nodes.runtime.speed import attention, block_compile
 from tests.test_speed import with_speed
 
 CPU = torch.device("cpu")
@@ -29,7 +31,7 @@ def sample(handle, image, s, cache):
 
 @pytest.fixture(scope="module")
 def plain(wan, still_image, settings):
-    cache = sampling.ModelCache(lambda device: 2**40)
+    cache = ModelCache(lambda device: 2**40)
     yield sample(wan, still_image, settings, cache).frames
     cache.unload()
 
@@ -64,7 +66,7 @@ def test_a_failing_compile_falls_back_to_eager_and_says_so_once(wan, still_image
         raise RuntimeError("no C++ compiler found")
 
     monkeypatch.setattr(block_compile, "BACKEND", failing_backend)
-    with caplog.at_level(logging.WARNING, logger="i2v_nodes.runtime.block_compile"):
+    with caplog.at_level(logging.WARNING, logger="i2v_nodes.runtime.speed.block_compile"):
         result = sample(wan, still_image, with_speed(settings, compile="blocks"), fresh_cache)
         again = sample(wan, still_image, with_speed(settings, compile="blocks"), fresh_cache)
     assert torch.equal(result.frames, plain) and torch.equal(again.frames, plain)

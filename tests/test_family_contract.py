@@ -11,8 +11,11 @@ import pytest
 import torch
 
 from i2v_nodes import host
-from i2v_nodes.runtime import audio, families, guard, memory, models, sampling, services
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime import families, memory, sampling, services
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.output import audio
 
 TINY = [(name, family) for name, (family, _build) in families.tiny_builders().items()]
 IDS = [name for name, _ in TINY]

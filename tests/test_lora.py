@@ -10,10 +10,12 @@ import torch
 from safetensors.torch import save_file
 
 from i2v_nodes import host
+from i2v_nodes.errors import InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from i2v_nodes.runtime import lora, memory, models, sampling, services
-from i2v_nodes.runtime.cache import ModelCache
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import memory, sampling, services
+from i2v_nodes.runtime.loading import lora, models
+from i2v_nodes.runtime.loading.cache import ModelCache
+from i2v_nodes.runtime.sampling.loaded import Loaded
 
 CPU = torch.device("cpu")
 RANK = 2
@@ -54,7 +56,7 @@ def run(handle, image, settings, cache) -> torch.Tensor:
     return sampling.sample(handle, image, settings, services.standalone(), cache=cache).frames
 
 
-def loaded(handle, cache) -> sampling.Loaded:
+def loaded(handle, cache) -> Loaded:
     return cache.peek(handle.cache_key)
 
 

@@ -13,10 +13,12 @@ import torch
 
 from host_stub import Host
 from i2v_nodes import cli
+from i2v_nodes.errors import InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import audio, families, memory, models, sampling, services, video
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import families, memory, sampling, services
 from i2v_nodes.runtime.families import ltx2
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.output import audio, video
 from tests.test_audio import probe_audio
 
 CPU = torch.device("cpu")

@@ -12,13 +12,14 @@ import pytest
 import torch
 
 from i2v_nodes import cli
-from i2v_nodes.runtime import models, sampling, services
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit.safetensors_header import read_header
+from i2v_nodes.runtime import sampling, services
 from i2v_nodes.runtime.families import LTX2, ltx2_files, ltx2_load
 from i2v_nodes.runtime.families.base import config_json
 from i2v_nodes.runtime.families.ltx2_configs import PUBLISHED
 from i2v_nodes.runtime.families.wan_stand_ins import write_header
-from i2v_nodes.runtime.safetensors_header import read_header
+from i2v_nodes.runtime.loading import models
 
 CPU = torch.device("cpu")
 HUB = "Lightricks/LTX-2"

@@ -14,11 +14,13 @@ import pytest
 import torch
 
 from host_stub import Host
+from i2v_nodes.errors import InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import models, sampling, services, video
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import sampling, services
 from i2v_nodes.runtime.families import LTX_VIDEO
 from i2v_nodes.runtime.families.ltx_video import DISTILLED_TIMESTEPS
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.output import video
 
 CPU = torch.device("cpu")
 

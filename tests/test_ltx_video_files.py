@@ -17,16 +17,18 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit.safetensors_header import read_header
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.nodes import load_model_files as node_module
-from i2v_nodes.runtime import memory, models, planner, sampling, services
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.families import LTX_VIDEO, ltx_video_files, ltx_video_write
 from i2v_nodes.runtime.families import wan_stand_ins as wan
 from i2v_nodes.runtime.families.base import config_json
 from i2v_nodes.runtime.families.ltx_video_configs import PUBLISHED, TINY
 from i2v_nodes.runtime.families.wan_stand_ins import write_header
-from i2v_nodes.runtime.safetensors_header import read_header
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.memory import planner
 
 CPU = torch.device("cpu")
 NODE = NODE_CLASS_MAPPINGS["LoadI2VModelFiles"]

@@ -7,8 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from i2v_nodes.runtime import guard, memory, memtrace, models
-from i2v_nodes.runtime.errors import MemoryGuardError
+from i2v_nodes.errors import MemoryGuardError
+from i2v_nodes.runtime import memory
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.memory import trace as memtrace
 
 GiB = 2**30
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2v_nodes.runtime import families, models
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit.tiny import TOKENIZER_WORDS, build_clip_tokenizer, build_t5_tokenizer
+from i2v_nodes.runtime import families
 from i2v_nodes.runtime.families import I2VGEN_XL
-from i2v_nodes.runtime.models import tiny_model_folder
-from i2v_nodes.runtime.tiny import TOKENIZER_WORDS, build_clip_tokenizer, build_t5_tokenizer
+from i2v_nodes.runtime.loading import describe, models
+from i2v_nodes.runtime.loading.models import tiny_model_folder
 
 CPU = torch.device("cpu")
 
@@ -27,7 +28,7 @@ def test_tiny_model_is_safetensors_only_and_loads_with_from_pretrained(tiny_path
     files = [p for p in tiny_path.rglob("*") if p.is_file()]
     assert (tiny_path / "model_index.json").is_file()
     assert any(p.suffix == ".safetensors" for p in files)
-    assert not [p for p in files if p.suffix in models.PICKLE_SUFFIXES]
+    assert not [p for p in files if p.suffix in describe.PICKLE_SUFFIXES]
     index = json.loads((tiny_path / "model_index.json").read_text())
     assert index["_class_name"] == "I2VGenXLPipeline"
 
@@ -157,7 +158,7 @@ def test_cuda_request_without_cuda_is_clear(model_dirs):
 @pytest.mark.parametrize(("flags", "env", "expected"), [
     (True, "", "bf16"), (False, "", "fp32"), (True, "fp32", "fp32"), (False, "bf16", "bf16")])
 def test_auto_precision_on_a_cpu_is_bf16_where_the_cpu_computes_it(monkeypatch, flags, env, expected):
-    from i2v_nodes.runtime import precision
+    from i2v_nodes.runtime.loading import precision
 
     monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: flags)
     monkeypatch.setenv(precision.CPU_PRECISION_ENV, env)

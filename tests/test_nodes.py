@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import i2v_nodes
+from i2v_nodes.errors import InputError, MemoryGuardError, ModelError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import devices, memory, sampling, video
-from i2v_nodes.runtime.errors import InputError, MemoryGuardError, ModelError
+from i2v_nodes.runtime import memory, sampling
+from i2v_nodes.runtime.memory import devices
+from i2v_nodes.runtime.output import video
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED_ORDER = {

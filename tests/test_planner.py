@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from i2v_nodes import cli
-from i2v_nodes.runtime import families, guard, memory, models, planner
+from i2v_nodes.runtime import families, memory
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.memory import guard, planner
 
 REPO = Path(__file__).resolve().parents[1]
 A14B = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"

@@ -7,9 +7,11 @@ import dataclasses
 import pytest
 import torch
 
+from i2v_nodes.errors import InputError, NonFiniteError
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.errors import InputError, NonFiniteError
 from i2v_nodes.runtime.families import I2VGEN_XL
+from i2v_nodes.runtime.sampling import loaded as loaded_module
+from i2v_nodes.runtime.sampling.loaded import Loaded
 
 
 def run(handle, image, settings, cache=None, svc=None):
@@ -170,11 +172,11 @@ def test_remembered_prompts_stay_under_their_byte_budget_and_keep_the_last_two(m
         def encode_prompt(self, pipe, text, device):
             return torch.zeros(2**18)
 
-    monkeypatch.setattr(sampling, "PROMPT_MEMORY_BYTES", 3 * 2**20)
-    loaded = sampling.Loaded(pipeline=None, device=torch.device("cpu"), vae_dtype=torch.float32)
+    monkeypatch.setattr(loaded_module, "PROMPT_MEMORY_BYTES", 3 * 2**20)
+    loaded = Loaded(pipeline=None, device=torch.device("cpu"), vae_dtype=torch.float32)
     for text in "abcde":
         loaded.prompt_embeddings(Family(), text)
     assert list(loaded.prompts) == ["c", "d", "e"]
-    monkeypatch.setattr(sampling, "PROMPT_MEMORY_BYTES", 1)  # even one prompt is too big: keep two
+    monkeypatch.setattr(loaded_module, "PROMPT_MEMORY_BYTES", 1)  # even one prompt is too big: keep two
     loaded.prompt_embeddings(Family(), "f")
     assert list(loaded.prompts) == ["e", "f"]

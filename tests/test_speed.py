@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from host_stub import Host
+from i2v_nodes.errors import InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import models, sampling, services, video
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import sampling, services
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.output import video
 from tests.test_lora import LAYERS, write_lora
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,12 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from i2v_nodes.runtime import block_compile, memory, models, sampling, services, step_cache
-from i2v_nodes.runtime.errors import I2VError, InputError
-from i2v_nodes.runtime.options import SpeedSettings
+from i2v_nodes.errors import I2VError, InputError
+from i2v_nodes.runtime import memory, sampling, services
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.loading.cache import ModelCache
+from i2v_nodes.runtime.speed import block_compile, step_cache
+from i2v_nodes.runtime.speed.settings import SpeedSettings
 from tests.test_speed import with_speed
 
 CPU = torch.device("cpu")
@@ -52,7 +55,7 @@ def run(handle, image, s, cache):
 
 @pytest.fixture(scope="module")
 def wan_plain(wan, still_image, settings):
-    cache = sampling.ModelCache(lambda device: 2**40)
+    cache = ModelCache(lambda device: 2**40)
     yield run(wan, still_image, settings, cache)
     cache.unload()
 

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from i2v_nodes import host
+from i2v_nodes.errors import InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import guard, memory, models, planner, sampling, services
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.families import SVD
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.memory import guard, planner
 
 CPU = torch.device("cpu")
 XT = "stabilityai/stable-video-diffusion-img2vid-xt"

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from i2v_nodes.runtime import ffmpeg_pipe, video
-from i2v_nodes.runtime.video import (
+from i2v_nodes.runtime.output import ffmpeg_pipe, video
+from i2v_nodes.runtime.output.video import (
     FORMATS,
     EncodeOptions,
     EncoderError,

@@ -18,7 +18,7 @@ import struct
 import pytest
 import torch
 
-from i2v_nodes.runtime.video import EncodeOptions, save_clip
+from i2v_nodes.runtime.output.video import EncodeOptions, save_clip
 
 FRONTEND_WEBM_READ_LIMIT = 2 * 1024 * 1024
 

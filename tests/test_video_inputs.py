@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from i2v_nodes.runtime import output_paths
-from i2v_nodes.runtime.errors import InputError
-from i2v_nodes.runtime.video import (
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime.output import output_paths
+from i2v_nodes.runtime.output.video import (
     FORMATS,
     EncodeOptions,
     default_crf,
@@ -19,7 +19,7 @@ from i2v_nodes.runtime.video import (
     save_clip,
     split_clips,
 )
-from i2v_nodes.runtime.video_metadata import ffmetadata_escape, ffmetadata_text, parse_ffmetadata
+from i2v_nodes.runtime.output.video_metadata import ffmetadata_escape, ffmetadata_text, parse_ffmetadata
 
 
 def clip(frames: int = 3, height: int = 16, width: int = 16) -> torch.Tensor:
@@ -243,7 +243,7 @@ def test_concurrent_saves_with_one_prefix_get_distinct_files(tmp_path):
 def test_prefix_placeholders_are_expanded_like_comfyui(tmp_path):
     import time
 
-    from i2v_nodes.runtime import output_paths
+    from i2v_nodes.runtime.output import output_paths
 
     moment = time.strptime("2026-03-04 05:06:07", "%Y-%m-%d %H:%M:%S")
     prefix = "i2v/%year%-%month%-%day%/c_%width%x%height%_%hour%%minute%%second%"

@@ -10,11 +10,12 @@ import shutil
 import pytest
 import torch
 
+from i2v_nodes.errors import DeviceOutOfMemory, InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import memory, models, sampling, services
-from i2v_nodes.runtime.errors import DeviceOutOfMemory, InputError
+from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.families import WAN
 from i2v_nodes.runtime.families.wan import WanSettings
+from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.options import Options, OptionSet
 
 CPU = torch.device("cpu")

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2v_nodes.runtime import memory, models, planner
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.families import WAN, wan_keys
 from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
 from i2v_nodes.runtime.families.base import config_json
 from i2v_nodes.runtime.families.wan_configs import PUBLISHED, TINY
 from i2v_nodes.runtime.families.wan_stand_ins import A14B_HUB, TI2V_HUB, WAN21_HUB, stored, write_header
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.memory import planner
 
 
 def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
@@ -48,7 +50,7 @@ def published(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_each_published_file_is_recognised_from_its_header(published):
-    from i2v_nodes.runtime.safetensors_header import read_header
+    from i2v_nodes.family_kit.safetensors_header import read_header
 
     seen = {key: WAN.identify_file(read_header(path)) for key, path in published.items() if key != "t2v"}
     assert {k: (p.kind, p.variant, p.format) for k, p in seen.items()} == {

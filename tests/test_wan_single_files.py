@@ -12,9 +12,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from i2v_nodes.errors import InputError
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import models, sampling, services
-from i2v_nodes.runtime.errors import InputError
+from i2v_nodes.runtime import sampling, services
+from i2v_nodes.runtime.loading import models
 
 CPU = torch.device("cpu")
 NODE = NODE_CLASS_MAPPINGS["LoadI2VModelFiles"]

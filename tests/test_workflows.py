@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from host_stub import Host
-from i2v_nodes.runtime import guard, lora, memory, models, video
+from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
 from i2v_nodes.runtime.families.base import FILE_SLOTS
 from i2v_nodes.runtime.families.wan_configs import TINY as TINY_CONFIGS
 from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
+from i2v_nodes.runtime.loading import lora, models
+from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.output import video
 from tests.test_audio import probe_audio
 
 REPO = Path(__file__).resolve().parents[1]

@@ -67,7 +67,7 @@ class Tier:
 
 
 def i2vgen_tiers() -> list[Tier]:
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     model = "ali-vilab/i2vgen-xl"
     negative = models.describe_published(model).rules.default_negative
@@ -226,7 +226,9 @@ def ltx2_tiers() -> list[Tier]:
 def planned_tiers(prefix: str, label: str, candidates: tuple, options: Any) -> list[Tier]:
     """One tier per card that a candidate fits: the first candidate (best to worst) that fits, run
     its fastest way. ``options(handle)`` gives the options node's widgets to show ({} for none)."""
-    from i2v_nodes.runtime import memory, models, planner
+    from i2v_nodes.runtime import memory
+    from i2v_nodes.runtime.loading import models
+    from i2v_nodes.runtime.memory import planner
 
     tiers = []
     for card_gib, ram_gib, card in WAN_CARDS:
@@ -353,8 +355,9 @@ def _memory_remarks(handle: Any, options: Any, files: bool) -> list[str]:
 def files_tiers(tiers: list[Tier]) -> list[Tier]:
     """Each Wan tier again, on the files ComfyUI's own templates download (same names, same
     folders): the same model, size and frames, run the fastest way that fits with those files."""
-    from i2v_nodes.runtime import memory, planner
+    from i2v_nodes.runtime import memory
     from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
+    from i2v_nodes.runtime.memory import planner
 
     out = []
     for tier in tiers:
@@ -399,7 +402,7 @@ def stand_in_paths(variant: str) -> dict[str, Path]:
 
 
 def files_handle(variant: str, offload: str = "none", weights: str = "default") -> Any:
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     return models.handle_for_files(stand_in_paths(variant), device="cuda", offload=offload, weights=weights)
 
@@ -467,7 +470,8 @@ def all_tiers() -> list[Tier]:
 
 def tier_figures(tier: Tier) -> dict[str, Any]:
     """VRAMGuard's plan and the denoiser's compute for the published model at this tier."""
-    from i2v_nodes.runtime import guard, memory, planner
+    from i2v_nodes.runtime import memory
+    from i2v_nodes.runtime.memory import guard, planner
 
     handle = tier_handle(tier)
     shape = memory.RunShape(tier.width, tier.height, tier.frames)
@@ -485,7 +489,7 @@ def tier_figures(tier: Tier) -> dict[str, Any]:
 
 def tier_handle(tier: Tier) -> Any:
     """The handle the tier's loader (and LoRA nodes) give for the published model, weights unread."""
-    from i2v_nodes.runtime import lora, models
+    from i2v_nodes.runtime.loading import lora, models
 
     if tier.files:
         from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
@@ -514,7 +518,7 @@ def step_tflop(handle: Any, shape: Any, guided: bool = True) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from i2v_nodes.runtime.precision import dtype_of
+    from i2v_nodes.runtime.loading.precision import dtype_of
 
     family = handle.family_impl
     rows, calls = (2, 1) if family.cfg_in_one_call else (1, 2)
@@ -571,8 +575,8 @@ def note_text(tier: Tier, figures: dict[str, Any]) -> str:
 
 
 def _where_the_model_comes_from(tier: Tier) -> str:
-    from i2v_nodes.runtime import models
     from i2v_nodes.runtime.families.base import FILE_FOLDERS
+    from i2v_nodes.runtime.loading import models
 
     size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
     if tier.files:
@@ -696,7 +700,7 @@ class Graph:
 
 
 def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dict:
-    from i2v_nodes.runtime import models
+    from i2v_nodes.runtime.loading import models
 
     g = Graph(object_info)
     g.add("Note", (40, -330), (760, 300), [note_text(tier, figures)], title=f"i2v-nodes: {tier.title}")

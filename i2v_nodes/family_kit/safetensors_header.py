@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelError
+from i2v_nodes.errors import ModelError
 
 MAX_HEADER = 100_000_000  # bytes; the format's own limit
 # safetensors dtype names -> bytes per element

@@ -1,13 +1,13 @@
 """ComfyUI V1 node classes, one file per node."""
 
-from .encode_video import EncodeVideo
-from .family_options import option_nodes
-from .load_model import LoadI2VModel
-from .load_model_files import LoadI2VModelFiles
-from .lora import I2VLoRA
-from .sample import I2VSample
-from .speed_options import I2VSpeedOptions
-from .vram_guard import VRAMGuard
+from i2v_nodes.nodes.encode_video import EncodeVideo
+from i2v_nodes.nodes.family_options import option_nodes
+from i2v_nodes.nodes.load_model import LoadI2VModel
+from i2v_nodes.nodes.load_model_files import LoadI2VModelFiles
+from i2v_nodes.nodes.lora import I2VLoRA
+from i2v_nodes.nodes.sample import I2VSample
+from i2v_nodes.nodes.speed_options import I2VSpeedOptions
+from i2v_nodes.nodes.vram_guard import VRAMGuard
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {
     "LoadI2VModel": LoadI2VModel,

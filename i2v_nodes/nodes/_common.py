@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..runtime.errors import I2VError
-from ..runtime.sampling import MAX_FRAMES, MAX_SIDE
+from i2v_nodes.errors import I2VError
+from i2v_nodes.runtime.sampling import MAX_FRAMES, MAX_SIDE
 
 CATEGORY = "i2v"
 MODEL_TYPE = "I2V_MODEL"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from .. import host
-from ..runtime import audio as audio_values
-from ..runtime import video
-from ..runtime.video_formats import FORMATS
-from ._common import CATEGORY, node_errors
+from i2v_nodes import host
+from i2v_nodes.nodes._common import CATEGORY, node_errors
+from i2v_nodes.runtime.output import audio as audio_values
+from i2v_nodes.runtime.output import video
+from i2v_nodes.runtime.output.video_formats import FORMATS
 
 TIPS = {
     "frames": "IMAGE frames, e.g. I2VSample's frames (all clips one after another).",

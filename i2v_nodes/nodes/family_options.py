@@ -7,9 +7,9 @@ I2VSample. Nodes chain: each adds its set to the one it is given.
 
 from __future__ import annotations
 
-from ..runtime import families
-from ..runtime.options import OptionSet, chain
-from ._common import CATEGORY, OPTIONS_TYPE, node_errors
+from i2v_nodes.nodes._common import CATEGORY, OPTIONS_TYPE, node_errors
+from i2v_nodes.runtime import families
+from i2v_nodes.runtime.options import OptionSet, chain
 
 CHAIN_TIP = (
     "Optional: another option node's output, to combine settings (e.g. a family's and speed settings)."

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import host
-from ..runtime import models
-from ..runtime.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
-from ._common import CATEGORY, MODEL_TYPE, node_errors
+from i2v_nodes import host
+from i2v_nodes.nodes._common import CATEGORY, MODEL_TYPE, node_errors
+from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.loading.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 
 TIPS = {
     "model": "tiny-*: built-in random-weight test models, one per model family (noise, no download). "

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import host
-from ..runtime import lora
-from ..runtime.errors import InputError
-from ._common import CATEGORY, MODEL_TYPE, node_errors
+from i2v_nodes import host
+from i2v_nodes.errors import InputError
+from i2v_nodes.nodes._common import CATEGORY, MODEL_TYPE, node_errors
+from i2v_nodes.runtime.loading import lora
 
 LORA_FOLDER = "loras"  # ComfyUI's own LoRA folder
 

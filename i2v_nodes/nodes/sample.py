@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from .. import host
-from ..runtime import sampling
-from ._common import CATEGORY, FRAMES_OPTIONS, MODEL_TYPE, OPTIONS_TYPE, SIZE_OPTIONS, node_errors
+from i2v_nodes import host
+from i2v_nodes.nodes._common import (
+    CATEGORY,
+    FRAMES_OPTIONS,
+    MODEL_TYPE,
+    OPTIONS_TYPE,
+    SIZE_OPTIONS,
+    node_errors,
+)
+from i2v_nodes.runtime import sampling
 
 TIPS = {
     "model": "From VRAMGuard (recommended) or LoadI2VModel.",

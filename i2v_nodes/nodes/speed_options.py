@@ -6,17 +6,10 @@ One optional node for the speed levers, chained with the family option nodes int
 
 from __future__ import annotations
 
-from ..runtime.options import (
-    ATTENTION_BACKENDS,
-    COMPILE_MODES,
-    SPEED,
-    STEP_CACHES,
-    OptionSet,
-    SpeedSettings,
-    chain,
-)
-from ._common import CATEGORY, OPTIONS_TYPE, node_errors
-from .family_options import CHAIN_TIP
+from i2v_nodes.nodes._common import CATEGORY, OPTIONS_TYPE, node_errors
+from i2v_nodes.nodes.family_options import CHAIN_TIP
+from i2v_nodes.runtime.options import SPEED, OptionSet, chain
+from i2v_nodes.runtime.speed.settings import ATTENTION_BACKENDS, COMPILE_MODES, STEP_CACHES, SpeedSettings
 
 TIPS = {
     "guidance_until": (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .. import host
-from ..runtime import guard, memory, sampling
-from ._common import CATEGORY, FRAMES_OPTIONS, MODEL_TYPE, SIZE_OPTIONS, node_errors
+from i2v_nodes import host
+from i2v_nodes.nodes._common import CATEGORY, FRAMES_OPTIONS, MODEL_TYPE, SIZE_OPTIONS, node_errors
+from i2v_nodes.runtime import memory, sampling
+from i2v_nodes.runtime.memory import guard
 
 TIPS = {
     "model": "The model handle from LoadI2VModel; nothing is loaded until I2VSample runs.",

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
-from . import devices
+from i2v_nodes.runtime.memory import devices
 
 
 class ProgressLike(Protocol):

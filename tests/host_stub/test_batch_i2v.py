@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from host_stub.cli import main
-from i2v_nodes.runtime import video
+from i2v_nodes.runtime.output import video
 from tests.host_stub.batch_support.helpers import REPO, Workspace, torchrun
 from tests.i2v_graph import tiny_wan_graph
 
@@ -25,7 +25,7 @@ GRID = {"id": "w", "LoadImage.image": ["a.png", "b.png"], "I2VSample.prompt": ["
 def test_twelve_tiny_wan_clips_in_two_processes_batch_seeds_and_load_the_model_once_each(
     session_dirs, model_dirs, tmp_path
 ):
-    from i2v_nodes.runtime.models import tiny_model_folder
+    from i2v_nodes.runtime.loading.models import tiny_model_folder
 
     tiny_model_folder("tiny-wan2.1-i2v", model_dirs[0])  # built once here, not by both ranks at once
     ws = Workspace(tmp_path)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from host_stub import Host
-from i2v_nodes.runtime import video
+from i2v_nodes.runtime.output import video
 from tests.host_stub.serve_support import REPO, Client, InProcess, Listener, Subprocess, upload
 from tests.i2v_graph import tiny_wan_graph as i2v_graph
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .animatediff import FAMILY as ANIMATEDIFF
-from .base import (
+from i2v_nodes.runtime.families.animatediff import FAMILY as ANIMATEDIFF
+from i2v_nodes.runtime.families.base import (
     Denoised,
     DenoiseJob,
     Family,
@@ -23,11 +23,11 @@ from .base import (
     StockRun,
     Trace,
 )
-from .i2vgen_xl import FAMILY as I2VGEN_XL
-from .ltx2 import FAMILY as LTX2
-from .ltx_video import FAMILY as LTX_VIDEO
-from .svd import FAMILY as SVD
-from .wan import FAMILY as WAN
+from i2v_nodes.runtime.families.i2vgen_xl import FAMILY as I2VGEN_XL
+from i2v_nodes.runtime.families.ltx2 import FAMILY as LTX2
+from i2v_nodes.runtime.families.ltx_video import FAMILY as LTX_VIDEO
+from i2v_nodes.runtime.families.svd import FAMILY as SVD
+from i2v_nodes.runtime.families.wan import FAMILY as WAN
 
 REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN, LTX_VIDEO, LTX2, SVD, ANIMATEDIFF)
 

@@ -44,10 +44,10 @@ from typing import Any
 
 import torch
 
-from .. import tiny
-from ..errors import InputError, ModelError
-from .animatediff_configs import BASE_OF_HUB, PIA, PIA_SCHEDULER, PUBLISHED, TINY
-from .base import (
+from i2v_nodes.errors import InputError, ModelError
+from i2v_nodes.family_kit import tiny
+from i2v_nodes.runtime.families.animatediff_configs import BASE_OF_HUB, PIA, PIA_SCHEDULER, PUBLISHED, TINY
+from i2v_nodes.runtime.families.base import (
     Denoised,
     DenoiseJob,
     Family,
@@ -63,7 +63,7 @@ from .base import (
     meta_transformers_model,
     meta_vae,
 )
-from .i2vgen_xl import bridge_vae_dtype, video_to_frames
+from i2v_nodes.runtime.families.i2vgen_xl import bridge_vae_dtype, video_to_frames
 
 RULES = Rules(
     size_multiple=8,  # the UNet forwards odd upsample sizes and the motion modules are per pixel: 8 is enough

@@ -33,13 +33,20 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InputError, ModelError
-from ..safetensors_header import Header
-from .animatediff import ADAPTER, IMAGE_CHANNELS, RULES, _pair_problem
-from .animatediff_configs import PIA, PIA_ADAPTER, PIA_SCHEDULER, SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE
-from .base import FilePart, FileSet
-from .ltx_video_files import _only, _own_config
-from .wan_files import _count, file_format
+from i2v_nodes.errors import InputError, ModelError
+from i2v_nodes.family_kit.safetensors_header import Header
+from i2v_nodes.runtime.families.animatediff import ADAPTER, IMAGE_CHANNELS, RULES, _pair_problem
+from i2v_nodes.runtime.families.animatediff_configs import (
+    PIA,
+    PIA_ADAPTER,
+    PIA_SCHEDULER,
+    SD15_TEXT_ENCODER,
+    SD15_UNET,
+    SD15_VAE,
+)
+from i2v_nodes.runtime.families.base import FilePart, FileSet
+from i2v_nodes.runtime.families.ltx_video_files import _only, _own_config
+from i2v_nodes.runtime.families.wan_files import _count, file_format
 
 UNET, VAE, TEXT = "model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer."
 SD15, SD_VAE, CLIP_L, PIA_MODULE = "sd1.5", "sd-vae", "clip-vit-large-patch14", "pia"

@@ -24,14 +24,22 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelError
-from ..safetensors_header import read_header
-from .animatediff import ADAPTER, runnable_unet_config
-from .animatediff_files import BUFFERS, MOTION, TEXT, TOKENIZER, UNET, VAE
-from .base import FilePart, FileSet, LoadSpec, config_json, keep_fp32, refuse_missing_tokenizer, tokenizer_in
-from .ltx_video_files import _own_config
-from .ltx_video_load import aligned
-from .wan_load import _assign, _empty_weights
+from i2v_nodes.errors import ModelError
+from i2v_nodes.family_kit.safetensors_header import read_header
+from i2v_nodes.runtime.families.animatediff import ADAPTER, runnable_unet_config
+from i2v_nodes.runtime.families.animatediff_files import BUFFERS, MOTION, TEXT, TOKENIZER, UNET, VAE
+from i2v_nodes.runtime.families.base import (
+    FilePart,
+    FileSet,
+    LoadSpec,
+    config_json,
+    keep_fp32,
+    refuse_missing_tokenizer,
+    tokenizer_in,
+)
+from i2v_nodes.runtime.families.ltx_video_files import _own_config
+from i2v_nodes.runtime.families.ltx_video_load import aligned
+from i2v_nodes.runtime.families.wan_load import _assign, _empty_weights
 
 TOKENIZER_HUB_ID = "openai/clip-vit-large-patch14"
 # looked for under each tokenizer root: the hub repo's name, then ComfyUI's own copy of it

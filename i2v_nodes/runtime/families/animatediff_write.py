@@ -23,14 +23,14 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
-from .animatediff import ADAPTER
-from .animatediff_configs import PIA_ADAPTER, SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE
-from .animatediff_files import MOTION, TEXT, TOKENIZER, UNET, VAE
-from .base import FILE_ALSO_FOLDERS, config_json, meta_module
-from .ltx_video_write import CHECKPOINTS, _save
-from .wan_stand_ins import Tensors, write_header
-from .wan_write import _config, _to_format
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime.families.animatediff import ADAPTER
+from i2v_nodes.runtime.families.animatediff_configs import PIA_ADAPTER, SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE
+from i2v_nodes.runtime.families.animatediff_files import MOTION, TEXT, TOKENIZER, UNET, VAE
+from i2v_nodes.runtime.families.base import FILE_ALSO_FOLDERS, config_json, meta_module
+from i2v_nodes.runtime.families.ltx_video_write import CHECKPOINTS, _save
+from i2v_nodes.runtime.families.wan_stand_ins import Tensors, write_header
+from i2v_nodes.runtime.families.wan_write import _config, _to_format
 
 MOTION_FOLDER = FILE_ALSO_FOLDERS["diffusion_model_2"][0]  # AnimateDiff-Evolved's animatediff_models
 WRITABLE = ("fp32", "bf16", "fp16")
@@ -243,7 +243,7 @@ def _shapes(cls_name: str, config: Mapping[str, Any]) -> dict[str, tuple[int, ..
     if cls_name == "CLIPTextModel":
         from transformers import CLIPTextConfig, CLIPTextModel
 
-        from .base import meta_transformers_model
+        from i2v_nodes.runtime.families.base import meta_transformers_model
 
         module = meta_transformers_model(CLIPTextModel, CLIPTextConfig, config, torch.float32)
     else:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
+from i2v_nodes.errors import InputError
 
 # --- what a family declares ------------------------------------------------------------------
 
@@ -91,7 +91,7 @@ class Trace:
     repeat: tuple[tuple[Any, str], ...] = ()
 
     def peak_bytes(self) -> int:
-        from ..memtrace import peak_bytes
+        from i2v_nodes.runtime.memory.trace import peak_bytes
 
         return peak_bytes(self.fn, *self.args, repeat=self.repeat, **self.kwargs)
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from .. import tiny
-from .base import (
+from i2v_nodes.family_kit import tiny
+from i2v_nodes.runtime.families.base import (
     CLIP_VISION_H14,
     Denoised,
     DenoiseJob,

@@ -33,9 +33,9 @@ from typing import Any
 
 import torch
 
-from .. import tiny
-from ..errors import InputError
-from .base import (
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit import tiny
+from i2v_nodes.runtime.families.base import (
     Denoised,
     DenoiseJob,
     Family,
@@ -50,8 +50,8 @@ from .base import (
     meta_module,
     meta_vae,
 )
-from .i2vgen_xl import video_to_frames
-from .ltx2_configs import (
+from i2v_nodes.runtime.families.i2vgen_xl import video_to_frames
+from i2v_nodes.runtime.families.ltx2_configs import (
     AUDIO_GUIDANCE,
     GUIDANCE_RESCALE,
     IMAGE_CRF,

@@ -41,11 +41,11 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, ModelError
-from ..safetensors_header import Header
-from .base import FilePart, FileSet
-from .ltx2_configs import PUBLISHED
-from .wan_files import _count
+from i2v_nodes.errors import InputError, ModelError
+from i2v_nodes.family_kit.safetensors_header import Header
+from i2v_nodes.runtime.families.base import FilePart, FileSet
+from i2v_nodes.runtime.families.ltx2_configs import PUBLISHED
+from i2v_nodes.runtime.families.wan_files import _count
 
 HUB = "Lightricks/LTX-2"
 LTX2 = "ltx2"
@@ -357,7 +357,7 @@ def _gemma_config(own: Header, layers: int) -> dict[str, Any]:
 def _vision_params(config: Mapping[str, Any]) -> int:
     """Parameters of the SigLIP tower and projector a file left out: the loader still builds them
     (zeros; LTX-2 reads text only), so they take memory all the same."""
-    from .ltx2 import FAMILY
+    from i2v_nodes.runtime.families.ltx2 import FAMILY
 
     full = FAMILY.meta_component("text_encoder", json.dumps(config, sort_keys=True), torch.float32)
     return sum(p.numel() for name, p in full.named_parameters() if "vision" in name or "multi_modal" in name)

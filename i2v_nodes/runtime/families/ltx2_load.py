@@ -24,9 +24,15 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelError
-from .base import FilePart, FileSet, LoadSpec, refuse_missing_tokenizer, tokenizer_in
-from .ltx2_files import (
+from i2v_nodes.errors import ModelError
+from i2v_nodes.runtime.families.base import (
+    FilePart,
+    FileSet,
+    LoadSpec,
+    refuse_missing_tokenizer,
+    tokenizer_in,
+)
+from i2v_nodes.runtime.families.ltx2_files import (
     CONNECTOR_PARTS,
     PROJECTION,
     QUANT_EXTRAS,
@@ -40,7 +46,7 @@ from .ltx2_files import (
     vae_name,
     vocoder_name,
 )
-from .wan_load import FLOAT8, _assign, _cast, _empty_weights, keep_float8
+from i2v_nodes.runtime.families.wan_load import FLOAT8, _assign, _cast, _empty_weights, keep_float8
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .base import FILE_FOLDERS, FILE_FORMATS
-from .ltx2_files import (
+from i2v_nodes.runtime.families.base import FILE_FOLDERS, FILE_FORMATS
+from i2v_nodes.runtime.families.ltx2_files import (
     CONFIG_KEY,
     PROJECTION,
     audio_vae_name,
@@ -30,7 +30,7 @@ from .ltx2_files import (
     vae_name,
     vocoder_name,
 )
-from .wan_write import _config, _linear_weights, _to_format
+from i2v_nodes.runtime.families.wan_write import _config, _linear_weights, _to_format
 
 CHECKPOINTS = "checkpoints"  # ComfyUI's folder of checkpoints (CheckpointLoaderSimple), where LTX-2's live
 TRANSFORMER = "model.diffusion_model."

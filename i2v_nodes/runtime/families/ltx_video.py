@@ -33,9 +33,9 @@ from typing import Any
 
 import torch
 
-from .. import tiny
-from ..errors import InputError
-from .base import (
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit import tiny
+from i2v_nodes.runtime.families.base import (
     Denoised,
     DenoiseJob,
     Family,
@@ -50,8 +50,16 @@ from .base import (
     meta_transformers_model,
     meta_vae,
 )
-from .i2vgen_xl import video_to_frames
-from .ltx_video_configs import BLOCK_095, DEV, DISTILLED, LEGACY, PUBLISHED, TINY, VARIANT_OF_HUB
+from i2v_nodes.runtime.families.i2vgen_xl import video_to_frames
+from i2v_nodes.runtime.families.ltx_video_configs import (
+    BLOCK_095,
+    DEV,
+    DISTILLED,
+    LEGACY,
+    PUBLISHED,
+    TINY,
+    VARIANT_OF_HUB,
+)
 
 # Lightricks' negative prompt in diffusers' LTX-Video examples.
 NEGATIVE = "worst quality, inconsistent motion, blurry, jittery, distorted"

@@ -33,10 +33,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelError
-from ..safetensors_header import Header
-from .base import FilePart, FileSet
-from .ltx_video_configs import (
+from i2v_nodes.errors import InputError, ModelError
+from i2v_nodes.family_kit.safetensors_header import Header
+from i2v_nodes.runtime.families.base import FilePart, FileSet
+from i2v_nodes.runtime.families.ltx_video_configs import (
     _TRANSFORMER_COMMON,
     DEV,
     DISTILLED,
@@ -46,7 +46,13 @@ from .ltx_video_configs import (
     VAE_091,
     VAE_095,
 )
-from .wan_files import _count, _float8_params, _prefix_of, _weight_params, file_format
+from i2v_nodes.runtime.families.wan_files import (
+    _count,
+    _float8_params,
+    _prefix_of,
+    _weight_params,
+    file_format,
+)
 
 TRANSFORMER_PREFIXES = ("model.diffusion_model.", "")
 VAE_PREFIXES = ("vae.", "")

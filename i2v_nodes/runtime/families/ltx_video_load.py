@@ -16,11 +16,22 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelError
-from .base import FilePart, FileSet, LoadSpec, refuse_missing_tokenizer, tokenizer_in
-from .ltx_video_configs import LEGACY
-from .ltx_video_files import TRANSFORMER_PREFIXES, VAE_PREFIXES, transformer_to_diffusers, vae_to_diffusers
-from .wan_load import (
+from i2v_nodes.errors import ModelError
+from i2v_nodes.runtime.families.base import (
+    FilePart,
+    FileSet,
+    LoadSpec,
+    refuse_missing_tokenizer,
+    tokenizer_in,
+)
+from i2v_nodes.runtime.families.ltx_video_configs import LEGACY
+from i2v_nodes.runtime.families.ltx_video_files import (
+    TRANSFORMER_PREFIXES,
+    VAE_PREFIXES,
+    transformer_to_diffusers,
+    vae_to_diffusers,
+)
+from i2v_nodes.runtime.families.wan_load import (
     FLOAT8,
     _assign,
     _cast,

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from .base import FILE_FOLDERS, FILE_FORMATS, config_json
-from .ltx_video_configs import TRANSFORMER_2B, TRANSFORMER_13B
-from .ltx_video_files import (
+from i2v_nodes.runtime.families.base import FILE_FOLDERS, FILE_FORMATS, config_json
+from i2v_nodes.runtime.families.ltx_video_configs import TRANSFORMER_2B, TRANSFORMER_13B
+from i2v_nodes.runtime.families.ltx_video_files import (
     CONFIG_KEY,
     PUBLISHED_VAES,
     VAE091,
@@ -29,8 +29,8 @@ from .ltx_video_files import (
     transformer_to_original,
     vae_names_to_original,
 )
-from .wan_stand_ins import Tensors, stored, write_header
-from .wan_write import _config, _linear_weights, _to_format, spiece_bytes
+from i2v_nodes.runtime.families.wan_stand_ins import Tensors, stored, write_header
+from i2v_nodes.runtime.families.wan_write import _config, _linear_weights, _to_format, spiece_bytes
 
 CHECKPOINTS = "checkpoints"  # ComfyUI's folder for checkpoints (CheckpointLoaderSimple's)
 TRANSFORMER_PREFIX, VAE_PREFIX = "model.diffusion_model.", "vae."
@@ -98,7 +98,7 @@ CHECKPOINT_FILES = {
 
 
 def _shapes(role: str, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    from . import LTX_VIDEO
+    from i2v_nodes.runtime.families import LTX_VIDEO
 
     module = LTX_VIDEO.meta_component(role, config_json(config), torch.float32)
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
@@ -117,7 +117,7 @@ def checkpoint_file(path: Path, transformer: dict[str, Any], vae: str, fmt: str 
 
 def t5_file(path: Path, fmt: str = "fp16") -> Path:
     """ComfyUI's T5 v1.1 XXL file's header (no tokenizer), no tensor data."""
-    from .ltx_video_configs import PUBLISHED
+    from i2v_nodes.runtime.families.ltx_video_configs import PUBLISHED
 
     shapes = _shapes("text_encoder", PUBLISHED["Lightricks/LTX-Video-0.9.5"]["text_encoder"])
     shapes.pop("encoder.embed_tokens.weight", None)  # tied to shared.weight: stored once

@@ -37,9 +37,9 @@ from typing import Any
 
 import torch
 
-from .. import tiny
-from ..errors import InputError
-from .base import (
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit import tiny
+from i2v_nodes.runtime.families.base import (
     Denoised,
     DenoiseJob,
     Family,
@@ -54,8 +54,8 @@ from .base import (
     meta_transformers_model,
     meta_vae,
 )
-from .i2vgen_xl import video_to_frames
-from .svd_configs import PUBLISHED, SVD, SVD_XT, TINY, VARIANT_OF_HUB, XT_FRAMES
+from i2v_nodes.runtime.families.i2vgen_xl import video_to_frames
+from i2v_nodes.runtime.families.svd_configs import PUBLISHED, SVD, SVD_XT, TINY, VARIANT_OF_HUB, XT_FRAMES
 
 _SVD_RULES = Rules(
     size_multiple=8,

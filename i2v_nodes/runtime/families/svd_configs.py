@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import CLIP_VISION_H14
+from i2v_nodes.runtime.families.base import CLIP_VISION_H14
 
 SVD, SVD_XT = "svd", "svd-xt"  # the variants: trained on 14 and on 25 frames
 XT_FRAMES = 25

@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from .. import tiny
-from ..errors import InputError
-from .base import (
+from i2v_nodes.errors import InputError
+from i2v_nodes.family_kit import tiny
+from i2v_nodes.runtime.families.base import (
     Denoised,
     DenoiseJob,
     Family,
@@ -42,8 +42,8 @@ from .base import (
     meta_transformers_model,
     meta_vae,
 )
-from .i2vgen_xl import video_to_frames
-from .wan_configs import PUBLISHED, TINY, VARIANT_OF_HUB
+from i2v_nodes.runtime.families.i2vgen_xl import video_to_frames
+from i2v_nodes.runtime.families.wan_configs import PUBLISHED, TINY, VARIANT_OF_HUB
 
 WAN21, A14B, TI2V = "wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b"
 

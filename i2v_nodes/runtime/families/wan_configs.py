@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import CLIP_VISION_H14
+from i2v_nodes.runtime.families.base import CLIP_VISION_H14
 
 _TRANSFORMER_14B = {
     "patch_size": [1, 2, 2],

@@ -26,10 +26,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InputError, ModelError
-from ..safetensors_header import Header
-from .base import FilePart, FileSet
-from .wan_configs import PUBLISHED
+from i2v_nodes.errors import InputError, ModelError
+from i2v_nodes.family_kit.safetensors_header import Header
+from i2v_nodes.runtime.families.base import FilePart, FileSet
+from i2v_nodes.runtime.families.wan_configs import PUBLISHED
 
 A14B, WAN21, TI2V = "wan2.2-i2v-a14b", "wan2.1-i2v", "wan2.2-ti2v-5b"
 VAE21, VAE22 = "wan-vae-2.1", "wan-vae-2.2"

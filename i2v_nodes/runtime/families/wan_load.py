@@ -19,11 +19,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 
-from ..errors import ModelError
-from ..precision import FLOAT8
-from .base import FilePart, FileSet, LoadSpec, refuse_missing_tokenizer, tokenizer_in
-from .wan_files import VAE22
-from .wan_keys import transformer_to_diffusers, vae21_to_original, vae22_to_original, vae_to_diffusers
+from i2v_nodes.errors import ModelError
+from i2v_nodes.runtime.families.base import (
+    FilePart,
+    FileSet,
+    LoadSpec,
+    refuse_missing_tokenizer,
+    tokenizer_in,
+)
+from i2v_nodes.runtime.families.wan_files import VAE22
+from i2v_nodes.runtime.families.wan_keys import (
+    transformer_to_diffusers,
+    vae21_to_original,
+    vae22_to_original,
+    vae_to_diffusers,
+)
+from i2v_nodes.runtime.loading.precision import FLOAT8
 
 log = logging.getLogger(__name__)
 

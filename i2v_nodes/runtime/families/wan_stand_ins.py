@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from ..safetensors_header import DTYPE_BYTES
-from .base import CLIP_VISION_H14, FILE_FOLDERS, config_json
-from .wan_configs import PUBLISHED
-from .wan_keys import transformer_to_original, vae21_to_original, vae22_to_original
+from i2v_nodes.family_kit.safetensors_header import DTYPE_BYTES
+from i2v_nodes.runtime.families.base import CLIP_VISION_H14, FILE_FOLDERS, config_json
+from i2v_nodes.runtime.families.wan_configs import PUBLISHED
+from i2v_nodes.runtime.families.wan_keys import transformer_to_original, vae21_to_original, vae22_to_original
 
 A14B_HUB = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
 TI2V_HUB = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
@@ -89,7 +89,7 @@ def stored(shapes: dict[str, tuple[int, ...]], fmt: str) -> Tensors:
 def _shapes(
     role: str, config: dict[str, Any], rename: Callable[[str], str] = str
 ) -> dict[str, tuple[int, ...]]:
-    from . import WAN
+    from i2v_nodes.runtime.families import WAN
 
     module = WAN.meta_component(role, config_json(config), torch.float32)
     return {rename(name): tuple(t.shape) for name, t in module.state_dict().items()}

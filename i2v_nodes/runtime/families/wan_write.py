@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .base import FILE_FOLDERS, FILE_FORMATS
-from .wan_keys import transformer_to_original, vae21_to_original, vae22_to_original
+from i2v_nodes.runtime.families.base import FILE_FOLDERS, FILE_FORMATS
+from i2v_nodes.runtime.families.wan_keys import transformer_to_original, vae21_to_original, vae22_to_original
 
 FP8_MAX = 448.0  # the largest float8_e4m3fn value
 

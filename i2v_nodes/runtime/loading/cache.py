@@ -1,6 +1,6 @@
 """The process-wide model cache: each pipeline is loaded once and shared.
 
-- Keyed by :class:`~.models.CacheKey` (source, dtype, VAE dtype, device, offload mode).
+- Keyed by :class:`~.handle.CacheKey` (source, dtype, VAE dtype, device, offload mode).
 - Thread-safe and single-flight: concurrent requests for one key wait for one load.
 - One run at a time per pipeline (a diffusers pipeline keeps per-call state in its scheduler).
 - LRU eviction of idle entries when a new load would exceed the memory budget.
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .models import CacheKey
+from i2v_nodes.runtime.loading.handle import CacheKey
 
 log = logging.getLogger(__name__)
 

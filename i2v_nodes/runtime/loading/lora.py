@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from .errors import I2VError, InputError, ModelError
-from .precision import FLOAT8
-from .safetensors_header import DTYPE_BYTES, Header, read_header
+from i2v_nodes.errors import I2VError, InputError, ModelError
+from i2v_nodes.family_kit.safetensors_header import DTYPE_BYTES, Header, read_header
+from i2v_nodes.runtime.loading.precision import FLOAT8
 
 log = logging.getLogger(__name__)
 

@@ -11,118 +11,44 @@ later, through the cache, after the memory guard has planned the run.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from . import families
-from .errors import InputError, ModelError
-from .precision import check_names, resolve_precision, resolve_vae_precision, resolve_weights
-from .safetensors_header import read_header
-from .tiny import ensure_built
+from i2v_nodes.errors import InputError, ModelError
+from i2v_nodes.family_kit.tiny import ensure_built
+from i2v_nodes.runtime import families
+from i2v_nodes.runtime.loading.describe import (
+    Description,
+    describe_files,
+    describe_folder,
+    describe_hub,
+    files_source,
+)
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.precision import (
+    check_names,
+    resolve_precision,
+    resolve_vae_precision,
+    resolve_weights,
+)
 
 log = logging.getLogger(__name__)
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
 MODEL_FOLDER = "i2v"  # the pack's own folder in a models directory (tiny models are built there)
+
+
 _files_lock = threading.Lock()
+
+
 OFFLOAD_CHOICES = ["none", "model", "sequential", "group"]
+
+
 DEVICE_CHOICES = ["auto", "cuda", "cpu"]
-
-
-@dataclass(frozen=True)
-class CacheKey:
-    """What makes two loaded pipelines interchangeable."""
-
-    source: str
-    dtype: str
-    vae_dtype: str
-    device: str
-    offload: str
-    weights: str = "default"  # weight storage: default / fp8
-
-
-@dataclass(frozen=True)
-class ModelHandle:
-    """What LoadI2VModel outputs (type ``I2V_MODEL``): a description, never the weights.
-
-    Holding a handle pins nothing in memory, so ComfyUI's output cache can keep it for free.
-    ``plan`` is attached by VRAMGuard (see :mod:`memory`).
-    """
-
-    name: str
-    source: str  # a local folder (absolute), a hub id, or "files:" and the single files it is made of
-    family: str
-    variant: str  # the family's shape of model, e.g. "wan2.2-i2v-a14b"
-    local: bool
-    precision: str  # fp32 / fp16 / bf16, already resolved from "auto"
-    vae_precision: str
-    device: str  # "cpu", "cuda", "cuda:1"
-    offload: str
-    allow_download: bool = False
-    weights: str = "default"  # default: weights in `precision`; fp8: the denoisers store float8
-    params: tuple[tuple[str, int], ...] = ()  # (component, parameter count)
-    configs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
-    plan: Any = field(default=None, compare=False, hash=False, repr=False)
-    files: Any = field(default=None, compare=False, hash=False, repr=False)  # a FileSet, for single files
-    tokenizer_roots: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
-    # LoRAs (lora.LoraSpec), applied on the cached pipeline before each run: part of what the handle is,
-    # never of its cache key, so changing them never reloads the base weights
-    loras: tuple[Any, ...] = ()
-
-    @property
-    def cache_key(self) -> CacheKey:
-        return CacheKey(self.source, self.precision, self.vae_precision, self.device, self.offload,
-                        self.weights)
-
-    @property
-    def fp8_roles(self) -> frozenset[str]:
-        """Components whose weights are stored in float8: the denoisers with weights fp8, and any
-        single file that is fp8 already (it stays fp8 rather than doubling in bf16)."""
-        roles = set(self.roles.denoisers) if self.weights == "fp8" else set()
-        if self.files is not None:
-            roles |= {role for role, part in self.files.parts.items() if part.fp8}
-        return frozenset(roles)
-
-    @property
-    def family_impl(self) -> families.Family:
-        return families.get(self.family)
-
-    @property
-    def rules(self) -> families.Rules:
-        return self.family_impl.rules(self.variant)
-
-    @property
-    def roles(self) -> families.Roles:
-        return self.family_impl.roles(self.variant)
-
-    @functools.cached_property
-    def configs_json(self) -> str:
-        """The configs as one canonical string: the key of every per-model memory trace."""
-        return json.dumps(self.configs, sort_keys=True)
-
-    def param_count(self, component: str) -> int:
-        return dict(self.params).get(component, 0)
-
-    @property
-    def total_params(self) -> int:
-        return sum(n for _, n in self.params)
-
-    def with_plan(self, plan: Any) -> ModelHandle:
-        return dataclasses.replace(self, plan=plan)
-
-    def with_lora(self, spec: Any) -> ModelHandle:
-        """This handle with one more LoRA after those it has (LoRA nodes chain)."""
-        return dataclasses.replace(self, loras=(*self.loras, spec))
-
-
-# --- listing ---------------------------------------------------------------------------------
 
 
 def list_model_names(model_dirs: list[Path]) -> list[str]:
@@ -146,9 +72,6 @@ def _local_model_folders(model_dirs: list[Path]) -> list[Path]:
             if (child / "model_index.json").is_file() and child.name not in families.tiny_builders():
                 found.append(child)
     return found
-
-
-# --- resolving -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -228,126 +151,6 @@ def _hub_cache_folder(repo_id: str) -> Path | None:
     return Path(hit).parent if isinstance(hit, str) else None
 
 
-# --- describing ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Description:
-    """What a model is, read from its files or its published configuration (no weights)."""
-
-    family: str
-    variant: str
-    configs: dict[str, Any]
-    params: tuple[tuple[str, int], ...]
-
-
-def describe_folder(folder: Path) -> Description:
-    """Family, variant, component configs and parameter counts of a local pipeline folder.
-
-    Refuses folders whose weights exist only in pickle formats (loading those runs arbitrary
-    code) and folders missing a component their model needs. Remembered per folder until one of
-    its config or weight files changes.
-    """
-    return _describe_folder(folder, _folder_signature(folder))
-
-
-def _folder_signature(folder: Path) -> tuple:
-    files = [folder / "model_index.json", *folder.glob("*/*.json"), *folder.glob("*/*.safetensors")]
-    signature = []
-    for path in sorted(files):
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        signature.append((str(path), stat.st_mtime_ns, stat.st_size))
-    return tuple(signature)
-
-
-@functools.lru_cache(maxsize=32)
-def _describe_folder(folder: Path, _signature: tuple) -> Description:
-    index = _read_json(folder / "model_index.json")
-    configs: dict[str, Any] = {"pipeline": {k: v for k, v in index.items()
-                                            if not k.startswith("_") and not isinstance(v, list)}}
-    for component in index:
-        sub = folder / component
-        for config_name in ("config.json", "scheduler_config.json", "preprocessor_config.json"):
-            if not component.startswith("_") and (sub / config_name).is_file():
-                configs[component] = _read_json(sub / config_name)
-                break
-    found = families.identify(index, configs, str(folder))
-    if found is None:
-        raise ModelError(
-            f"{folder} holds a {index.get('_class_name')!r} pipeline that is not an image-to-video model "
-            f"this pack runs; supported: {', '.join(families.supported_pipelines())} (image-to-video "
-            "checkpoints; a text-to-video one has no image input)"
-        )
-    family, variant = found
-    params = []
-    for component in family.roles(variant).weighted:
-        parts = family.weight_folders(component, configs)  # more than one when parts merge at load
-        for part in parts:
-            if not (folder / part).is_dir():
-                raise ModelError(
-                    f"{folder} has no '{part}' folder, but a {variant} model needs one (its "
-                    f"model_index.json names "
-                    f"{sorted(k for k, v in index.items() if isinstance(v, list) and v[0])}): the download "
-                    f"is incomplete; fetch the model again"
-                )
-        params.append((component, sum(count_safetensors_params(folder / part) for part in parts)))
-    return Description(family.name, variant, configs, tuple(params))
-
-
-def describe_hub(hub_id: str) -> Description:
-    """A known hub model from its published configuration alone."""
-    family = families.for_hub_id(hub_id)
-    if family is None:
-        raise ModelError(f"{hub_id} is not a known hub id ({', '.join(families.known_hub_ids())})")
-    configs, params = family.published_description(hub_id)
-    return Description(family.name, family.hub_variant(hub_id), configs, params)
-
-
-def count_safetensors_params(component_dir: Path) -> int:
-    """Parameter count of one component from its safetensors headers (no tensor data read).
-
-    Sharded and variant files (``*.fp16.safetensors``) are counted once: the largest set wins.
-    """
-    files = sorted(component_dir.glob("*.safetensors"))
-    if not files:
-        pickles = [p.name for p in component_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
-        if pickles:
-            raise ModelError(
-                f"{component_dir} has weights only in pickle format ({', '.join(pickles)}), which can run "
-                "arbitrary code when loaded; this pack loads safetensors only. Convert them with "
-                "`pipeline.save_pretrained(folder, safe_serialization=True)` in a trusted environment."
-            )
-        raise ModelError(f"{component_dir} has no .safetensors weights")
-    by_variant: dict[str, int] = {}
-    for path in files:
-        variant = _variant_of(path.name)
-        by_variant[variant] = by_variant.get(variant, 0) + _safetensors_numel(path)
-    return max(by_variant.values())
-
-
-def _variant_of(filename: str) -> str:
-    # diffusion_pytorch_model.fp16.safetensors, model-00001-of-00002.safetensors
-    parts = filename.split(".")
-    return parts[-2] if len(parts) >= 3 else ""
-
-
-def _safetensors_numel(path: Path) -> int:
-    return read_header(path).numel
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
-
-
-# --- opening ---------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class LoadOptions:
     """LoadI2VModel's widgets, as given."""
@@ -402,54 +205,6 @@ def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
         params=found.params,
         configs=found.configs,
     )
-
-
-# --- single files -----------------------------------------------------------------------------
-
-
-def describe_files(paths: dict[str, Path]) -> tuple[Description, families.FileSet]:
-    """What single files (by loader slot) make together, from their headers alone.
-
-    Every error names the slot, the file and what was expected, before anything loads.
-    """
-    found: dict[str, tuple[families.Family, families.FilePart]] = {}
-    for slot, path in paths.items():
-        if Path(path).suffix.lower() in PICKLE_SUFFIXES:  # before reading it as safetensors: say why not
-            raise InputError(slot, f"{Path(path).name} is a pickle ({Path(path).suffix}), which can run code "
-                                   "when it loads: this pack reads safetensors files only; convert it to "
-                                   ".safetensors first")
-        try:
-            header = read_header(path)
-            part = next(((family, p) for family in families.REGISTERED
-                         if (p := family.identify_file(header)) is not None), None)
-        except ModelError as exc:
-            raise InputError(slot, str(exc)) from exc
-        if part is None:
-            readable = "; ".join(family.single_files for family in families.REGISTERED if family.single_files)
-            raise InputError(slot, f"{Path(path).name} is not a model file this pack recognises (it reads "
-                                   f"{readable})")
-        found[slot] = part
-    family = found["diffusion_model"][0] if "diffusion_model" in found else None
-    if family is None:
-        folders = " or ".join(families.base.file_folders("diffusion_model"))
-        raise InputError("diffusion_model", f"pick the diffusion model file (ComfyUI's {folders} folder)")
-    model = found["diffusion_model"][1].path.name
-    for slot, (other, part) in found.items():
-        if other is not family:
-            raise InputError(slot, f"{part.path.name} is a {other.name} file, but the diffusion model "
-                                   f"{model} is {family.name}, which reads {family.single_files}")
-    fileset = family.assemble_files({slot: part for slot, (_family, part) in found.items()})
-    params = tuple((role, part.params) for role, part in fileset.parts.items())
-    return Description(family.name, fileset.variant, fileset.configs, params), fileset
-
-
-def files_source(fileset: families.FileSet) -> str:
-    """A source string that changes when any file does: path, size and modification time of each."""
-    parts = []
-    for role, part in sorted(fileset.parts.items()):
-        stat = part.path.stat()
-        parts.append(f"{role}={part.path}@{stat.st_size}:{stat.st_mtime_ns}")
-    return "files:" + ";".join(parts)
 
 
 def open_files(paths: dict[str, Path], options: LoadOptions, default_device: torch.device,

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from .families import Family, FileSet, LoadSpec, Roles
-from .precision import FP8_STORAGE
+from i2v_nodes.runtime.families import Family, FileSet, LoadSpec, Roles
+from i2v_nodes.runtime.loading.precision import FP8_STORAGE
 
 log = logging.getLogger(__name__)
 

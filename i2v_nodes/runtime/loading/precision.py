@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from .errors import InputError
+from i2v_nodes.errors import InputError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISION_CHOICES = ["auto", "fp16", "bf16", "fp32"]

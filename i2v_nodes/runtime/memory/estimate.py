@@ -24,11 +24,13 @@ from dataclasses import dataclass
 
 import torch
 
-from . import families, lora, step_cache
-from .models import ModelHandle
-from .options import SpeedSettings
-from .placement import group_offload_type
-from .precision import bytes_per_element, dtype_of
+from i2v_nodes.runtime import families
+from i2v_nodes.runtime.loading import lora
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.placement import group_offload_type
+from i2v_nodes.runtime.loading.precision import bytes_per_element, dtype_of
+from i2v_nodes.runtime.speed import step_cache
+from i2v_nodes.runtime.speed.settings import SpeedSettings
 
 GiB = 2**30
 # Traced peaks were 0-27% below the resident-memory peaks measured on the full-size I2VGen-XL

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import MemoryGuardError
-from .memory import (
+from i2v_nodes.errors import MemoryGuardError
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.memory import (
     Estimate,
     MemoryOptions,
     RunShape,
@@ -27,7 +28,6 @@ from .memory import (
     on_cpu,
     resident_weights,
 )
-from .models import ModelHandle
 
 POLICIES = ["error", "adapt", "off"]
 OFFLOAD_LADDER = ("model", "group", "sequential")

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from . import guard, memory
-from .models import ModelHandle
+from i2v_nodes.runtime import memory
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.memory import guard
 
 GiB = 2**30
 

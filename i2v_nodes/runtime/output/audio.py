@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .errors import InputError
+from i2v_nodes.errors import InputError
 
 SILENCE_RATE = 48000  # the sample rate of the silent track families without sound give
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .errors import I2VError
+from i2v_nodes.errors import I2VError
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import InputError
+from i2v_nodes.errors import InputError
 
 logger = logging.getLogger(__name__)
 

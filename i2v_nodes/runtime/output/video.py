@@ -22,12 +22,12 @@ from types import MappingProxyType
 import imageio_ffmpeg
 import torch
 
-from . import output_paths
-from .audio import ClipAudio
-from .errors import InputError
-from .ffmpeg_pipe import EncoderError, stream_to_ffmpeg
-from .video_formats import FORMATS, FormatSpec, default_crf, get_format
-from .video_metadata import (
+from i2v_nodes.runtime.output import output_paths
+from i2v_nodes.runtime.output.audio import ClipAudio
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime.output.ffmpeg_pipe import EncoderError, stream_to_ffmpeg
+from i2v_nodes.runtime.output.video_formats import FORMATS, FormatSpec, default_crf, get_format
+from i2v_nodes.runtime.output.video_metadata import (
     add_gif_comments,
     add_webp_exif,
     check_metadata,
@@ -301,17 +301,21 @@ def save_clip(frames: torch.Tensor, output_root: Path, filename_prefix: str,
             add_gif_comments(encoded, tagged, metadata)
             finished = tagged
         filename, path = output_paths.publish(finished, target, spec.extension)
-    if sound is not None:
-        said = ", ".join(filter(None, [_describe(spec, sound), sound.note]))
-    elif audio is not None:
-        said = f"audio left out: {spec.key} files have no sound"
-    else:
-        said = ""
+    said = _audio_note(spec, audio, sound)
     logger.info("saved %s (%d frames, %dx%d%s)", path, len(order), out_width, out_height,
                 f"; {said}" if said else "")
     return SavedVideo(path=path, filename=filename, subfolder=target.subfolder, type="output",
                       format=spec.key, frame_count=len(order), width=out_width, height=out_height,
                       fps=float(options.fps), padded=(out_width, out_height) != (width, height), audio=said)
+
+
+def _audio_note(spec: FormatSpec, audio: ClipAudio | None, sound: ClipAudio | None) -> str:
+    """What the file says of its sound: the stream written, or that the format left it out."""
+    if sound is not None:
+        return ", ".join(filter(None, [_describe(spec, sound), sound.note]))
+    if audio is not None:
+        return f"audio left out: {spec.key} files have no sound"
+    return ""
 
 
 def clip_seconds(frame_count: int, options: EncodeOptions) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import InputError
+from i2v_nodes.errors import InputError
 
 # Where the prompt/workflow JSON goes: container tags (mp4, webm), an EXIF chunk (webp, as ComfyUI's
 # SaveAnimatedWEBP does) or a GIF comment extension (no ComfyUI reader; best effort).

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
-from .errors import InputError
+from i2v_nodes.errors import InputError
 
 # A key becomes an ffmetadata key, a Matroska tag name (upper-cased) and the part before ':' in EXIF
 # and GIF comments, so keep it to characters all of those carry unchanged.

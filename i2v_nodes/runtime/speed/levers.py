@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from . import attention, families, step_cache
-from .block_compile import CompiledBlocks
-from .errors import InputError
-from .models import ModelHandle
-from .options import ATTENTION_BACKENDS, COMPILE_MODES, SpeedSettings
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime import families
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.speed import attention, step_cache
+from i2v_nodes.runtime.speed.block_compile import CompiledBlocks
+from i2v_nodes.runtime.speed.settings import ATTENTION_BACKENDS, COMPILE_MODES, SpeedSettings
 
 
 def check(handle: ModelHandle, speed: SpeedSettings, steps: int) -> None:

@@ -18,7 +18,7 @@ import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import BaseState, CacheContext, StateManager
 
-from .block_compile import repeated_blocks
+from i2v_nodes.runtime.speed.block_compile import repeated_blocks
 
 HOOK_NAMES = ("i2v_magcache_head", "i2v_magcache_tail")
 

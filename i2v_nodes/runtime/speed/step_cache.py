@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from .errors import InputError
-from .options import SpeedSettings
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime.speed.settings import SpeedSettings
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def cached(denoisers: Sequence[tuple[str, torch.nn.Module]], req: Request | None
     if req is None:
         yield notes
         return
-    from . import magcache_calibration  # imports diffusers: only when a run caches
+    from i2v_nodes.runtime.speed import magcache_calibration  # imports diffusers: only when a run caches
 
     measured: dict[str, list[float]] = {}
     with ExitStack() as stack:

@@ -1,0 +1,99 @@
+"""A pipeline in the process cache, with what runs on it remember: prompt embeddings, LoRA adapters,
+compiled blocks; and how one is loaded and placed."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2v_nodes.runtime import speed
+from i2v_nodes.runtime.families import Family, LoadSpec
+from i2v_nodes.runtime.loading import lora, placement
+from i2v_nodes.runtime.loading.cache import ModelCache
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.precision import DTYPES
+from i2v_nodes.runtime.sampling.plan import weight_total
+from i2v_nodes.runtime.services import HostServices
+
+log = logging.getLogger(__name__)
+
+PROMPT_MEMORY = 16  # prompt embeddings remembered per loaded pipeline
+
+
+# ... and at most this many bytes of them (LTX-2's one prompt is ~385 MB: Gemma's 49 layers x 1024
+# tokens), always keeping the two newest (a run's prompt and negative prompt)
+PROMPT_MEMORY_BYTES = 2**30
+
+
+@dataclass
+class Loaded:
+    """A cached pipeline, where it computes, and its registration with the host's memory management."""
+
+    pipeline: Any
+    device: torch.device  # the execution device (asking the pipeline walks every module)
+    vae_dtype: torch.dtype
+    registration: Any = None
+    note: str = ""  # what loading chose that the report should say (single files: the tokenizer)
+    # text -> embeddings: a new seed with the same prompt (the usual next run) skips the text encoder
+    prompts: OrderedDict = field(default_factory=OrderedDict)
+    loras: lora.Applied = field(default_factory=lora.Applied)  # the LoRA adapters on the denoisers now
+    speed: speed.State = field(default_factory=speed.State)  # compiled blocks, MagCache calibrations
+
+    def prompt_embeddings(self, family: Family, text: str) -> torch.Tensor:
+        if text in self.prompts:
+            self.prompts.move_to_end(text)
+            return self.prompts[text]
+        embeds = family.encode_prompt(self.pipeline, text, self.device)
+        self.prompts[text] = embeds
+        while len(self.prompts) > 2 and (len(self.prompts) > PROMPT_MEMORY
+                                         or sum(map(_nbytes, self.prompts.values())) > PROMPT_MEMORY_BYTES):
+            self.prompts.popitem(last=False)
+        return embeds
+
+    def close(self) -> None:
+        if self.registration is not None:
+            self.registration.release()
+            self.registration = None
+
+
+def _nbytes(encoding: Any) -> int:
+    """Bytes of a prompt encoding: a tensor, or a dataclass of tensors."""
+    if isinstance(encoding, torch.Tensor):
+        return encoding.nbytes
+    fields = dataclasses.fields(encoding) if dataclasses.is_dataclass(encoding) else ()
+    return sum(_nbytes(getattr(encoding, f.name)) for f in fields)
+
+
+def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, cache: ModelCache):
+    def load() -> tuple[Loaded, Callable[[], None]]:
+        roles, device = handle.roles, torch.device(handle.device)
+        spec = LoadSpec(DTYPES[handle.precision], DTYPES[handle.vae_precision], handle.weights)
+        note = ""
+        if handle.files is not None:
+            roots = [Path(root) for root in handle.tokenizer_roots]
+            pipe, note = placement.load_files_pipeline(handle.family_impl, roles, handle.files, spec, device,
+                                                       offload, roots, handle.allow_download)
+            log.info("%s: %s", handle.name, note)
+        else:
+            pipe = placement.load_pipeline(handle.family_impl, roles, handle.source, handle.local, spec,
+                                           device, offload, handle.variant)
+        # with offload hooks the pipeline knows best; without, it is where we put it
+        execution = device if offload == "none" else pipe._execution_device
+        loaded = Loaded(pipe, execution, getattr(pipe, roles.vae).dtype, note=note)
+        if services.register_model is not None:
+            key = dataclasses.replace(handle.cache_key, offload=offload)
+            modules = {name: getattr(pipe, name) for name in roles.weighted}
+            # called from inside the host's unload: no garbage collection there (see host.py)
+            loaded.registration = services.register_model(modules, device, weight_total(handle),
+                                                          lambda: cache.unload(key, collect=False),
+                                                          offload != "none")
+        return loaded, loaded.close
+
+    return load

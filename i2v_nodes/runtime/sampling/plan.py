@@ -1,0 +1,68 @@
+"""The run's memory plan: VRAMGuard's when it covers the run and still fits the memory free now,
+else a new one."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import torch
+
+from i2v_nodes.errors import MemoryGuardError
+from i2v_nodes.runtime import memory
+from i2v_nodes.runtime.loading.cache import ModelCache
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.options import speed_of
+from i2v_nodes.runtime.sampling.settings import SampleSettings
+from i2v_nodes.runtime.services import HostServices
+
+log = logging.getLogger(__name__)
+
+
+def run_shape(handle: ModelHandle, s: SampleSettings, family_settings: Any = None) -> memory.RunShape:
+    cfg = handle.family_impl.uses_cfg(s.guidance_scale, family_settings)
+    return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=cfg, speed=speed_of(s.options))
+
+
+def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
+               key_loaded: bool) -> guard.Budget:
+    """Device memory and system RAM free now; this model's own weights count as free if loaded."""
+    device, cpu = torch.device(handle.device), torch.device("cpu")
+    weights = weight_total(handle) if key_loaded else 0
+    return guard.Budget(free=services.free_bytes(device), total=services.total_bytes(device),
+                        headroom=headroom, already_loaded=weights, ram_free=services.free_bytes(cpu),
+                        ram_total=services.total_bytes(cpu),
+                        ram_already=weights if handle.offload != "none" else 0)
+
+
+def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices, cache: ModelCache,
+                 family_settings: Any = None) -> guard.Plan:
+    """The guard's plan when it covers this run, re-checked against memory free now; else a new one."""
+    shape = run_shape(handle, s, family_settings)
+    attached: guard.Plan | None = handle.plan
+    policy = attached.policy if attached is not None else "off"
+    headroom = attached.headroom if attached is not None else 0.10
+    offload = attached.options.offload if attached is not None else handle.offload
+    key = dataclasses.replace(handle.cache_key, offload=offload)
+    budget = budget_for(handle, services, headroom, cache.is_loaded(key))
+    if attached is not None and attached.covers(shape):
+        extra = memory.speed_bytes(handle, shape) - memory.speed_bytes(handle, attached.shape)
+        if policy != "off" and extra > 0 and attached.estimate.peak + extra > budget.usable:
+            log.info("the speed settings add %s to VRAMGuard's plan; planning again", memory.gib(extra))
+            return guard.plan_run(handle, shape, policy, budget)
+        if policy != "off" and attached.estimate.peak > budget.usable:
+            raise MemoryGuardError(
+                f"free memory dropped since VRAMGuard planned this run: it needs "
+                f"{memory.gib(attached.estimate.peak)}, {memory.gib(budget.usable)} is usable now. "
+                "Free memory (close other GPU programs, unload other models) or run VRAMGuard again.")
+        return attached
+    if attached is not None:
+        log.warning("I2VSample settings differ from what VRAMGuard planned (%s vs %s); planning again",
+                    shape, attached.shape)
+    return guard.plan_run(handle, shape, policy, budget)
+
+
+def weight_total(handle: ModelHandle) -> int:
+    return sum(memory.weight_bytes(handle).values())

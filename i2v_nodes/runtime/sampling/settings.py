@@ -1,0 +1,132 @@
+"""I2VSample's settings and the checks that refuse what a model cannot take, before any work."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from i2v_nodes.errors import InputError
+from i2v_nodes.runtime import speed
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.precision import nonfinite_summary
+from i2v_nodes.runtime.options import Options, speed_of
+
+MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
+
+
+MAX_SIDE = 4096
+
+
+MAX_FRAMES = 257  # the widest frame range of any family (each family checks its own)
+
+
+MAX_BATCH = 64
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """I2VSample's widgets, and its optional options chain."""
+
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    num_frames: int = 16
+    steps: int = 40
+    guidance_scale: float = 9.0
+    seed: int = 0
+    batch_size: int = 1
+    target_fps: int = 8
+    decode_chunk_size: int = 0  # 0 = as planned
+    options: Options | None = None
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    frames: torch.Tensor  # [clips * frames_per_clip, H, W, 3] float32 in 0..1, on the CPU
+    frames_per_clip: int
+    fps: float
+    clips: int
+    report: str
+    timings: dict[str, float]  # seconds: load, denoise, decode
+    # ComfyUI's AUDIO, one entry per clip: the family's sound, or silence of the clip's length
+    audio: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_shape(handle: ModelHandle, width: object, height: object, num_frames: object,
+                   batch_size: object) -> None:
+    """Raise :class:`InputError` for a size, frame count or batch the model cannot take."""
+    rules = handle.rules
+    step = rules.size_multiple
+    for name, value in (("width", width), ("height", height)):
+        _int_in_range(name, value, step, MAX_SIDE)
+        if value % step:
+            low, high = value // step * step, (value // step + 1) * step
+            raise InputError(name, f"must be a multiple of {step} for this model ({handle.variant}), got "
+                                   f"{value}; nearest valid: {low} or {high}")
+    _int_in_range("num_frames", num_frames, rules.min_frames, rules.max_frames)
+    if not rules.frames_valid(num_frames):
+        nearest = " or ".join(str(n) for n in rules.nearest_frames(num_frames))
+        raise InputError("num_frames", f"this model ({handle.variant}) takes {rules.frame_step}k+1 frames "
+                                       f"({rules.min_frames}, {rules.min_frames + rules.frame_step}, ...), "
+                                       f"got {num_frames}; nearest valid: {nearest}")
+    _int_in_range("batch_size", batch_size, 1, MAX_BATCH)
+
+
+def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
+    """Raise :class:`InputError` for the first setting the model cannot take; return its family's options."""
+    validate_shape(handle, s.width, s.height, s.num_frames, s.batch_size)
+    _int_in_range("steps", s.steps, 1, 200)
+    _int_in_range("seed", s.seed, 0, MAX_SEED)
+    _int_in_range("target_fps", s.target_fps, 1, 240)
+    _int_in_range("decode_chunk_size", s.decode_chunk_size, 0, MAX_FRAMES)
+    if not isinstance(s.guidance_scale, (int, float)) or not math.isfinite(s.guidance_scale) \
+            or not 0 <= s.guidance_scale <= 100:
+        raise InputError("guidance_scale", f"expected a number from 0 to 100 (1 = no guidance), "
+                                           f"got {s.guidance_scale!r}")
+    for name in ("prompt", "negative_prompt"):
+        if not isinstance(getattr(s, name), str):
+            raise InputError(name, f"expected text, got {type(getattr(s, name)).__name__}")
+    if s.options is not None and not isinstance(s.options, Options):
+        raise InputError("options", "expected I2V_OPTIONS from an option node, got "
+                                    f"{type(s.options).__name__}")
+    settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
+    handle.family_impl.check_options(handle.variant, settings)
+    speed.check(handle, speed_of(s.options), s.steps)
+    return settings
+
+
+def cfg_steps(s: SampleSettings) -> int:
+    """How many of the steps run guidance under CFG truncation (0: all of them)."""
+    until = speed_of(s.options).guidance_until
+    return 0 if until >= 1 else max(1, round(until * s.steps))
+
+
+def _int_in_range(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(name, f"expected a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise InputError(name, f"expected {low} to {high}, got {value}")
+
+
+def images_to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """ComfyUI IMAGE ``[N, H, W, 3]`` (or one ``[H, W, 3]``) float 0..1 to RGB PIL images."""
+    if not isinstance(images, torch.Tensor):
+        raise InputError("image", f"expected an IMAGE tensor, got {type(images).__name__}")
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.dim() != 4 or images.shape[-1] not in (3, 4) or min(images.shape[:3]) == 0:
+        raise InputError("image", f"expected an IMAGE of shape [count, height, width, 3] with no empty "
+                                  f"dimension, got {list(images.shape)}")
+    if not images.is_floating_point():
+        raise InputError("image", f"expected float values in 0..1, got dtype {images.dtype}")
+    problem = nonfinite_summary(images)
+    if problem:
+        raise InputError("image", f"the image is corrupt: {problem}")
+    pixels = (images[..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return [Image.fromarray(np.ascontiguousarray(p), mode="RGB") for p in pixels]
