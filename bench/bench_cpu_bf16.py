@@ -69,8 +69,8 @@ def one_family(hub_id: str, frames: int, height: int, width: int, repeats: int) 
     from i2v_nodes.runtime.loading import models
 
     handle = models.describe_published(hub_id, precision="fp32", device="cpu")
-    family = handle.family_impl
-    trace = family.denoiser_trace(
+    family = handle.family
+    trace = family.traces.denoiser(
         handle.variant, handle.configs_json, torch.float32, 2, frames, height, width
     )
     meta = trace.fn
@@ -91,7 +91,7 @@ def one_family(hub_id: str, frames: int, height: int, width: int, repeats: int) 
     medians = interleaved_medians(calls, repeats)
     return {
         "model": hub_id,
-        "family": handle.family,
+        "family": handle.family.name,
         "params_traced": sum(p.numel() for p in model.parameters()),
         "fp32_s": medians["fp32"],
         "bf16_s": medians["bf16"],

@@ -34,10 +34,10 @@ def main() -> None:
     pin_one_thread()
     import torch
 
-    from i2v_nodes.family_kit.tiny import ensure_built
+    from i2v_nodes.families.toolkit.tiny import ensure_built
+    from i2v_nodes.families.wan.components import build
+    from i2v_nodes.families.wan.configs import PUBLISHED
     from i2v_nodes.runtime import sampling
-    from i2v_nodes.runtime.families.wan import build
-    from i2v_nodes.runtime.families.wan_configs import PUBLISHED
     from i2v_nodes.runtime.loading import models
     from i2v_nodes.runtime.loading.cache import ModelCache
 

@@ -40,7 +40,7 @@ def run(model: str = "tiny-i2vgen-xl", repeats: int = 7, steps: int = 10) -> dic
     prompt, negative = "waves rolling onto the beach", "blurry, static"
     loader, guard, sampler = (NODE_CLASS_MAPPINGS[n]() for n in ("LoadI2VModel", "VRAMGuard", "I2VSample"))
     (handle,) = loader.load(model, "fp32", "auto", "auto", "none", False)
-    rules, family = handle.rules, handle.family_impl
+    rules, family = handle.rules, handle.family
     step = rules.size_multiple
     width, height = max(64, 2 * step), max(48, 2 * step) if step > 16 else 48
     frames = 2 * rules.frame_step + 1 if rules.frame_step > 1 else 8

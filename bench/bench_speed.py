@@ -92,7 +92,7 @@ LORA_SIZE = (64, 64, 5)  # the LoRA and load runs' size (width, height, frames):
 
 
 def model_configs(layers: int) -> dict[str, Any]:
-    from i2v_nodes.runtime.families.wan_configs import PUBLISHED
+    from i2v_nodes.families.wan.configs import PUBLISHED
 
     published = PUBLISHED[WAN21_HUB]
     return {
@@ -109,8 +109,8 @@ def model_configs(layers: int) -> dict[str, Any]:
 
 def ensure_model(root: Path, layers: int) -> str:
     """The model folder's name under ``root``, built and saved there on first use."""
-    from i2v_nodes.family_kit.tiny import ensure_built
-    from i2v_nodes.runtime.families.wan import build
+    from i2v_nodes.families.toolkit.tiny import ensure_built
+    from i2v_nodes.families.wan.components import build
 
     name = f"bench-wan2.1-i2v-1.3b-width-{layers}-blocks"
     ensure_built(name, root, lambda: build(model_configs(layers)))

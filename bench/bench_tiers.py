@@ -54,7 +54,7 @@ def full_size_folder(models_dir: Path, hub_id: str, precision: str) -> Path | No
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype_of(precision))  # built in its dtype: fp32 first would double the RAM
     try:
-        pipe = handle.family_impl.random_pipeline(handle.family_impl.published_configs(hub_id))
+        pipe = handle.family.random_pipeline(handle.family.published_configs(hub_id))
     finally:
         torch.set_default_dtype(default)
     pipe.save_pretrained(folder, safe_serialization=True)
@@ -146,7 +146,7 @@ def run_tier(tier: dict, model_name: str, device, steps: int, image) -> dict:
     clock.close()
     sampling.default_cache().unload()  # the stock pipeline gets the device to itself
 
-    family = guarded.family_impl
+    family = guarded.family
     from i2v_nodes.runtime.loading.precision import dtype_of
 
     stock = family.pipeline_class().from_pretrained(
@@ -198,7 +198,7 @@ def run_tier(tier: dict, model_name: str, device, steps: int, image) -> dict:
 
 
 def tiers_from_workflows(names: list[str] | None) -> list[dict]:
-    from i2v_nodes.runtime import families
+    from i2v_nodes.families import registry
     from i2v_nodes.runtime.options import Options, OptionSet
 
     tiers = []
@@ -212,11 +212,11 @@ def tiers_from_workflows(names: list[str] | None) -> list[dict]:
 
         loader, guard, sample = inputs("LoadI2VModel"), inputs("VRAMGuard"), inputs("I2VSample")
         options = None
-        for family in families.REGISTERED:  # the family's options node, if the workflow has one
-            values = inputs(family.options_node) if family.options_node else None
+        for family in registry.REGISTERED:  # the family's options node, if the workflow has one
+            values = inputs(family.spec.options_node) if family.spec.options_node else None
             if values is not None:
                 widgets = {k: v for k, v in values.items() if not isinstance(v, list)}
-                chosen = OptionSet(family.name, family.options_node, family.make_options(widgets))
+                chosen = OptionSet(family.name, family.spec.options_node, family.make_options(widgets))
                 options = Options((chosen,))
         tiers.append(
             {

@@ -5,7 +5,7 @@ ComfyUI's loaders fix some sizes: CLIPLoader(wan) always builds the full UMT5-XX
 text encoder (fp8_scaled, as ComfyUI ships it: 6.7 GB), CLIP vision and the VAE are written at
 their published sizes, and the denoiser is a 1.3B-style Wan 2.1 I2V transformer (width 1536,
 30 blocks, 12 heads of 128, image cross-attention), in bf16. The layout is that of the
-header-only stand-ins (``i2v_nodes.runtime.families.wan_stand_ins``), with random data.
+header-only stand-ins (``i2v_nodes.families.wan.stand_ins``), with random data.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from i2v_nodes.runtime.families import wan_stand_ins as stand_ins  # noqa: E402
-from i2v_nodes.runtime.families.wan_configs import PUBLISHED  # noqa: E402
-from i2v_nodes.runtime.families.wan_write import quantize_fp8_scaled  # noqa: E402
+from i2v_nodes.families.wan import stand_ins as stand_ins  # noqa: E402
+from i2v_nodes.families.wan.configs import PUBLISHED  # noqa: E402
+from i2v_nodes.families.wan.write import quantize_fp8_scaled  # noqa: E402
 
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "U8": torch.uint8}
 FP8 = torch.float8_e4m3fn
@@ -50,7 +50,7 @@ def _random(name: str, dtype: str, shape: tuple[int, ...], generator: torch.Gene
 
 def fill(header_path: Path, spiece: bytes | None = None) -> dict[str, torch.Tensor]:
     """Random tensors for every entry of a stand-in's header (fp8 matrices with their scales)."""
-    from i2v_nodes.family_kit.safetensors_header import read_header
+    from i2v_nodes.families.toolkit.safetensors_header import read_header
 
     generator = torch.Generator().manual_seed(0)
     tensors: dict[str, torch.Tensor] = {}
@@ -73,8 +73,8 @@ def fill(header_path: Path, spiece: bytes | None = None) -> dict[str, torch.Tens
 
 def tiny_spiece() -> bytes:
     """A small sentencepiece model (ComfyUI's tokenizer reads it; its ids fit UMT5's vocabulary)."""
-    from i2v_nodes.runtime.families import WAN
-    from i2v_nodes.runtime.families.wan_write import spiece_bytes
+    from i2v_nodes.families.registry import WAN
+    from i2v_nodes.families.wan.write import spiece_bytes
 
     return spiece_bytes(WAN.tiny_models["tiny-wan2.1-i2v"]().tokenizer)
 

@@ -80,15 +80,15 @@ def measure_one(model: str, shape: tuple[int, int, int], precision: str, rows: i
     """In this (fresh) process: build the denoiser with random weights and measure one call."""
     import torch
 
+    from i2v_nodes.families.toolkit.meta import keep_fp32
     from i2v_nodes.runtime import memory
-    from i2v_nodes.runtime.families.base import keep_fp32
     from i2v_nodes.runtime.loading.precision import dtype_of
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     handle = _handle(model, precision, overrides)
     width, height, frames = shape
     dtype = dtype_of(precision)
-    trace = handle.family_impl.denoiser_trace(
+    trace = handle.family.traces.denoiser(
         handle.variant, handle.configs_json, dtype, rows, frames, height, width, full_depth=True
     )
     traced = trace.peak_bytes()

@@ -25,8 +25,9 @@ import torch
 
 from i2v_nodes import host
 from i2v_nodes.errors import I2VError
-from i2v_nodes.runtime import families, memory
-from i2v_nodes.runtime.families.base import FILE_FORMATS, FILE_SLOTS, file_folders
+from i2v_nodes.families import registry
+from i2v_nodes.families.contract.files import FILE_FORMATS, FILE_SLOTS, file_folders
+from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.loading.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 from i2v_nodes.runtime.memory import devices, guard, planner
@@ -125,8 +126,8 @@ def tiers(args: argparse.Namespace) -> int:
         handle, shape, options = tier
         if guard.fits(handle, shape, options, machine.budget()):
             peak = memory.estimate(handle, shape, options).peak
-            if peak > best.get(handle.family, (-1, ""))[0]:
-                best[handle.family] = (
+            if peak > best.get(handle.family.name, (-1, ""))[0]:
+                best[handle.family.name] = (
                     peak,
                     f"{path.stem} ({handle.name}, {shape.width}x{shape.height}, "
                     f"{shape.num_frames} frames: {peak / GiB:.1f} GiB)",
@@ -141,8 +142,8 @@ def _families_in(folder: str) -> set[str]:
     names = set()
     for path in Path(folder).glob("*.json"):
         loader = _node(json.loads(path.read_text(encoding="utf-8")), "LoadI2VModel")
-        if loader and loader["model"] in models.families.known_hub_ids():
-            names.add(models.families.for_hub_id(loader["model"]).name)
+        if loader and loader["model"] in registry.known_hub_ids():
+            names.add(registry.for_hub_id(loader["model"]).name)
     return names
 
 
@@ -153,7 +154,7 @@ def _node(api: dict, class_type: str) -> dict | None:
 def _tier_run(api: dict, device: str):
     loader, guard_inputs = _node(api, "LoadI2VModel"), _node(api, "VRAMGuard")
     sample = _node(api, "I2VSample")
-    if loader is None or guard_inputs is None or loader["model"] not in models.families.known_hub_ids():
+    if loader is None or guard_inputs is None or loader["model"] not in registry.known_hub_ids():
         return None
     precision = loader["precision"] if device == "cuda" else "auto"
     handle = models.handle_for_planning(
@@ -178,13 +179,12 @@ def _tier_run(api: dict, device: str):
 def tiny_files(args: argparse.Namespace) -> int:
     """Write tiny models as single files; an existing file is left as it is (they are seeded)."""
     root = args.models_dir or host.models_root()
-    builders = families.tiny_builders()
-    writable = [name for name, (family, _build) in builders.items()
-                if family.file_modules]
+    builders = registry.tiny_builders()
+    writable = [name for name, (family, _build) in builders.items() if family.files is not None]
     for name in args.names or writable:
         if name not in writable:
             raise SystemExit(f"{name!r} has no single-file form; choose from {', '.join(writable)}")
-        formats = builders[name][0].file_formats
+        formats = builders[name][0].files.formats
         if args.format not in formats:
             if args.names:
                 raise SystemExit(f"{name!r} has no {args.format} files; its formats: {', '.join(formats)}")

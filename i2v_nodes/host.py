@@ -239,7 +239,7 @@ def tokenizer_roots() -> list[Path]:
 def _register_model_folder(fp: ModuleType) -> None:
     """Our own folder, and the model folders the file loader lists that this ComfyUI has not got
     (``animatediff_models`` exists only with AnimateDiff-Evolved), under ComfyUI's models folder."""
-    from i2v_nodes.runtime.families.base import FILE_SLOTS, file_folders
+    from i2v_nodes.families.contract.files import FILE_SLOTS, file_folders
 
     names = getattr(fp, "folder_names_and_paths", None)
     if not isinstance(names, dict) or not hasattr(fp, "add_model_folder_path"):

@@ -12,10 +12,13 @@ import pytest
 import torch
 
 from i2v_nodes.errors import InputError, ModelError
+from i2v_nodes.families.animatediff import components as animatediff_components
+from i2v_nodes.families.animatediff import family as animatediff
+from i2v_nodes.families.animatediff.configs import HUB_ID, TINY
+from i2v_nodes.families.contract.files import LoadSpec
+from i2v_nodes.families.registry import get
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.runtime import memory, sampling, services
-from i2v_nodes.runtime.families import LoadSpec, animatediff, get
-from i2v_nodes.runtime.families.animatediff_configs import HUB_ID, TINY
 from i2v_nodes.runtime.loading import models, placement
 from i2v_nodes.runtime.memory import guard, planner
 
@@ -51,7 +54,7 @@ def run(handle, image, s, cache=None):
 
 
 def ad_options(**values):
-    defaults = {name: spec["default"] for name, (_kind, spec) in AD.option_inputs().items()}
+    defaults = {name: spec["default"] for name, (_kind, spec) in AD.spec.option_inputs.items()}
     (options,) = NODE_CLASS_MAPPINGS["AnimateDiffOptions"]().build(**{**defaults, **values})
     return options
 
@@ -61,7 +64,7 @@ def write_base_and_adapter(folder: Path, adapter: dict | None = None, index_adap
     optionally with another adapter config."""
     from diffusers import MotionAdapter
 
-    parts = animatediff.components(TINY[TINY_NAME])
+    parts = animatediff_components.random_components(TINY[TINY_NAME])
     if adapter is not None:
         parts["motion_adapter"] = MotionAdapter(**adapter)
     classes = {"unet": ["diffusers", "UNet2DConditionModel"],
@@ -81,7 +84,8 @@ def write_base_and_adapter(folder: Path, adapter: dict | None = None, index_adap
 
 def test_the_tiny_model_is_a_saved_pia_pipeline_and_reloads_offline(ad, stock):
     rules = ad.rules
-    assert (ad.family, ad.variant, rules.trained_frames, rules.max_frames) == ("animatediff", "pia", 16, 32)
+    assert (ad.family.name, ad.variant, rules.trained_frames, rules.max_frames) == \
+        ("animatediff", "pia", 16, 32)
     assert (type(stock).__name__, type(stock.unet).__name__) == ("PIAPipeline", "UNetMotionModel")
     assert stock.unet.config.in_channels == 9  # latents, mask and image latents
     # counted from the safetensors headers: the weights and the motion modules' positional encodings
@@ -159,7 +163,7 @@ def test_frames_beyond_the_trained_length_run_with_a_warning(ad, still_image, se
 def test_a_base_and_adapter_folder_equals_the_saved_pipeline(ad, still_image, settings, tmp_path):
     write_base_and_adapter(tmp_path / "pia-parts")
     parts = models.open_model("pia-parts", models.LoadOptions(), [tmp_path], CPU)
-    assert (parts.family, parts.variant) == ("animatediff", "pia")
+    assert (parts.family.name, parts.variant) == ("animatediff", "pia")
     # the UNet counts the base and the adapter (whose input layer replaces the base's 4-channel one)
     base_conv_in = 8 * 4 * 3 * 3 + 8
     assert dict(parts.params)["unet"] == dict(ad.params)["unet"] + base_conv_in

@@ -17,14 +17,16 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from i2v_nodes.errors import InputError
-from i2v_nodes.family_kit.safetensors_header import read_header
+from i2v_nodes.families.animatediff import load as animatediff_load
+from i2v_nodes.families.animatediff import write as animatediff_write
+from i2v_nodes.families.animatediff.configs import HUB_ID, PIA_ADAPTER, PUBLISHED, TINY
+from i2v_nodes.families.ltx_video import load as ltx_video_load
+from i2v_nodes.families.registry import ANIMATEDIFF as AD
+from i2v_nodes.families.toolkit.meta import config_json, meta_module
+from i2v_nodes.families.toolkit.safetensors_header import read_header
+from i2v_nodes.families.wan import stand_ins as wan
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.families import ANIMATEDIFF as AD
-from i2v_nodes.runtime.families import animatediff_load, animatediff_write, ltx_video_load
-from i2v_nodes.runtime.families import wan_stand_ins as wan
-from i2v_nodes.runtime.families.animatediff_configs import HUB_ID, PIA_ADAPTER, PUBLISHED, TINY
-from i2v_nodes.runtime.families.base import config_json, meta_module
 from i2v_nodes.runtime.loading import models
 
 CPU = torch.device("cpu")
@@ -63,21 +65,21 @@ def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def test_published_files_are_recognised_from_their_headers(published):
-    checkpoint = AD.identify_file(read_header(published[SD15]))
+    checkpoint = AD.files.identify(read_header(published[SD15]))
     assert (checkpoint.kind, checkpoint.variant, checkpoint.format) == ("denoiser", "sd1.5", "fp32")
     vae, text = checkpoint.bundled
     assert (vae.kind, text.kind, text.tokenizer) == ("vae", "text_encoder", False)
     for part, role in ((checkpoint, "unet"), (vae, "vae"), (text, "text_encoder")):
         assert {k: part.config[k] for k in PUBLISHED[HUB_ID][role]} == PUBLISHED[HUB_ID][role], role
-    module = AD.identify_file(read_header(published[PIA]))
+    module = AD.files.identify(read_header(published[PIA]))
     assert (module.kind, module.variant, module.format) == ("motion_module", "pia", "fp16")
     assert {k: module.config[k] for k in PIA_ADAPTER} == PIA_ADAPTER
-    assert AD.identify_file(read_header(published["sd_vae"])).config == vae.config
+    assert AD.files.identify(read_header(published["sd_vae"])).config == vae.config
     for name, kind in ((V2, "AnimateDiff v2"), (V3, "AnimateDiff v3")):
-        assert AD.identify_file(read_header(published[name])).variant == kind
+        assert AD.files.identify(read_header(published[name])).variant == kind
     handle = models.handle_for_files({"diffusion_model": published[SD15],
                                       "diffusion_model_2": published[PIA]})
-    assert (handle.family, handle.variant) == ("animatediff", "pia")
+    assert (handle.family.name, handle.variant) == ("animatediff", "pia")
     expected = dict(models.describe_published(HUB_ID).params)
     assert {role: n for role, n in handle.params if n} == expected  # the adapter counted in the merged UNet
 
@@ -137,7 +139,7 @@ def test_key_names_are_what_diffusers_converters_take_back(configs):
     from diffusers.loaders import single_file_utils as convert
 
     def meta(role, config):
-        return AD.meta_component(role, config_json(config), torch.float32)
+        return AD.traces.meta_component(role, config_json(config), torch.float32)
 
     unet = shapes(meta("unet", configs["unet"]))
     original = animatediff_write.unet_names_to_original(unet, configs["unet"]["layers_per_block"])

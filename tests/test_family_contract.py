@@ -12,12 +12,13 @@ import torch
 
 from i2v_nodes import host
 from i2v_nodes.errors import InputError
-from i2v_nodes.runtime import families, memory, sampling, services
+from i2v_nodes.families import registry
+from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.memory import guard
 from i2v_nodes.runtime.output import audio
 
-TINY = [(name, family) for name, (family, _build) in families.tiny_builders().items()]
+TINY = [(name, family) for name, (family, _build) in registry.tiny_builders().items()]
 IDS = [name for name, _ in TINY]
 
 
@@ -25,7 +26,7 @@ IDS = [name for name, _ in TINY]
 def tiny(request, model_dirs):
     name, family = request.param
     handle = models.open_model(name, models.LoadOptions(), model_dirs, torch.device("cpu"))
-    assert handle.family == family.name
+    assert handle.family.name == family.name
     return handle
 
 
@@ -62,7 +63,7 @@ def test_estimate_then_sample_equals_the_stock_pipeline_given_the_same_noise(tin
     ours = run(tiny.with_plan(plan), still_image, s, cache=fresh_cache)
     assert ours.frames.shape == (s.num_frames, s.height, s.width, 3)
 
-    stock = tiny.family_impl.pipeline_class(tiny.variant).from_pretrained(tiny.source)
+    stock = tiny.family.pipeline_class(tiny.variant).from_pretrained(tiny.source)
     stock.set_progress_bar_config(disable=True)
     reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk)
     assert torch.equal(ours.frames, reference.frames)
@@ -119,7 +120,7 @@ def test_an_interrupt_stops_within_one_step_and_the_cache_still_works(tiny, stil
     finally:
         for hook in hooks:
             hook.remove()
-    calls_per_step = 1 if tiny.family_impl.cfg_in_one_call else 2  # CFG on
+    calls_per_step = 1 if tiny.family.spec.cfg_in_one_call else 2  # CFG on
     assert len(calls) == 3 * calls_per_step  # the steps after the cancel never ran
     for name in tiny.roles.denoisers:
         assert "forward" not in getattr(loaded.pipeline, name).__dict__  # no hook left behind
@@ -143,7 +144,7 @@ def test_progress_counts_steps_not_denoiser_calls(tiny, still_image):
 
     svc = dataclasses.replace(services.standalone(), progress=Progress)
     run(tiny, still_image, settings_for(tiny, steps=3, batch_size=2), svc=svc)
-    loops = tiny.family_impl.pipeline_calls(2)  # step loops: one for the batch, or one per clip
+    loops = tiny.family.pipeline_calls(2)  # step loops: one for the batch, or one per clip
     assert seen[0] == 3 * loops + 2 and sum(seen[1:]) == seen[0]
 
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from host_stub import Host
-from i2v_nodes.family_kit.safetensors_header import read_header
+from i2v_nodes.families.toolkit.safetensors_header import read_header
+from i2v_nodes.families.wan import stand_ins as stand_ins
 from i2v_nodes.runtime import memory, sampling
-from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
 from i2v_nodes.runtime.loading import lora, models
 from i2v_nodes.runtime.output import video
 from tests.test_workflows import write_tiny_lightx2v_loras

@@ -14,15 +14,16 @@ import torch
 from host_stub import Host
 from i2v_nodes import cli
 from i2v_nodes.errors import InputError
+from i2v_nodes.families import registry
+from i2v_nodes.families.ltx2 import family as ltx2
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
-from i2v_nodes.runtime import families, memory, sampling, services
-from i2v_nodes.runtime.families import ltx2
+from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.output import audio, video
 from tests.test_audio import probe_audio
 
 CPU = torch.device("cpu")
-FAMILY = families.get("ltx2")
+FAMILY = registry.get("ltx2")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def run(handle, image, s):
 
 
 def ltx2_options(**values):
-    widgets = {name: spec["default"] for name, (_kind, spec) in FAMILY.option_inputs().items()}
+    widgets = {name: spec["default"] for name, (_kind, spec) in FAMILY.spec.option_inputs.items()}
     (options,) = NODE_CLASS_MAPPINGS["LTX2Options"]().build(**{**widgets, **values})
     return options
 
@@ -121,7 +122,7 @@ def test_folders_are_recognised_by_their_pipeline_class(tiny_ltx2, tmp_path):
     assert index["_class_name"] == "LTX2ImageToVideoPipeline"
     configs = models.describe_folder(source).configs
     for name in ("LTX2ImageToVideoPipeline", "LTX2Pipeline"):  # the hub repo is saved as LTX2Pipeline
-        assert families.identify({**index, "_class_name": name}, configs) == (FAMILY, "ltx2")
+        assert registry.identify({**index, "_class_name": name}, configs) == (FAMILY, "ltx2")
     later = {  # LTX-2.3 / 2.5 layouts: other recipes, not taken for LTX-2
         "gated attention": {**configs, "transformer": {**configs["transformer"], "gated_attn": True}},
         "bandwidth-extending vocoder": {**configs, "vocoder": {"_class_name": "LTX2VocoderWithBWE"}},
@@ -138,7 +139,7 @@ def test_folders_are_recognised_by_their_pipeline_class(tiny_ltx2, tmp_path):
             (folder / component).symlink_to(source / component)
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "LTX2Pipeline"}))
     found = models.describe_folder(folder)
-    assert (found.family, found.variant) == ("ltx2", "ltx2")
+    assert (found.family.name, found.variant) == ("ltx2", "ltx2")
     assert {name for name, count in found.params if count > 0} == set(FAMILY.roles("ltx2").weighted)
     pipe = FAMILY.pipeline_class().from_pretrained(folder, local_files_only=True)
     assert type(pipe).__name__ == "LTX2ImageToVideoPipeline"

@@ -13,12 +13,15 @@ import torch
 
 from i2v_nodes import cli
 from i2v_nodes.errors import InputError
-from i2v_nodes.family_kit.safetensors_header import read_header
+from i2v_nodes.families.ltx2 import files as ltx2_files
+from i2v_nodes.families.ltx2 import keys as ltx2_keys
+from i2v_nodes.families.ltx2 import load as ltx2_load
+from i2v_nodes.families.ltx2.configs import PUBLISHED
+from i2v_nodes.families.registry import LTX2
+from i2v_nodes.families.toolkit.meta import config_json
+from i2v_nodes.families.toolkit.safetensors_header import read_header
+from i2v_nodes.families.wan.stand_ins import write_header
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.families import LTX2, ltx2_files, ltx2_load
-from i2v_nodes.runtime.families.base import config_json
-from i2v_nodes.runtime.families.ltx2_configs import PUBLISHED
-from i2v_nodes.runtime.families.wan_stand_ins import write_header
 from i2v_nodes.runtime.loading import models
 
 CPU = torch.device("cpu")
@@ -33,21 +36,21 @@ ROLES = {"text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocod
 
 
 def _shapes(role: str) -> dict[str, tuple[int, ...]]:
-    module = LTX2.meta_component(role, config_json(PUBLISHED[HUB][role]), torch.float32)
+    module = LTX2.traces.meta_component(role, config_json(PUBLISHED[HUB][role]), torch.float32)
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
 def _checkpoint_names() -> dict[str, tuple[int, ...]]:
     """The published model's tensors under the names a ComfyUI (Lightricks) checkpoint gives them."""
-    names = {"model.diffusion_model." + ltx2_files.transformer_name(n, reverse=True): s
+    names = {"model.diffusion_model." + ltx2_keys.transformer_name(n, reverse=True): s
              for n, s in _shapes("transformer").items()}
     for name, shape in _shapes("connectors").items():
-        original = ltx2_files.connector_name(name, reverse=True)
+        original = ltx2_keys.connector_name(name, reverse=True)
         names[original if original == ltx2_files.PROJECTION else "model.diffusion_model." + original] = shape
-    names.update({"vae." + ltx2_files.vae_name(n, 4, reverse=True): s for n, s in _shapes("vae").items()})
-    names.update({"audio_vae." + ltx2_files.audio_vae_name(n, reverse=True): s
+    names.update({"vae." + ltx2_keys.vae_name(n, 4, reverse=True): s for n, s in _shapes("vae").items()})
+    names.update({"audio_vae." + ltx2_keys.audio_vae_name(n, reverse=True): s
                   for n, s in _shapes("audio_vae").items()})
-    names.update({"vocoder." + ltx2_files.vocoder_name(n, reverse=True): s
+    names.update({"vocoder." + ltx2_keys.vocoder_name(n, reverse=True): s
                   for n, s in _shapes("vocoder").items()})
     return names
 
@@ -68,10 +71,11 @@ def _fp8_scaled(names: dict[str, tuple[int, ...]]) -> dict[str, tuple[str, tuple
 
 
 def _gemma_names(vision: bool) -> dict[str, tuple[str, tuple[int, ...]]]:
-    model = LTX2.meta_component("text_encoder", config_json(PUBLISHED[HUB]["text_encoder"]), torch.float32)
+    config = config_json(PUBLISHED[HUB]["text_encoder"])
+    model = LTX2.traces.meta_component("text_encoder", config, torch.float32)
     tower = next(n for n in model.state_dict() if n.endswith("embeddings.patch_embedding.weight"))
     tower = tower.removesuffix("embeddings.patch_embedding.weight")
-    names = {ltx2_files.gemma_name(n, tower, reverse=True): ("BF16", tuple(t.shape))
+    names = {ltx2_keys.gemma_name(n, tower, reverse=True): ("BF16", tuple(t.shape))
              for n, t in model.state_dict().items() if n != "lm_head.weight"}
     if not vision:
         names = {n: v for n, v in names.items()
@@ -101,7 +105,7 @@ def test_published_files_are_recognised_and_sized_from_their_headers(published):
     for checkpoint, gemma in ((DEV, GEMMA), (DISTILLED, GEMMA_TEXT_ONLY)):
         description, files = models.describe_files({"diffusion_model": published[checkpoint],
                                                     "text_encoder": published[gemma]})
-        assert (description.family, description.variant) == ("ltx2", "ltx2")
+        assert (description.family.name, description.variant) == ("ltx2", "ltx2")
         assert dict(description.params) == expected  # a left-out vision tower still counts (built as zeros)
         for role in ("transformer", "connectors", "vae", "audio_vae", "vocoder"):
             assert files.configs[role] == PUBLISHED[HUB][role], role
@@ -129,9 +133,9 @@ def test_the_planner_command_sizes_a_run_from_the_files_headers(published, capsy
 
 def test_files_people_should_not_load_are_refused_naming_file_and_format(published):
     with pytest.raises(Exception, match=r"ltx-2-19b-dev-fp4.safetensors stores weights as U8, a format"):
-        LTX2.identify_file(read_header(published["nvfp4"]))
+        LTX2.files.identify(read_header(published["nvfp4"]))
     with pytest.raises(Exception, match=r"ltx-2.3-22b-dev.safetensors is an LTX-2.3 \(or later\) checkpoint"):
-        LTX2.identify_file(read_header(published["ltx2.3"]))
+        LTX2.files.identify(read_header(published["ltx2.3"]))
 
 
 @pytest.mark.parametrize("slots, slot, message", [
@@ -153,18 +157,18 @@ def test_key_names_agree_with_diffusers_converters():
 
     for role, convert, rename in (
         ("transformer", sf.convert_ltx2_transformer_to_diffusers,
-         lambda n: "model.diffusion_model." + ltx2_files.transformer_name(n, reverse=True)),
-        ("vae", sf.convert_ltx2_vae_to_diffusers, lambda n: "vae." + ltx2_files.vae_name(n, 4, reverse=True)),
+         lambda n: "model.diffusion_model." + ltx2_keys.transformer_name(n, reverse=True)),
+        ("vae", sf.convert_ltx2_vae_to_diffusers, lambda n: "vae." + ltx2_keys.vae_name(n, 4, reverse=True)),
         ("audio_vae", sf.convert_ltx2_audio_vae_to_diffusers,
-         lambda n: "audio_vae." + ltx2_files.audio_vae_name(n, reverse=True)),
+         lambda n: "audio_vae." + ltx2_keys.audio_vae_name(n, reverse=True)),
     ):
         names = list(_shapes(role))
         originals = {rename(n): n for n in names}
         converted = convert({original: original for original in originals})
         assert {new: originals[old] for new, old in converted.items()} == {n: n for n in names}, role
-        assert all(ltx2_files.vae_name(ltx2_files.vae_name(n, 4, reverse=True), 4) == n
+        assert all(ltx2_keys.vae_name(ltx2_keys.vae_name(n, 4, reverse=True), 4) == n
                    for n in _shapes("vae")) if role == "vae" else True
-    for role, rename in (("connectors", ltx2_files.connector_name), ("vocoder", ltx2_files.vocoder_name)):
+    for role, rename in (("connectors", ltx2_keys.connector_name), ("vocoder", ltx2_keys.vocoder_name)):
         assert all(rename(rename(n, reverse=True)) == n for n in _shapes(role)), role
 
 

@@ -15,10 +15,10 @@ import torch
 
 from host_stub import Host
 from i2v_nodes.errors import InputError
+from i2v_nodes.families.ltx_video.spec import DISTILLED_TIMESTEPS
+from i2v_nodes.families.registry import LTX_VIDEO
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.families import LTX_VIDEO
-from i2v_nodes.runtime.families.ltx_video import DISTILLED_TIMESTEPS
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.output import video
 
@@ -46,7 +46,7 @@ def run(handle, image, s, cache=None):
 
 
 def ltx_options(**values):
-    defaults = {name: -1.0 for name in LTX_VIDEO.option_inputs()}
+    defaults = {name: -1.0 for name in LTX_VIDEO.spec.option_inputs}
     (options,) = NODE_CLASS_MAPPINGS["LTXVideoOptions"]().build(**{**defaults, **values})
     return options
 
@@ -72,7 +72,7 @@ def test_a_saved_ltx_pipeline_folder_is_image_to_video_and_distilled_by_its_name
     index = json.loads((folder / "model_index.json").read_text())
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "LTXPipeline"}))
     handle = open_named(folder.name, [tmp_path / "i2v"])
-    assert (handle.family, handle.variant) == ("ltx-video", "ltx-video-distilled")
+    assert (handle.family.name, handle.variant) == ("ltx-video", "ltx-video-distilled")
 
 
 # --- the distilled schedule ------------------------------------------------------------------------

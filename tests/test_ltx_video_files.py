@@ -18,15 +18,17 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from i2v_nodes.errors import InputError
-from i2v_nodes.family_kit.safetensors_header import read_header
+from i2v_nodes.families.ltx_video import files as ltx_video_files
+from i2v_nodes.families.ltx_video import write as ltx_video_write
+from i2v_nodes.families.ltx_video.configs import PUBLISHED, TINY
+from i2v_nodes.families.registry import LTX_VIDEO
+from i2v_nodes.families.toolkit.meta import config_json
+from i2v_nodes.families.toolkit.safetensors_header import read_header
+from i2v_nodes.families.wan import stand_ins as wan
+from i2v_nodes.families.wan.stand_ins import write_header
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.nodes import load_model_files as node_module
 from i2v_nodes.runtime import memory, sampling, services
-from i2v_nodes.runtime.families import LTX_VIDEO, ltx_video_files, ltx_video_write
-from i2v_nodes.runtime.families import wan_stand_ins as wan
-from i2v_nodes.runtime.families.base import config_json
-from i2v_nodes.runtime.families.ltx_video_configs import PUBLISHED, TINY
-from i2v_nodes.runtime.families.wan_stand_ins import write_header
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.memory import planner
 
@@ -49,7 +51,7 @@ def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def meta(role: str, config: dict) -> torch.nn.Module:
-    return LTX_VIDEO.meta_component(role, config_json(config), torch.float32)
+    return LTX_VIDEO.traces.meta_component(role, config_json(config), torch.float32)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def part_file(checkpoint: Path, prefix: str, path: Path) -> Path:
 
 def test_each_published_file_is_recognised_from_its_header(published):
     for name, hub in HUB_OF.items():
-        part = LTX_VIDEO.identify_file(read_header(published[name]))
+        part = LTX_VIDEO.files.identify(read_header(published[name]))
         counts = dict(models.describe_published(hub).params)
         assert (part.kind, part.variant, part.format) == ("denoiser", LTX_VIDEO.hub_variant(hub), "bf16")
         (vae,) = part.bundled  # the checkpoint's own VAE, sized apart
@@ -87,19 +89,19 @@ def test_each_published_file_is_recognised_from_its_header(published):
             k: expected[k] for k in PUBLISHED[hub]["transformer"]}
         assert vae.config == {**PUBLISHED[hub]["vae"]}
     for name, fmt in ((T5, "fp16"), (T5_FP8, "fp8_scaled")):
-        part = LTX_VIDEO.identify_file(read_header(published[name]))
+        part = LTX_VIDEO.files.identify(read_header(published[name]))
         assert (part.kind, part.variant, part.format, part.tokenizer) == ("text_encoder", "t5-v1_1", fmt,
                                                                            False)
         assert part.params == dict(models.describe_published(HUB095).params)["text_encoder"]
         published_t5 = PUBLISHED[HUB095]["text_encoder"]
         assert {k: part.config[k] for k in published_t5} == published_t5
-    assert LTX_VIDEO.identify_file(read_header(published["umt5"])) is None  # Wan's UMT5 is not a T5
+    assert LTX_VIDEO.files.identify(read_header(published["umt5"])) is None  # Wan's UMT5 is not a T5
 
 
 @pytest.mark.parametrize("name", list(HUB_OF))
 def test_a_checkpoint_and_t5_make_their_release_and_the_planner_sizes_it(published, name):
     handle = models.handle_for_files({"diffusion_model": published[name], "text_encoder": published[T5_FP8]})
-    assert (handle.family, handle.variant) == ("ltx-video", LTX_VIDEO.hub_variant(HUB_OF[name]))
+    assert (handle.family.name, handle.variant) == ("ltx-video", LTX_VIDEO.hub_variant(HUB_OF[name]))
     assert handle.files.parts["vae"].path == published[name]  # the checkpoint's own VAE
     assert handle.fp8_roles == {"text_encoder"} and handle.weights == "default"
     answer = planner.answer(handle, memory.RunShape(768, 512, 121), planner.Machine(24, 64), search=False)
@@ -307,7 +309,7 @@ def test_a_t5_file_without_a_tokenizer_says_where_to_put_one(tiny_files, files_r
 
 def test_inside_comfyui_its_own_t5_tokenizer_folder_is_found(monkeypatch, tmp_path):
     from i2v_nodes import host
-    from i2v_nodes.runtime.families import ltx_video_load
+    from i2v_nodes.families.ltx_video import load as ltx_video_load
 
     shipped = tmp_path / "comfy" / "text_encoders"
     (shipped / "t5_tokenizer").mkdir(parents=True)

@@ -190,8 +190,8 @@ def test_guard_reports_ram_beside_the_device(a14b):
                                                        ("encode", False, 17), ("encode", True, 9)])
 def test_replayed_vae_trace_equals_the_full_trace(a14b, direction, tiling, frames):
     """Replaying repeated per-frame and per-tile calls must give exactly the peak of running them all."""
-    family = a14b.family_impl
-    trace = family.vae_trace(a14b.variant, a14b.configs_json, torch.float32, direction, frames, 320, 576,
+    family = a14b.family
+    trace = family.traces.vae(a14b.variant, a14b.configs_json, torch.float32, direction, frames, 320, 576,
                              tiling)
     full = memtrace.peak_bytes(trace.fn, *trace.args, **trace.kwargs)
     assert trace.repeat and trace.peak_bytes() == full
@@ -200,9 +200,9 @@ def test_replayed_vae_trace_equals_the_full_trace(a14b, direction, tiling, frame
 
 def test_tracing_never_changes_the_shared_meta_vae(a14b):
     """The tiled trace uses its own meta VAE: no trace toggles state another thread could see."""
-    family = a14b.family_impl
-    plain = family.vae_trace(a14b.variant, a14b.configs_json, torch.float32, "decode", 5, 256, 256, False)
-    tiled = family.vae_trace(a14b.variant, a14b.configs_json, torch.float32, "decode", 5, 256, 256, True)
+    family = a14b.family
+    plain = family.traces.vae(a14b.variant, a14b.configs_json, torch.float32, "decode", 5, 256, 256, False)
+    tiled = family.traces.vae(a14b.variant, a14b.configs_json, torch.float32, "decode", 5, 256, 256, True)
     plain_vae, tiled_vae = plain.fn.__self__, tiled.fn.__self__
     assert plain_vae is not tiled_vae and not plain_vae.use_tiling and tiled_vae.use_tiling
     tiled.peak_bytes()

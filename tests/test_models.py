@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from i2v_nodes.errors import InputError
-from i2v_nodes.family_kit.tiny import TOKENIZER_WORDS, build_clip_tokenizer, build_t5_tokenizer
-from i2v_nodes.runtime import families
-from i2v_nodes.runtime.families import I2VGEN_XL
+from i2v_nodes.families import registry
+from i2v_nodes.families.registry import I2VGEN_XL
+from i2v_nodes.families.toolkit.tiny import TOKENIZER_WORDS, build_clip_tokenizer, build_t5_tokenizer
 from i2v_nodes.runtime.loading import describe, models
 from i2v_nodes.runtime.loading.models import tiny_model_folder
 
@@ -68,7 +68,7 @@ def test_handle_reads_parameter_counts_from_headers(tiny_handle, tiny_path):
     pipe = I2VGEN_XL.pipeline_class().from_pretrained(tiny_path)
     for component, count in tiny_handle.params:
         assert count == sum(p.numel() for p in getattr(pipe, component).parameters()), component
-    assert tiny_handle.family == "i2vgen-xl" and tiny_handle.variant == "i2vgen-xl" and tiny_handle.local
+    assert tiny_handle.family.name == "i2vgen-xl" and tiny_handle.variant == "i2vgen-xl" and tiny_handle.local
     assert tiny_handle.precision == "fp32" and tiny_handle.vae_precision == "fp32"  # CPU defaults
 
 
@@ -85,10 +85,10 @@ def test_model_list_has_tiny_local_folders_and_hub_ids(tmp_path, tiny_path):
     shutil.copytree(tiny_path, local)
     (tmp_path / "i2v" / "not-a-model").mkdir()
     names = models.list_model_names([tmp_path / "i2v", tmp_path / "diffusers"])
-    tiny = list(families.tiny_builders())  # every family's, in registry order
+    tiny = list(registry.tiny_builders())  # every family's, in registry order
     assert tiny[:4] == ["tiny-i2vgen-xl", "tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b", "tiny-wan2.2-ti2v-5b"]
     assert names[:len(tiny) + 1] == [*tiny, "my-model"]
-    assert names[len(tiny) + 1:] == families.known_hub_ids()
+    assert names[len(tiny) + 1:] == registry.known_hub_ids()
     assert names[len(tiny) + 1:len(tiny) + 6] == [
         "ali-vilab/i2vgen-xl", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers",
         "Wan-AI/Wan2.2-I2V-A14B-Diffusers", "Wan-AI/Wan2.2-TI2V-5B-Diffusers"]

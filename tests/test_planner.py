@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from i2v_nodes import cli
-from i2v_nodes.runtime import families, memory
+from i2v_nodes.families import registry
+from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.memory import guard, planner
 
@@ -164,8 +165,9 @@ def test_tiny_files_writes_every_family_that_has_single_files_and_skips_formats_
     assert cli.main(["tiny-files", "--models-dir", str(tmp_path), "--format", "fp8_scaled"]) == 0
     out = capsys.readouterr().out
     written = {line.split()[0] for line in out.splitlines() if line.rstrip().endswith(".safetensors")}
-    readers = {name for name, (family, _build) in families.tiny_builders().items() if family.file_modules}
-    skipped = {name for name in readers if "fp8_scaled" not in families.tiny_builders()[name][0].file_formats}
+    builders = registry.tiny_builders()
+    readers = {name for name, (family, _build) in builders.items() if family.files is not None}
+    skipped = {name for name in readers if "fp8_scaled" not in builders[name][0].files.formats}
     assert written == readers - skipped and written and skipped  # AnimateDiff has no fp8 files
     assert "(no fp8_scaled files" in out
     assert all(Path(line.split()[-1]).is_file() for line in out.splitlines() if line.endswith(".safetensors"))

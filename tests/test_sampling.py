@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from i2v_nodes.errors import InputError, NonFiniteError
+from i2v_nodes.families.registry import I2VGEN_XL
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.families import I2VGEN_XL
 from i2v_nodes.runtime.sampling import loaded as loaded_module
 from i2v_nodes.runtime.sampling.loaded import Loaded
 

@@ -12,6 +12,7 @@ import torch
 
 from host_stub import Host
 from i2v_nodes.errors import InputError
+from i2v_nodes.families import registry
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.runtime import sampling, services
 from i2v_nodes.runtime.loading import models
@@ -83,7 +84,7 @@ def test_speed_options_chain_with_a_family_option_node(wan, still_image, setting
 
 
 def test_a_graph_with_a_lora_and_a_speed_setting_runs_in_the_stub(wan, session_dirs, fresh_cache):
-    transformer = models.families.tiny_builders()["tiny-wan2.1-i2v"][1]().transformer
+    transformer = registry.tiny_builders()["tiny-wan2.1-i2v"][1]().transformer
     layers = dict(transformer.named_modules())
     shapes = {f"blocks.{i}.{name}": (layers[f"blocks.{i}.{name}"].in_features,
                                      layers[f"blocks.{i}.{name}"].out_features)

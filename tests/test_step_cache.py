@@ -159,7 +159,7 @@ def test_the_estimate_counts_what_a_cache_keeps(model_dirs):
     handle = models.open_model("tiny-wan2.2-i2v-a14b", models.LoadOptions(), model_dirs, CPU)
     plain = memory.RunShape(64, 64, 9, 1, cfg=True)
     cached = dataclasses.replace(plain, speed=SpeedSettings(step_cache="first_block"))
-    tokens, inner, _ = handle.family_impl.block_state(handle.variant, handle.configs_json, 9, 64, 64)
+    tokens, inner, _ = handle.family.traces.block_state(handle.variant, handle.configs_json, 9, 64, 64)
     hidden = tokens * inner * 4  # fp32
     # three hidden states per cache context (cond, uncond) and expert
     assert memory.speed_bytes(handle, cached) == 3 * hidden * 2 * 2

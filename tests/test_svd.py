@@ -11,9 +11,9 @@ import torch
 
 from i2v_nodes import host
 from i2v_nodes.errors import InputError
+from i2v_nodes.families.registry import SVD
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.runtime import memory, sampling, services
-from i2v_nodes.runtime.families import SVD
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.memory import guard, planner
 
@@ -47,7 +47,7 @@ def run(handle, image, s, cache=None):
 
 
 def svd_options(**values):
-    defaults = {name: spec["default"] for name, (_kind, spec) in SVD.option_inputs().items()}
+    defaults = {name: spec["default"] for name, (_kind, spec) in SVD.spec.option_inputs.items()}
     (options,) = NODE_CLASS_MAPPINGS["SVDOptions"]().build(**{**defaults, **values})
     return options
 
@@ -56,7 +56,7 @@ def svd_options(**values):
 
 
 def test_checkpoints_are_their_variants_and_the_tiny_model_reloads_offline(svd, stock):
-    assert (svd.family, svd.variant, svd.rules.trained_frames) == ("svd", "svd", 14)
+    assert (svd.family.name, svd.variant, svd.rules.trained_frames) == ("svd", "svd", 14)
     variants = {hub: models.describe_published(hub).variant for hub in SVD.hub_ids}
     assert variants == {"stabilityai/stable-video-diffusion-img2vid": "svd", XT: "svd-xt",
                         "stabilityai/stable-video-diffusion-img2vid-xt-1-1": "svd-xt"}

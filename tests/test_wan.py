@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from i2v_nodes.errors import DeviceOutOfMemory, InputError
+from i2v_nodes.families.registry import WAN
+from i2v_nodes.families.wan.spec import WanSettings
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.runtime import memory, sampling, services
-from i2v_nodes.runtime.families import WAN
-from i2v_nodes.runtime.families.wan import WanSettings
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.options import Options, OptionSet
 

@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from i2v_nodes.errors import InputError
+from i2v_nodes.families.registry import WAN
+from i2v_nodes.families.toolkit.meta import config_json
+from i2v_nodes.families.wan import keys as wan_keys
+from i2v_nodes.families.wan import stand_ins as stand_ins
+from i2v_nodes.families.wan.configs import PUBLISHED, TINY
+from i2v_nodes.families.wan.stand_ins import A14B_HUB, TI2V_HUB, WAN21_HUB, stored, write_header
 from i2v_nodes.runtime import memory
-from i2v_nodes.runtime.families import WAN, wan_keys
-from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
-from i2v_nodes.runtime.families.base import config_json
-from i2v_nodes.runtime.families.wan_configs import PUBLISHED, TINY
-from i2v_nodes.runtime.families.wan_stand_ins import A14B_HUB, TI2V_HUB, WAN21_HUB, stored, write_header
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.memory import planner
 
@@ -25,7 +26,7 @@ def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def meta(role: str, config: dict) -> torch.nn.Module:
-    return WAN.meta_component(role, config_json(config), torch.float32)
+    return WAN.traces.meta_component(role, config_json(config), torch.float32)
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +51,9 @@ def published(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_each_published_file_is_recognised_from_its_header(published):
-    from i2v_nodes.family_kit.safetensors_header import read_header
+    from i2v_nodes.families.toolkit.safetensors_header import read_header
 
-    seen = {key: WAN.identify_file(read_header(path)) for key, path in published.items() if key != "t2v"}
+    seen = {key: WAN.files.identify(read_header(path)) for key, path in published.items() if key != "t2v"}
     assert {k: (p.kind, p.variant, p.format) for k, p in seen.items()} == {
         "high": ("denoiser", "wan2.2-i2v-a14b", "fp8_scaled"),
         "low": ("denoiser", "wan2.2-i2v-a14b", "fp8_scaled"),
@@ -95,7 +96,7 @@ def test_each_published_file_is_recognised_from_its_header(published):
 )
 def test_the_template_file_sets_make_their_model_and_the_planner_sizes_it(published, slots, variant):
     handle = models.handle_for_files({slot: published[key] for slot, key in slots.items()})
-    assert handle.family == "wan" and handle.variant == variant
+    assert handle.family.name == "wan" and handle.variant == variant
     if variant == "wan2.2-i2v-a14b":  # the fp8_scaled experts are sized at one byte a weight, as stored
         assert (
             handle.weights == "fp8" and {"transformer", "transformer_2", "text_encoder"} <= handle.fp8_roles
@@ -261,7 +262,7 @@ def test_the_planner_command_sizes_a_run_from_the_files_headers(published, capsy
 
 
 def test_a_wan21_720p_file_gets_the_720p_flow_shift(published, tmp_path):
-    from i2v_nodes.runtime.families.wan_stand_ins import transformer_file
+    from i2v_nodes.families.wan.stand_ins import transformer_file
 
     slots = {"text_encoder": published["umt5"], "vae": published["vae21"], "clip_vision": published["clip"]}
     p480 = models.handle_for_files({"diffusion_model": published["2.1"], **slots})

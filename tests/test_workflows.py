@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from host_stub import Host
+from i2v_nodes.families.contract.files import FILE_SLOTS
+from i2v_nodes.families.wan import stand_ins as stand_ins
+from i2v_nodes.families.wan.configs import TINY as TINY_CONFIGS
+from i2v_nodes.families.wan.configs import VARIANT_OF_HUB
 from i2v_nodes.runtime import memory
-from i2v_nodes.runtime.families import wan_stand_ins as stand_ins
-from i2v_nodes.runtime.families.base import FILE_SLOTS
-from i2v_nodes.runtime.families.wan_configs import TINY as TINY_CONFIGS
-from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
 from i2v_nodes.runtime.loading import lora, models
 from i2v_nodes.runtime.memory import guard
 from i2v_nodes.runtime.output import video

@@ -199,24 +199,24 @@ def wan_tiers() -> list[Tier]:
 
 
 def ltx_tiers() -> list[Tier]:
-    from i2v_nodes.runtime.families import LTX_VIDEO
+    from i2v_nodes.families.registry import LTX_VIDEO
 
     return planned_tiers("ltx-video", "LTX-Video", LTX_CANDIDATES,
-                         lambda handle: {name: -1.0 for name in LTX_VIDEO.option_inputs()})
+                         lambda handle: {name: -1.0 for name in LTX_VIDEO.spec.option_inputs})
 
 
 def svd_tiers() -> list[Tier]:
-    from i2v_nodes.runtime.families import SVD
+    from i2v_nodes.families.registry import SVD
 
     return planned_tiers("svd", "SVD", SVD_CANDIDATES,
-                         lambda handle: {name: -1 for name in SVD.option_inputs()})
+                         lambda handle: {name: -1 for name in SVD.spec.option_inputs})
 
 
 def animatediff_tiers() -> list[Tier]:
-    from i2v_nodes.runtime.families import ANIMATEDIFF
+    from i2v_nodes.families.registry import ANIMATEDIFF
 
     return planned_tiers("animatediff", "AnimateDiff (PIA)", ANIMATEDIFF_CANDIDATES,
-                         lambda handle: {name: -1 for name in ANIMATEDIFF.option_inputs()})
+                         lambda handle: {name: -1 for name in ANIMATEDIFF.spec.option_inputs})
 
 
 def ltx2_tiers() -> list[Tier]:
@@ -259,20 +259,20 @@ def planned_tiers(prefix: str, label: str, candidates: tuple, options: Any) -> l
                 offload=chosen.offload,
                 policy="adapt" if chosen.vae_tiling else "error",
                 options=options(handle),
-                sound=handle.family_impl.makes_sound,
+                sound=handle.family.spec.makes_sound,
             )
         )
     return tiers
 
 
 def _remarks(handle: Any, options: Any, files: bool = False) -> str:
-    if handle.family == "ltx-video":
+    if handle.family.name == "ltx-video":
         return " ".join([_ltx_remarks(handle), *_memory_remarks(handle, options, files)])
-    if handle.family == "ltx2":
+    if handle.family.name == "ltx2":
         return " ".join([LTX2_REMARKS, *_memory_remarks(handle, options, files)])
-    if handle.family == "svd":
+    if handle.family.name == "svd":
         return " ".join([SVD_REMARKS, *_memory_remarks(handle, options, files)])
-    if handle.family == "animatediff":
+    if handle.family.name == "animatediff":
         return " ".join([ANIMATEDIFF_REMARKS, *_memory_remarks(handle, options, files)])
     return _wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files)
 
@@ -355,8 +355,8 @@ def _memory_remarks(handle: Any, options: Any, files: bool) -> list[str]:
 def files_tiers(tiers: list[Tier]) -> list[Tier]:
     """Each Wan tier again, on the files ComfyUI's own templates download (same names, same
     folders): the same model, size and frames, run the fastest way that fits with those files."""
+    from i2v_nodes.families.wan.configs import VARIANT_OF_HUB
     from i2v_nodes.runtime import memory
-    from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
     from i2v_nodes.runtime.memory import planner
 
     out = []
@@ -396,7 +396,7 @@ def _stand_in_folder() -> tempfile.TemporaryDirectory:
 @functools.cache
 def stand_in_paths(variant: str) -> dict[str, Path]:
     """Header-only stand-ins for ComfyUI's template files: everything planning reads, no weights."""
-    from i2v_nodes.runtime.families.wan_stand_ins import write_template_files
+    from i2v_nodes.families.wan.stand_ins import write_template_files
 
     return write_template_files(Path(_stand_in_folder().name), variant)
 
@@ -453,7 +453,7 @@ def _lightx2v_remarks(tier: Tier) -> str:
 
 
 def _lightx2v_loras() -> tuple[tuple[str, str, float], ...]:
-    from i2v_nodes.runtime.families.wan_stand_ins import LIGHTX2V_LORAS
+    from i2v_nodes.families.wan.stand_ins import LIGHTX2V_LORAS
 
     return tuple((name, target, 1.0) for target, name in LIGHTX2V_LORAS.items())
 
@@ -492,7 +492,7 @@ def tier_handle(tier: Tier) -> Any:
     from i2v_nodes.runtime.loading import lora, models
 
     if tier.files:
-        from i2v_nodes.runtime.families.wan_configs import VARIANT_OF_HUB
+        from i2v_nodes.families.wan.configs import VARIANT_OF_HUB
 
         handle = files_handle(VARIANT_OF_HUB[tier.model], tier.offload, tier.weights)
     else:
@@ -507,7 +507,7 @@ def tier_handle(tier: Tier) -> Any:
 @functools.cache
 def stand_in_loras() -> dict[str, Path]:
     """Header-only stand-ins for the LoRA files the tiers name (file name -> path)."""
-    from i2v_nodes.runtime.families.wan_stand_ins import write_lightx2v_loras
+    from i2v_nodes.families.wan.stand_ins import write_lightx2v_loras
 
     return {path.name: path for path in write_lightx2v_loras(Path(_stand_in_folder().name)).values()}
 
@@ -520,11 +520,11 @@ def step_tflop(handle: Any, shape: Any, guided: bool = True) -> float:
 
     from i2v_nodes.runtime.loading.precision import dtype_of
 
-    family = handle.family_impl
-    rows, calls = (2, 1) if family.cfg_in_one_call else (1, 2)
+    family = handle.family
+    rows, calls = (2, 1) if family.spec.cfg_in_one_call else (1, 2)
     if not guided:
         rows, calls = 1, 1
-    trace = family.denoiser_trace(
+    trace = family.traces.denoiser(
         handle.variant,
         handle.configs_json,
         dtype_of(handle.precision),
@@ -575,8 +575,7 @@ def note_text(tier: Tier, figures: dict[str, Any]) -> str:
 
 
 def _where_the_model_comes_from(tier: Tier) -> str:
-    from i2v_nodes.runtime.families.base import FILE_FOLDERS
-    from i2v_nodes.runtime.loading import models
+    from i2v_nodes.families.contract.files import FILE_FOLDERS
 
     size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
     if tier.files:
@@ -594,7 +593,9 @@ def _where_the_model_comes_from(tier: Tier) -> str:
         )
     folder = tier.model.split("/")[-1]
     plan = f"`python -m i2v_nodes plan {tier.model} {size}` says whether it fits your machine first."
-    repos = models.families.for_hub_id(tier.model).hub_repos(tier.model)
+    from i2v_nodes.families import registry
+
+    repos = registry.for_hub_id(tier.model).hub_repos(tier.model)
     if len(repos) > 1:  # assembled from several repositories when it loads
         return (f"The model is made of {' and '.join(repos)}: turn LoadI2VModel's allow_download on to "
                 f"fetch both into the Hugging Face cache once. {plan}")
@@ -700,13 +701,12 @@ class Graph:
 
 
 def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dict:
-    from i2v_nodes.runtime.loading import models
 
     g = Graph(object_info)
     g.add("Note", (40, -330), (760, 300), [note_text(tier, figures)], title=f"i2v-nodes: {tier.title}")
     image = g.add("LoadImage", (40, 320), (320, 330), [EXAMPLE_IMAGE, "image"])
     if tier.files:
-        from i2v_nodes.runtime.families.base import FILE_SLOTS
+        from i2v_nodes.families.contract.files import FILE_SLOTS
 
         names = [tier.files.get(slot, "none") for slot in FILE_SLOTS]
         widgets = [*names, "auto", "auto", "auto", tier.offload, False, tier.weights]
@@ -748,7 +748,9 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
         [float(tier.fps), "mp4-h264", 19, f"i2v/{tier.name.removeprefix('i2v-')}", 0, False, True],
     )
     if tier.options:
-        node = models.families.for_hub_id(tier.model).options_node
+        from i2v_nodes.families import registry
+
+        node = registry.for_hub_id(tier.model).spec.options_node
         options = g.add(node, (420 + dx, 360), (320, 160), list(tier.options.values()))
         g.link(options, "options", sample, "options")
     for node in loras:

@@ -7,8 +7,9 @@ I2VSample. Nodes chain: each adds its set to the one it is given.
 
 from __future__ import annotations
 
+from i2v_nodes.families import registry
+from i2v_nodes.families.contract.family import Family
 from i2v_nodes.nodes._common import CATEGORY, OPTIONS_TYPE, node_errors
-from i2v_nodes.runtime import families
 from i2v_nodes.runtime.options import OptionSet, chain
 
 CHAIN_TIP = (
@@ -19,7 +20,7 @@ CHAIN_TIP = (
 class FamilyOptions:
     """The shared body of the option nodes; :func:`option_nodes` makes one subclass per family."""
 
-    family: families.Family
+    family: Family
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (OPTIONS_TYPE,)
@@ -29,7 +30,7 @@ class FamilyOptions:
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
         return {
-            "required": cls.family.option_inputs(),
+            "required": cls.family.spec.option_inputs,
             "optional": {"options": (OPTIONS_TYPE, {"tooltip": CHAIN_TIP})},
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -44,14 +45,14 @@ class FamilyOptions:
 def option_nodes() -> dict[str, type]:
     """Node class name -> class, for every registered family with options."""
     nodes = {}
-    for family in families.REGISTERED:
-        if family.options_node:
+    for family in registry.REGISTERED:
+        if family.spec.options_node:
             description = (
                 f"Settings only {family.title or family.name} models have, for I2VSample's optional "
                 "options input. Each widget's default keeps the model's own value (its tooltip says "
                 "which). Using them with a model of another family is an error, not silently ignored."
             )
-            nodes[family.options_node] = type(
-                family.options_node, (FamilyOptions,), {"family": family, "DESCRIPTION": description}
+            nodes[family.spec.options_node] = type(
+                family.spec.options_node, (FamilyOptions,), {"family": family, "DESCRIPTION": description}
             )
     return nodes

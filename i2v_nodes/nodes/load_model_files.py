@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from i2v_nodes import host
 from i2v_nodes.errors import InputError
+from i2v_nodes.families.contract.files import FILE_FOLDERS, file_folders
 from i2v_nodes.nodes._common import CATEGORY, MODEL_TYPE, node_errors
 from i2v_nodes.nodes.load_model import TIPS as LOAD_TIPS
 from i2v_nodes.nodes.load_model import how_to_run_inputs
-from i2v_nodes.runtime.families.base import FILE_FOLDERS, file_folders
 from i2v_nodes.runtime.loading import models
 
 NONE = "none"

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from i2v_nodes.errors import InputError, ModelError
-from i2v_nodes.family_kit.safetensors_header import read_header
-from i2v_nodes.runtime import families
+from i2v_nodes.families import registry
+from i2v_nodes.families.contract import files as contract_files
+from i2v_nodes.families.contract.family import Family
+from i2v_nodes.families.contract.files import FilePart, FileSet
+from i2v_nodes.families.toolkit.safetensors_header import read_header
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -20,7 +23,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 class Description:
     """What a model is, read from its files or its published configuration (no weights)."""
 
-    family: str
+    family: Family
     variant: str
     configs: dict[str, Any]
     params: tuple[tuple[str, int], ...]
@@ -59,11 +62,11 @@ def _describe_folder(folder: Path, _signature: tuple) -> Description:
             if not component.startswith("_") and (sub / config_name).is_file():
                 configs[component] = _read_json(sub / config_name)
                 break
-    found = families.identify(index, configs, str(folder))
+    found = registry.identify(index, configs, str(folder))
     if found is None:
         raise ModelError(
             f"{folder} holds a {index.get('_class_name')!r} pipeline that is not an image-to-video model "
-            f"this pack runs; supported: {', '.join(families.supported_pipelines())} (image-to-video "
+            f"this pack runs; supported: {', '.join(registry.supported_pipelines())} (image-to-video "
             "checkpoints; a text-to-video one has no image input)"
         )
     family, variant = found
@@ -79,16 +82,16 @@ def _describe_folder(folder: Path, _signature: tuple) -> Description:
                     f"is incomplete; fetch the model again"
                 )
         params.append((component, sum(count_safetensors_params(folder / part) for part in parts)))
-    return Description(family.name, variant, configs, tuple(params))
+    return Description(family, variant, configs, tuple(params))
 
 
 def describe_hub(hub_id: str) -> Description:
     """A known hub model from its published configuration alone."""
-    family = families.for_hub_id(hub_id)
+    family = registry.for_hub_id(hub_id)
     if family is None:
-        raise ModelError(f"{hub_id} is not a known hub id ({', '.join(families.known_hub_ids())})")
+        raise ModelError(f"{hub_id} is not a known hub id ({', '.join(registry.known_hub_ids())})")
     configs, params = family.published_description(hub_id)
-    return Description(family.name, family.hub_variant(hub_id), configs, params)
+    return Description(family, family.hub_variant(hub_id), configs, params)
 
 
 def count_safetensors_params(component_dir: Path) -> int:
@@ -130,12 +133,12 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ModelError(f"cannot read {path}: {exc}") from exc
 
 
-def describe_files(paths: dict[str, Path]) -> tuple[Description, families.FileSet]:
+def describe_files(paths: dict[str, Path]) -> tuple[Description, FileSet]:
     """What single files (by loader slot) make together, from their headers alone.
 
     Every error names the slot, the file and what was expected, before anything loads.
     """
-    found: dict[str, tuple[families.Family, families.FilePart]] = {}
+    found: dict[str, tuple[Family, FilePart]] = {}
     for slot, path in paths.items():
         if Path(path).suffix.lower() in PICKLE_SUFFIXES:  # before reading it as safetensors: say why not
             raise InputError(slot, f"{Path(path).name} is a pickle ({Path(path).suffix}), which can run code "
@@ -143,30 +146,30 @@ def describe_files(paths: dict[str, Path]) -> tuple[Description, families.FileSe
                                    ".safetensors first")
         try:
             header = read_header(path)
-            part = next(((family, p) for family in families.REGISTERED
-                         if (p := family.identify_file(header)) is not None), None)
+            part = next(((family, p) for family in registry.file_readers()
+                         if (p := family.files.identify(header)) is not None), None)
         except ModelError as exc:
             raise InputError(slot, str(exc)) from exc
         if part is None:
-            readable = "; ".join(family.single_files for family in families.REGISTERED if family.single_files)
+            readable = "; ".join(family.files.description for family in registry.file_readers())
             raise InputError(slot, f"{Path(path).name} is not a model file this pack recognises (it reads "
                                    f"{readable})")
         found[slot] = part
     family = found["diffusion_model"][0] if "diffusion_model" in found else None
     if family is None:
-        folders = " or ".join(families.base.file_folders("diffusion_model"))
+        folders = " or ".join(contract_files.file_folders("diffusion_model"))
         raise InputError("diffusion_model", f"pick the diffusion model file (ComfyUI's {folders} folder)")
     model = found["diffusion_model"][1].path.name
     for slot, (other, part) in found.items():
         if other is not family:
             raise InputError(slot, f"{part.path.name} is a {other.name} file, but the diffusion model "
-                                   f"{model} is {family.name}, which reads {family.single_files}")
-    fileset = family.assemble_files({slot: part for slot, (_family, part) in found.items()})
+                                   f"{model} is {family.name}, which reads {family.files.description}")
+    fileset = family.files.assemble({slot: part for slot, (_family, part) in found.items()})
     params = tuple((role, part.params) for role, part in fileset.parts.items())
-    return Description(family.name, fileset.variant, fileset.configs, params), fileset
+    return Description(family, fileset.variant, fileset.configs, params), fileset
 
 
-def files_source(fileset: families.FileSet) -> str:
+def files_source(fileset: FileSet) -> str:
     """A source string that changes when any file does: path, size and modification time of each."""
     parts = []
     for role, part in sorted(fileset.parts.items()):

@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from i2v_nodes.runtime import families
+from i2v_nodes.families.contract.family import Family
+from i2v_nodes.families.contract.spec import Roles, Rules
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class ModelHandle:
 
     name: str
     source: str  # a local folder (absolute), a hub id, or "files:" and the single files it is made of
-    family: str
+    family: Family  # the model's family (its name: family.name)
     variant: str  # the family's shape of model, e.g. "wan2.2-i2v-a14b"
     local: bool
     precision: str  # fp32 / fp16 / bf16, already resolved from "auto"
@@ -67,16 +68,12 @@ class ModelHandle:
         return frozenset(roles)
 
     @property
-    def family_impl(self) -> families.Family:
-        return families.get(self.family)
+    def rules(self) -> Rules:
+        return self.family.rules(self.variant)
 
     @property
-    def rules(self) -> families.Rules:
-        return self.family_impl.rules(self.variant)
-
-    @property
-    def roles(self) -> families.Roles:
-        return self.family_impl.roles(self.variant)
+    def roles(self) -> Roles:
+        return self.family.roles(self.variant)
 
     @functools.cached_property
     def configs_json(self) -> str:

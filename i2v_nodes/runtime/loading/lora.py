@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from i2v_nodes.errors import I2VError, InputError, ModelError
-from i2v_nodes.family_kit.safetensors_header import DTYPE_BYTES, Header, read_header
+from i2v_nodes.families.toolkit.safetensors_header import DTYPE_BYTES, Header, read_header
 from i2v_nodes.runtime.loading.precision import FLOAT8
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,10 @@ from pathlib import Path
 import torch
 
 from i2v_nodes.errors import InputError, ModelError
-from i2v_nodes.family_kit.tiny import ensure_built
-from i2v_nodes.runtime import families
+from i2v_nodes.families import registry
+from i2v_nodes.families.contract.family import Family
+from i2v_nodes.families.contract.files import FileSet
+from i2v_nodes.families.toolkit.tiny import ensure_built
 from i2v_nodes.runtime.loading.describe import (
     Description,
     describe_files,
@@ -53,11 +55,11 @@ DEVICE_CHOICES = ["auto", "cuda", "cpu"]
 
 def list_model_names(model_dirs: list[Path]) -> list[str]:
     """Names for the LoadI2VModel combo: tiny models, local folders, then known hub ids."""
-    names = list(families.tiny_builders())
+    names = list(registry.tiny_builders())
     for folder in _local_model_folders(model_dirs):
         if folder.name not in names:
             names.append(folder.name)
-    names += [hub_id for hub_id in families.known_hub_ids() if hub_id not in names]
+    names += [hub_id for hub_id in registry.known_hub_ids() if hub_id not in names]
     return names
 
 
@@ -69,7 +71,7 @@ def _local_model_folders(model_dirs: list[Path]) -> list[Path]:
         for child in sorted(root.iterdir()):
             if child.name.startswith("."):
                 continue
-            if (child / "model_index.json").is_file() and child.name not in families.tiny_builders():
+            if (child / "model_index.json").is_file() and child.name not in registry.tiny_builders():
                 found.append(child)
     return found
 
@@ -83,7 +85,7 @@ class Source:
 
 def resolve_source(name: str, model_dirs: list[Path], allow_download: bool) -> Source:
     """Turn a combo value into a local folder or a hub id, or explain what is missing."""
-    tiny = families.tiny_builders()
+    tiny = registry.tiny_builders()
     if name in tiny:
         return Source(name, str(tiny_model_folder(name, model_dirs[0])), True)
     for folder in _local_model_folders(model_dirs):
@@ -96,13 +98,13 @@ def resolve_source(name: str, model_dirs: list[Path], allow_download: bool) -> S
                 f"model folder {candidate} has no model_index.json: it is not a diffusers-format "
                 "pipeline folder (save one with pipeline.save_pretrained, or download the full repo)"
             )
-    if name in families.known_hub_ids():
+    if name in registry.known_hub_ids():
         cached = _hub_cache_folder(name)
         if cached is not None:
             return Source(name, str(cached), True)
         if allow_download:
             return Source(name, name, False)
-        repos = families.for_hub_id(name).hub_repos(name)
+        repos = registry.for_hub_id(name).hub_repos(name)
         if len(repos) > 1:  # a model assembled from several repositories when it loads
             raise ModelError(
                 f"{name} is not on this machine and allow_download is off. It is made of "
@@ -119,13 +121,13 @@ def resolve_source(name: str, model_dirs: list[Path], allow_download: bool) -> S
     searched = ", ".join(str(d) for d in model_dirs)
     raise ModelError(
         f"unknown model {name!r}: not a tiny model ({', '.join(tiny)}), not a folder with "
-        f"model_index.json in {searched}, and not a known hub id ({', '.join(families.known_hub_ids())})"
+        f"model_index.json in {searched}, and not a known hub id ({', '.join(registry.known_hub_ids())})"
     )
 
 
 def tiny_model_folder(name: str, models_dir: Path) -> Path:
     """The folder of built-in tiny model ``name`` under ``models_dir``, built on first use."""
-    builders = families.tiny_builders()
+    builders = registry.tiny_builders()
     if name not in builders:
         raise KeyError(f"unknown tiny model {name!r}; known: {sorted(builders)}")
     return ensure_built(name, models_dir, builders[name][1])
@@ -134,11 +136,11 @@ def tiny_model_folder(name: str, models_dir: Path) -> Path:
 def tiny_single_files(name: str, models_dir: Path, fmt: str = "fp32") -> dict[str, Path]:
     """Built-in tiny model ``name`` written as ComfyUI's single files (in ComfyUI's folders under
     ``models_dir``), on first use; returns the file for each loader slot."""
-    family, _build = families.tiny_builders()[name]
+    family, _build = registry.tiny_builders()[name]
     folder = tiny_model_folder(name, models_dir / MODEL_FOLDER)
     pipe = family.pipeline_class(describe_folder(folder).variant).from_pretrained(str(folder))
     with _files_lock:
-        return family.write_files(pipe, models_dir, name, fmt)
+        return family.files.write(pipe, models_dir, name, fmt)
 
 
 def _hub_cache_folder(repo_id: str) -> Path | None:
@@ -189,7 +191,7 @@ def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
         found = describe_folder(Path(source.location)) if source.local else describe_hub(source.location)
     except ModelError as exc:
         raise InputError("model", str(exc)) from exc
-    rules = families.get(found.family).rules(found.variant)
+    rules = found.family.rules(found.variant)
     return ModelHandle(
         name=name,
         source=source.location,
@@ -218,7 +220,7 @@ def open_files(paths: dict[str, Path], options: LoadOptions, default_device: tor
     found, fileset = describe_files(paths)
     weights = resolve_weights(_files_weights(found.family, fileset, options.weights), device)
     handle = _files_handle(found, fileset, options, device, weights)
-    handle.family_impl.check_tokenizer(fileset, list(tokenizer_roots), options.allow_download)
+    handle.family.files.check_tokenizer(fileset, list(tokenizer_roots), options.allow_download)
     return dataclasses.replace(handle, tokenizer_roots=tuple(str(p) for p in tokenizer_roots))
 
 
@@ -232,16 +234,16 @@ def handle_for_files(paths: dict[str, Path], *, precision: str = "auto", vae_pre
     return _files_handle(found, fileset, options, torch.device(device), weights)
 
 
-def _files_weights(family: str, fileset: families.FileSet, asked: str) -> str:
+def _files_weights(family: Family, fileset: FileSet, asked: str) -> str:
     """fp8 denoiser files stay fp8 (expanding them would double their memory), whatever was asked.
     (Other fp8 files, such as a text encoder, stay fp8 too: see ModelHandle.fp8_roles.)"""
-    denoisers = families.get(family).roles(fileset.variant).denoisers
+    denoisers = family.roles(fileset.variant).denoisers
     return "fp8" if any(fileset.parts[role].fp8 for role in denoisers if role in fileset.parts) else asked
 
 
-def _files_handle(found: Description, fileset: families.FileSet, options: LoadOptions, device: torch.device,
+def _files_handle(found: Description, fileset: FileSet, options: LoadOptions, device: torch.device,
                   weights: str) -> ModelHandle:
-    default = families.get(found.family).rules(found.variant).default_precision
+    default = found.family.rules(found.variant).default_precision
     name = " + ".join(dict.fromkeys(part.path.name for part in fileset.parts.values()))  # a file once
     return ModelHandle(name=name, source=files_source(fileset), family=found.family, variant=found.variant,
                        local=True, precision=resolve_precision(options.precision, device, default),
@@ -258,7 +260,7 @@ def describe_published(hub_id: str, precision: str | None = None, vae_precision:
     neither the weights nor the GPU. ``precision`` None is the family's default on that device.
     """
     found = describe_hub(hub_id)
-    default = families.get(found.family).rules(found.variant).default_precision
+    default = found.family.rules(found.variant).default_precision
     return ModelHandle(name=hub_id, source=hub_id, family=found.family, variant=found.variant, local=False,
                        precision=precision or resolve_precision("auto", torch.device(device), default),
                        vae_precision=vae_precision, device=device, offload=offload, weights=weights,
@@ -271,14 +273,14 @@ def handle_for_planning(name: str, model_dirs: list[Path], *, precision: str = "
     """A handle to plan with, for a device this machine need not have: a known hub id is sized from
     its published configuration (no download), a local folder or tiny model from its files."""
     check_names(precision, vae_precision, weights)
-    if name in families.known_hub_ids():
+    if name in registry.known_hub_ids():
         found = describe_hub(name)
     else:
         try:
             found = describe_folder(Path(resolve_source(name, model_dirs, allow_download=False).location))
         except ModelError as exc:
             raise InputError("model", str(exc)) from exc
-    rules = families.get(found.family).rules(found.variant)
+    rules = found.family.rules(found.variant)
     target = torch.device(device)
     return ModelHandle(name=name, source=name, family=found.family, variant=found.variant, local=False,
                        precision=resolve_precision(precision, target, rules.default_precision),

@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
-from i2v_nodes.runtime.families import Family, FileSet, LoadSpec, Roles
+from i2v_nodes.families.contract.family import Family
+from i2v_nodes.families.contract.files import FileSet, LoadSpec
+from i2v_nodes.families.contract.spec import Roles
 from i2v_nodes.runtime.loading.precision import FP8_STORAGE
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ def load_files_pipeline(family: Family, roles: Roles, files: FileSet, spec: Load
         if offload == "none":
             module.to(device)
 
-    pipe, note = family.load_files(files, spec, tokenizer_roots, allow_download, settle)
+    pipe, note = family.files.load(files, spec, tokenizer_roots, allow_download, settle)
     pipe.set_progress_bar_config(disable=True)
     family.prepare(pipe)
     place(pipe, roles, device, offload)

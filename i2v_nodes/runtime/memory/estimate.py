@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from i2v_nodes.runtime import families
+from i2v_nodes.families.contract.family import Family
 from i2v_nodes.runtime.loading import lora
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.placement import group_offload_type
@@ -159,10 +159,10 @@ def _offload_share(handle: ModelHandle, component: str, offload: str, size: int)
 
 
 @functools.lru_cache(maxsize=64)
-def _part_sizes(family_name: str, component: str, config: str) -> tuple[int, int]:
+def _part_sizes(family: Family, component: str, config: str) -> tuple[int, int]:
     """Parameters of a component's largest offload group (0 if it offloads leaf by leaf) and of its
     largest single layer. Remembered per config: the adapt ladder and the advice ask many times."""
-    module = families.get(family_name).meta_component(component, config, torch.float32)
+    module = family.traces.meta_component(component, config, torch.float32)
     leaf = max((sum(p.numel() for p in m.parameters(recurse=False)) for m in module.modules()), default=0)
     if group_offload_type(module) != "block_level":
         return 0, leaf
@@ -186,31 +186,29 @@ def largest_layer_bytes(handle: ModelHandle, component: str) -> int:
 
 def denoiser_rows(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> int:
     # a family that runs its stock pipeline once per clip never has more clips in one call
-    batch = shape.batch_size // handle.family_impl.pipeline_calls(shape.batch_size)
+    batch = shape.batch_size // handle.family.pipeline_calls(shape.batch_size)
     clips = batch if options.clips_per_call == 0 else min(options.clips_per_call, batch)
-    both_halves = shape.cfg and handle.family_impl.cfg_in_one_call and not options.split_cfg
+    both_halves = shape.cfg and handle.family.spec.cfg_in_one_call and not options.split_cfg
     return clips * (2 if both_halves else 1)
 
 
 @functools.lru_cache(maxsize=512)
-def _traced_denoiser(family_name: str, variant: str, configs: str, precision: str, rows: int, frames: int,
+def _traced_denoiser(family: Family, variant: str, configs: str, precision: str, rows: int, frames: int,
                      height: int, width: int) -> int:
-    family = families.get(family_name)
-    trace = family.denoiser_trace(variant, configs, dtype_of(precision), rows, frames, height, width)
+    trace = family.traces.denoiser(variant, configs, dtype_of(precision), rows, frames, height, width)
     return trace.peak_bytes()
 
 
 @functools.lru_cache(maxsize=512)
-def _traced_vae(family_name: str, variant: str, configs: str, precision: str, direction: str, frames: int,
+def _traced_vae(family: Family, variant: str, configs: str, precision: str, direction: str, frames: int,
                 height: int, width: int, tiling: bool) -> int:
-    family = families.get(family_name)
-    trace = family.vae_trace(variant, configs, dtype_of(precision), direction, frames, height, width, tiling)
+    trace = family.traces.vae(variant, configs, dtype_of(precision), direction, frames, height, width, tiling)
     return trace.peak_bytes()
 
 
 @functools.lru_cache(maxsize=64)
-def _traced_encoders(family_name: str, variant: str, configs: str, precision: str) -> int:
-    traces = families.get(family_name).encoder_traces(variant, configs, dtype_of(precision))
+def _traced_encoders(family: Family, variant: str, configs: str, precision: str) -> int:
+    traces = family.traces.encoders(variant, configs, dtype_of(precision))
     return max((trace.peak_bytes() for trace in traces), default=0)
 
 
@@ -264,20 +262,20 @@ COMPILE_RAM_BYTES = GiB
 def speed_bytes(handle: ModelHandle, shape: RunShape) -> int:
     """What the speed settings keep alive while denoising: a step cache's hidden states (per cache
     context: the separate CFG calls each keep their own) and compile's workspace."""
-    family, speed = handle.family_impl, shape.speed
+    family, speed = handle.family, shape.speed
     total = COMPILE_DEVICE_BYTES if speed.compile != "off" else 0
     if on_cpu(handle):
         total += _compile_ram(shape)
     req = step_cache.request(speed, steps=1)
     if req is None:
         return total
-    tokens, inner, blocks = family.block_state(handle.variant, handle.configs_json, shape.num_frames,
+    tokens, inner, blocks = family.traces.block_state(handle.variant, handle.configs_json, shape.num_frames,
                                                shape.height, shape.width)
     # rows of one unsplit call (a plan that splits the calls runs without the cache)
     rows = denoiser_rows(handle, shape, MemoryOptions())
     hidden = rows * tokens * inner * bytes_per_element(handle.precision)
     return total + step_cache.kept_bytes(req, hidden_bytes=hidden, blocks=blocks,
-                                         contexts=2 if shape.cfg and not family.cfg_in_one_call else 1,
+                                         contexts=2 if shape.cfg and not family.spec.cfg_in_one_call else 1,
                                          denoisers=len(handle.roles.denoisers))
 
 

@@ -147,7 +147,7 @@ def ladder(
             f"decode_chunk_size {options.decode_chunk} -> 1",
             (options := dataclasses.replace(options, decode_chunk=1)),
         )
-    if not options.vae_tiling and handle.family_impl.vae_tiling:
+    if not options.vae_tiling and handle.family.spec.vae_tiling:
         yield "VAE tiling on", (options := dataclasses.replace(options, vae_tiling=True))
     if torch.device(handle.device).type == "cuda":
         start = OFFLOAD_LADDER.index(options.offload) + 1 if options.offload in OFFLOAD_LADDER else 0
@@ -161,7 +161,7 @@ def ladder(
             "batch split into one clip per denoiser call",
             (options := dataclasses.replace(options, clips_per_call=1)),
         )
-    if shape.cfg and handle.family_impl.cfg_in_one_call and not options.split_cfg:
+    if shape.cfg and handle.family.spec.cfg_in_one_call and not options.split_cfg:
         yield "CFG halves run as two denoiser calls", dataclasses.replace(options, split_cfg=True)
 
 

@@ -150,7 +150,7 @@ class Answer:
         fitting = self.first_fitting()
         return {
             "model": h.name,
-            "family": h.family,
+            "family": h.family.name,
             "variant": h.variant,
             "precision": h.precision,
             "vae_precision": h.vae_precision,
@@ -251,7 +251,7 @@ def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[s
         ("none", "model", "group", "sequential") if torch.device(handle.device).type == "cuda" else ("none",)
     )
     storages = ("default", "fp8") if handle.roles.denoisers else ("default",)
-    tilings = (False, True) if handle.family_impl.vae_tiling else (False,)
+    tilings = (False, True) if handle.family.spec.vae_tiling else (False,)
     for weights in storages:
         start = memory.default_options(dataclasses.replace(handle, weights=weights), shape)
         for offload in offloads:

@@ -7,7 +7,8 @@ import logging
 import torch
 
 from i2v_nodes.errors import NonFiniteError
-from i2v_nodes.runtime.families import Denoised, Family
+from i2v_nodes.families.contract.family import Family
+from i2v_nodes.families.contract.jobs import Denoised
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import nonfinite_summary
 from i2v_nodes.runtime.sampling.loaded import Loaded

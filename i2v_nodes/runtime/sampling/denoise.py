@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from i2v_nodes.errors import I2VError, NonFiniteError
+from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob
 from i2v_nodes.runtime import speed
-from i2v_nodes.runtime.families import Denoised, DenoiseJob
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import nonfinite_summary
 from i2v_nodes.runtime.memory import guard
@@ -37,14 +37,14 @@ class SampleRun:
 
     @property
     def cfg(self) -> bool:
-        return self.handle.family_impl.uses_cfg(self.settings.guidance_scale, self.family_settings)
+        return self.handle.family.uses_cfg(self.settings.guidance_scale, self.family_settings)
 
 
 def denoise_image(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor,
              negative: torch.Tensor | None) -> Denoised:
     """One stock pipeline call for one image and all its clips, with progress and cancel."""
     handle, s, services, options = run.handle, run.settings, run.services, run.plan.options
-    family, pipe = handle.family_impl, loaded.pipeline
+    family, pipe = handle.family, loaded.pipeline
     services.check_interrupt()
     stopped: list[bool] = []
 
@@ -60,15 +60,15 @@ def denoise_image(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tens
     job = DenoiseJob(image=image, prompt_embeds=prompt, negative_embeds=negative, latents=noise,
                      width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
                      guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
-                     step_end=step_end if family.uses_step_callback else None, seeds=tuple(run.seeds),
+                     step_end=step_end if family.spec.uses_step_callback else None, seeds=tuple(run.seeds),
                      variant=handle.variant, cfg_steps=guided)
-    halves = 2 if run.cfg and family.cfg_in_one_call else 1
+    halves = 2 if run.cfg and family.spec.cfg_in_one_call else 1
     # clips per stock pipeline call: a family that loops over its clips calls with one at a time
     clips = len(run.seeds) // family.pipeline_calls(len(run.seeds))
     layout = {"clips": clips, "halves": halves, "clips_per_call": options.clips_per_call,
               "split_halves": options.split_cfg and halves == 2}
     with ExitStack() as stack:
-        if not family.uses_step_callback:  # one denoiser call per step: the hook counts and cancels
+        if not family.spec.uses_step_callback:  # one denoiser call per step: the hook counts and cancels
             stack.enter_context(denoiser_hook.hooked(denoisers_of(pipe, handle), **layout,
                                                      before_call=services.check_interrupt,
                                                      after_call=run.progress.update))

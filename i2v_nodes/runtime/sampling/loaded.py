@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
+from i2v_nodes.families.contract.family import Family
+from i2v_nodes.families.contract.files import LoadSpec
 from i2v_nodes.runtime import speed
-from i2v_nodes.runtime.families import Family, LoadSpec
 from i2v_nodes.runtime.loading import lora, placement
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.loading.handle import ModelHandle
@@ -78,11 +79,11 @@ def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, c
         note = ""
         if handle.files is not None:
             roots = [Path(root) for root in handle.tokenizer_roots]
-            pipe, note = placement.load_files_pipeline(handle.family_impl, roles, handle.files, spec, device,
+            pipe, note = placement.load_files_pipeline(handle.family, roles, handle.files, spec, device,
                                                        offload, roots, handle.allow_download)
             log.info("%s: %s", handle.name, note)
         else:
-            pipe = placement.load_pipeline(handle.family_impl, roles, handle.source, handle.local, spec,
+            pipe = placement.load_pipeline(handle.family, roles, handle.source, handle.local, spec,
                                            device, offload, handle.variant)
         # with offload hooks the pipeline knows best; without, it is where we put it
         execution = device if offload == "none" else pipe._execution_device

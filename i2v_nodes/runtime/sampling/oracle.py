@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from i2v_nodes.runtime.families import StockOutput, StockRun
+from i2v_nodes.families.contract.jobs import StockOutput, StockRun
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.sampling.settings import SampleSettings, images_to_pil
 
@@ -17,8 +17,8 @@ def stock_reference(handle: ModelHandle, pipe: Any, image: torch.Tensor, s: Samp
     """Frames (and sound) of a plain stock pipeline call on the first image, with the prompt texts and
     the noise the pack draws for ``s.seed``: what :func:`sample` must return, bit for bit (the oracle
     of the tests and benchmarks)."""
-    family = handle.family_impl
-    settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
+    family = handle.family
+    settings = s.options.for_family(handle.family.name, handle.name) if s.options is not None else None
     noise = family.initial_latents(pipe, handle.variant, [s.seed], s.num_frames, s.height, s.width,
                                    torch.device(handle.device))
     prepared = family.prepare_image(images_to_pil(image)[0], s.width, s.height)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def run_shape(handle: ModelHandle, s: SampleSettings, family_settings: Any = None) -> memory.RunShape:
-    cfg = handle.family_impl.uses_cfg(s.guidance_scale, family_settings)
+    cfg = handle.family.uses_cfg(s.guidance_scale, family_settings)
     return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=cfg, speed=speed_of(s.options))
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from i2v_nodes.errors import DeviceOutOfMemory
+from i2v_nodes.families.contract.family import Family
 from i2v_nodes.runtime import memory
-from i2v_nodes.runtime.families import Family
 from i2v_nodes.runtime.loading import lora, placement
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.loading.handle import ModelHandle
@@ -60,7 +60,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     pil_images = images_to_pil(images)
     plan = plan_for_run(handle, s, services, cache, family_settings)
     seeds = [(s.seed + i) & MAX_SEED for i in range(s.batch_size)]
-    family = handle.family_impl
+    family = handle.family
     steps = family.steps_run(s.steps, family_settings) * family.pipeline_calls(s.batch_size)
     progress = services.progress(len(pil_images) * (steps + s.batch_size), "I2VSample")
     run = SampleRun(handle, s, family_settings, plan, seeds, services, progress)
@@ -79,7 +79,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
 def _clips(run: SampleRun, pil_images: list[Any],
            cache: ModelCache) -> tuple[list[torch.Tensor], list[dict[str, Any] | None], Loaded]:
     """Every clip's frames and sound, on the cached pipeline (loaded first if it is not)."""
-    handle, s, plan, family, timings = run.handle, run.settings, run.plan, run.handle.family_impl, run.timings
+    handle, s, plan, family, timings = run.handle, run.settings, run.plan, run.handle.family, run.timings
     chunk = s.decode_chunk_size or plan.options.decode_chunk
     key = dataclasses.replace(handle.cache_key, offload=plan.options.offload)
     clips: list[torch.Tensor] = []
@@ -116,7 +116,7 @@ def _ready(run: SampleRun, loaded: Loaded) -> None:
     if loaded.registration is not None:
         loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
     with _timed(run.timings, "lora"):  # inside the run lock: no other run sees half-changed adapters
-        lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers, handle.family_impl,
+        lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers, handle.family,
                   DTYPES[handle.precision])
     placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
 
@@ -125,7 +125,7 @@ def _prompt_embeddings(family: Family, loaded: Loaded, s: SampleSettings,
                        cfg: bool) -> tuple[Any, Any]:
     """The prompt's and (with guidance) the negative prompt's embeddings; neither for a family that
     takes no prompt."""
-    if not family.takes_prompt:
+    if not family.spec.takes_prompt:
         return None, None
     prompt = loaded.prompt_embeddings(family, s.prompt)
     return prompt, loaded.prompt_embeddings(family, s.negative_prompt) if cfg else None
@@ -133,7 +133,7 @@ def _prompt_embeddings(family: Family, loaded: Loaded, s: SampleSettings,
 
 def _prompts_ignored(handle: ModelHandle, s: SampleSettings) -> bool:
     """Whether the run was given prompt text its model cannot use (the report says so)."""
-    return not handle.family_impl.takes_prompt and bool(s.prompt.strip() or s.negative_prompt.strip())
+    return not handle.family.spec.takes_prompt and bool(s.prompt.strip() or s.negative_prompt.strip())
 
 
 @contextmanager
@@ -170,7 +170,8 @@ def _report(run: SampleRun, loaded: Loaded, clips: int, loads: int) -> str:
     if loaded.note:
         report += f"; {loaded.note}"
     if _prompts_ignored(handle, s):
-        report += f"; prompt and negative_prompt ignored: {handle.name} ({handle.family}) takes no prompt"
+        report += (f"; prompt and negative_prompt ignored: {handle.name} ({handle.family.name}) takes no "
+                   "prompt")
     return report
 
 

@@ -95,8 +95,8 @@ def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
     if s.options is not None and not isinstance(s.options, Options):
         raise InputError("options", "expected I2V_OPTIONS from an option node, got "
                                     f"{type(s.options).__name__}")
-    settings = s.options.for_family(handle.family, handle.name) if s.options is not None else None
-    handle.family_impl.check_options(handle.variant, settings)
+    settings = s.options.for_family(handle.family.name, handle.name) if s.options is not None else None
+    handle.family.check_options(handle.variant, settings)
     speed.check(handle, speed_of(s.options), s.steps)
     return settings
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from i2v_nodes.errors import InputError
-from i2v_nodes.runtime import families
+from i2v_nodes.families import registry
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.speed import attention, step_cache
 from i2v_nodes.runtime.speed.block_compile import CompiledBlocks
@@ -23,23 +23,23 @@ from i2v_nodes.runtime.speed.settings import ATTENTION_BACKENDS, COMPILE_MODES, 
 
 
 def check(handle: ModelHandle, speed: SpeedSettings, steps: int) -> None:
-    family, model = handle.family_impl, f"{handle.name} ({handle.family})"
+    family, model = handle.family, f"{handle.name} ({handle.family.name})"
     until = speed.guidance_until
     if isinstance(until, bool) or not isinstance(until, (int, float)) or not 0.05 <= until <= 1:
         raise InputError("guidance_until", f"expected a share of the steps from 0.05 to 1, got {until!r}")
-    if until < 1 and not family.cfg_truncation:
+    if until < 1 and not family.spec.cfg_truncation:
         raise InputError("guidance_until", f"CFG truncation works on {_able('cfg_truncation')} models; "
                                            f"{model} cannot stop guidance part-way: set it to 1")
     req = step_cache.request(speed, steps)
     if req is not None:
-        able = ", ".join(f.title for f in families.REGISTERED if req.method.name in f.step_caches)
-        step_cache.refuse_unsupported(req, family.step_caches, model, able)
+        able = ", ".join(f.title for f in registry.REGISTERED if req.method.name in f.spec.step_caches)
+        step_cache.refuse_unsupported(req, family.spec.step_caches, model, able)
     _check_choice("compile", speed.compile, COMPILE_MODES, family, "compile_blocks", model)
     _check_choice("attention", speed.attention, ATTENTION_BACKENDS, family, "attention_backends", model)
 
 
 def _able(flag: str) -> str:
-    return ", ".join(f.title or f.name for f in families.REGISTERED if getattr(f, flag))
+    return ", ".join(f.title for f in registry.REGISTERED if getattr(f.spec, flag))
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...], family: Any, flag: str,
@@ -47,7 +47,7 @@ def _check_choice(name: str, value: object, allowed: tuple[str, ...], family: An
     """``value`` must be one of ``allowed``; any but the first (off) needs the family's ``flag``."""
     if value not in allowed:
         raise InputError(name, f"expected one of {', '.join(allowed)}, got {value!r}")
-    if value != allowed[0] and not getattr(family, flag):
+    if value != allowed[0] and not getattr(family.spec, flag):
         raise InputError(name, f"{name} {value} works on {_able(flag)} models; {model} cannot use it: "
                                f"set it to {allowed[0]}")
 

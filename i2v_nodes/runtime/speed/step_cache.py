@@ -5,7 +5,7 @@ the previous step's block outputs instead of computing them. diffusers ships the
 on a transformer's blocks (``CacheMixin.enable_cache``); this module picks the method and its
 settings from I2VSpeedOptions, turns it on around one pipeline call and off afterwards, so a run
 without caching is never touched by an earlier one. The families say which methods their
-transformer supports (``Family.step_caches``).
+transformer supports (``FamilySpec.step_caches``).
 
 MagCache needs the model's "magnitude ratios" (how much the blocks' residual shrinks per step).
 They depend on the weights, LoRAs and schedule, so the pack measures them: the first MagCache run

@@ -1,0 +1,105 @@
+"""ComfyUI's single files as the contract sees them: the loader's slots and the folders they list,
+what one file is to a family (FilePart), the files that make one model (FileSet), how to load."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2v_nodes.families.toolkit.safetensors_header import Header
+
+# LoadI2VModelFiles' inputs, in order, and the ComfyUI model folder each one lists
+FILE_FOLDERS = {
+    "diffusion_model": "diffusion_models",
+    "diffusion_model_2": "diffusion_models",
+    "text_encoder": "text_encoders",
+    "vae": "vae",
+    "clip_vision": "clip_vision",
+}
+
+
+FILE_SLOTS = tuple(FILE_FOLDERS)
+
+
+# Folders an input lists too, after its own: checkpoints (a denoiser with its VAE, in one file) are
+# kept in ComfyUI's checkpoints folder, and the second denoiser file may be a motion module, which
+# ComfyUI users keep in AnimateDiff-Evolved's animatediff_models folder. A name resolves in the first
+# folder that has it.
+FILE_ALSO_FOLDERS = {"diffusion_model": ("checkpoints",), "diffusion_model_2": ("animatediff_models",)}
+
+
+def file_folders(slot: str) -> tuple[str, ...]:
+    """The ComfyUI model folders a loader input lists, in the order a name is looked up."""
+    return (FILE_FOLDERS[slot], *FILE_ALSO_FOLDERS.get(slot, ()))
+
+
+FILE_FORMATS = ("fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_scaled")  # how single files store weights
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One single file (ComfyUI's layout) as a family reads it from its safetensors header."""
+
+    path: Path
+    kind: str  # "denoiser", "text_encoder", "vae" or "image_encoder"
+    variant: str  # what it is, e.g. "wan2.2-i2v-a14b" or "wan-vae-2.2"
+    format: str  # "bf16", "fp16", "fp32", "fp8_e4m3fn" or "fp8_scaled"
+    config: dict[str, Any]  # the component's diffusers / transformers config, read off the shapes
+    params: int  # weights only (no fp8 scales, no embedded tokenizer)
+    hint: str = ""  # what the file name adds (e.g. "high" / "low" noise for Wan 2.2 experts)
+    tokenizer: bool = False  # the file carries its own tokenizer (ComfyUI's text encoders do)
+    float8_params: int = 0  # weights that stay float8 once loaded (the rest load in the compute dtype)
+    bundled: tuple[FilePart, ...] = ()  # other components the same file carries (a checkpoint's VAE)
+
+    @property
+    def fp8(self) -> bool:
+        return self.format.startswith("fp8")
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Single files assembled into one model: what each pipeline component is loaded from."""
+
+    variant: str
+    parts: dict[str, FilePart]  # pipeline component (role) -> file
+    configs: dict[str, Any]  # every component's config, plus "pipeline" and "scheduler" settings
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How to load: dtypes, fp8 weight storage, where to."""
+
+    dtype: torch.dtype
+    vae_dtype: torch.dtype
+    weights: str = "default"  # "fp8": the denoisers keep float8_e4m3fn weights, compute in dtype
+
+
+@dataclass(frozen=True)
+class SingleFiles:
+    """How a family reads ComfyUI's single files: functions of its own package, named here so the
+    engine can call them (and a reader can find them) without importing the family."""
+
+    description: str  # which of ComfyUI's files it reads, for messages
+    # what a file is to this family, from its safetensors header alone; None if not its file
+    identify: Callable[[Header], FilePart | None]
+    # check that the files (by loader slot, see FILE_SLOTS) make one model and say which is which;
+    # raises InputError naming the slot, the file and what was expected
+    assemble: Callable[[Mapping[str, FilePart]], FileSet]
+    # (files, spec, tokenizer roots, allow_download, settle) -> (the stock pipeline, not yet placed, and a
+    # note for the report); ``settle`` gets each denoiser as soon as it is loaded
+    load: Callable[[FileSet, LoadSpec, Iterable[Path], bool, Callable[[torch.nn.Module], None]],
+                   tuple[Any, str]]
+    # (whether the text encoder file carries its tokenizer, tokenizer roots, allow_download): raises
+    # InputError, before anything loads, when the tokenizer cannot be had
+    tokenizer_check: Callable[[bool, Iterable[Path], bool], None]
+    # (pipeline, models dir, file stem, format) -> loader slot -> file: the tiny models as single files
+    write: Callable[[Any, Path, str, str], dict[str, Path]]
+    formats: tuple[str, ...] = FILE_FORMATS  # how its files may store weights (what ``write`` takes)
+
+    def check_tokenizer(self, files: FileSet, roots: Iterable[Path], allow_download: bool) -> None:
+        """Refuse, before anything loads, a text encoder whose tokenizer cannot be had."""
+        self.tokenizer_check(files.parts["text_encoder"].tokenizer, roots, allow_download)

@@ -1,0 +1,86 @@
+"""Wan pipelines written as ComfyUI's single files: the tiny models' files for tests and trials.
+
+The layout is that of ComfyUI's repackaged files: the transformer in the original Wan key names,
+UMT5 in transformers' names with its sentencepiece model embedded as ``spiece_model``, the VAE in
+the original names, CLIP vision in transformers' names. ``fp8_scaled`` writes the matrices as
+float8 with a per-tensor scale and the ``scaled_fp8`` marker, as ComfyUI's fp8_scaled files do.
+Each file carries its component's config in its metadata, for the settings no shape shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2v_nodes.families.contract.files import FILE_FOLDERS, FILE_FORMATS
+from i2v_nodes.families.toolkit.file_writing import (
+    component_config,
+    linear_weights,
+    save_atomically,
+    to_format,
+)
+from i2v_nodes.families.toolkit.tokenizers import unigram_spiece_bytes
+from i2v_nodes.families.wan.keys import transformer_to_original, vae21_to_original, vae22_to_original
+
+
+def _save(path: Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    """Wan's files carry their component's config under ``config`` in their metadata."""
+    return save_atomically(path, state, {"config": json.dumps(config, sort_keys=True)})
+
+
+
+
+
+
+def write_files(pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> dict[str, Path]:
+    """Write a Wan pipeline as single files in ComfyUI's folders under ``models_dir``; returns the
+    file of each loader slot. ``fmt`` (one of FILE_FORMATS) applies to the denoisers and the text
+    encoder; the VAE and CLIP vision stay fp32."""
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"format must be one of {FILE_FORMATS}, got {fmt!r}")
+    files: dict[str, Path] = {}
+    for slot, role in (("diffusion_model", "transformer"), ("diffusion_model_2", "transformer_2")):
+        module = getattr(pipe, role, None)
+        if module is None:
+            continue
+        expert = (
+            {"transformer": "_high_noise", "transformer_2": "_low_noise"}[role] if pipe.transformer_2 else ""
+        )
+        state = {transformer_to_original(k): v for k, v in module.state_dict().items()}
+        state = to_format(state, fmt, linear_weights(module, transformer_to_original))
+        files[slot] = _save(
+            models_dir / FILE_FOLDERS[slot] / f"{stem}{expert}_{fmt}.safetensors", state,
+            component_config(module)
+        )
+    text = dict(pipe.text_encoder.state_dict())
+    text.pop("encoder.embed_tokens.weight", None)  # tied to shared.weight: saved once, as ComfyUI's files do
+    text = to_format(text, fmt, linear_weights(pipe.text_encoder))
+    spiece = unigram_spiece_bytes(pipe.tokenizer)
+    text["spiece_model"] = torch.frombuffer(bytearray(spiece), dtype=torch.uint8)
+    files["text_encoder"] = _save(
+        models_dir / FILE_FOLDERS["text_encoder"] / f"{stem}_umt5_{fmt}.safetensors",
+        text,
+        component_config(pipe.text_encoder),
+    )
+    vae = pipe.vae
+    layout = vae22_to_original if vae.config.z_dim == 48 else vae21_to_original
+    to_original = functools.partial(layout, num_res_blocks=vae.config.num_res_blocks)
+    files["vae"] = _save(
+        models_dir / FILE_FOLDERS["vae"] / f"{stem}_vae.safetensors",
+        {to_original(k): v.contiguous() for k, v in vae.state_dict().items()},
+        component_config(vae),
+    )
+    if getattr(pipe, "image_encoder", None) is not None:
+        files["clip_vision"] = _save(
+            models_dir / FILE_FOLDERS["clip_vision"] / f"{stem}_clip_vision.safetensors",
+            {  # ComfyUI's clip_vision files name the tower "vision_model." (transformers 5 does not)
+                "vision_model." + name.removeprefix("vision_model."): tensor.contiguous()
+                for name, tensor in pipe.image_encoder.state_dict().items()
+            },
+            component_config(pipe.image_encoder),
+        )
+    return files
