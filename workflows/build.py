@@ -1,10 +1,13 @@
 """Builds the tier workflows (UI format), their API-format copies and the README's tier table.
 
-The tiers are data. Each family has its own: I2VGen-XL's follow the seed article's preset table;
-Wan's are chosen by the planner, per card: the best model, size and frame count that VRAMGuard's
-estimate fits on the card (and in the system RAM such a machine has), with the fastest way to run
-it. Each tier becomes ``workflows/<name>.json``, a graph the editor loads (LoadImage ->
-LoadI2VModel -> VRAMGuard -> I2VSample [<- options] -> EncodeVideo, plus a Note), and
+The tiers are data each family declares (its ``tiers``, a :class:`Tiers`): presets set by hand (as
+I2VGen-XL's, from the seed article's table), or candidate runs from which the planner picks, per
+card, the best model, size and frame count that VRAMGuard's estimate fits on the card (and in the
+system RAM such a machine has), with the fastest way to run it; those again on ComfyUI's own files
+where the family declares them, and those again with LoRAs. This script names no family.
+
+Each tier becomes ``workflows/<name>.json``, a graph the editor loads (LoadImage -> LoadI2VModel ->
+VRAMGuard -> I2VSample [<- options] -> EncodeVideo, plus a Note), and
 ``workflows/api/<name>.json``, what host_stub's converter makes of it. The Note's figures are
 VRAMGuard's own estimate and torch's FLOP count for the published model, so no text can drift from
 the code.
@@ -52,6 +55,8 @@ class Tier:
     guidance: float
     negative: str
     remarks: str
+    family: str  # the registered family whose tier it is
+    variant: str
     weights: str = "default"
     offload: str = "none"
     policy: str = "error"  # "adapt" where the fit needs VAE tiling, which only the guard turns on
@@ -65,265 +70,88 @@ class Tier:
     def loader(self) -> str:
         return "LoadI2VModelFiles" if self.files else "LoadI2VModel"
 
+    @property
+    def declared(self) -> Any:
+        """The family's declared tiers (its :class:`Tiers`)."""
+        from i2v_nodes.families import registry
 
-def i2vgen_tiers() -> list[Tier]:
-    from i2v_nodes.runtime.loading import models
-
-    model = "ali-vilab/i2vgen-xl"
-    negative = models.describe_published(model).rules.default_negative
-
-    def tier(name, title, card_gib, card, size, frames, steps, fps, guidance, expected, remarks):
-        return Tier(
-            name,
-            title,
-            card_gib,
-            16 if card_gib <= 12 else 32,
-            card,
-            model,
-            size,
-            size,
-            frames,
-            steps,
-            fps,
-            guidance,
-            negative,
-            remarks,
-            expected=expected,
-        )
-
-    return [
-        tier(
-            "i2v-preview",
-            "Fast preview",
-            8,
-            "any 8 GB GPU",
-            256,
-            8,
-            30,
-            8,
-            9.0,
-            "a few seconds",
-            "For trying prompts and images quickly before a full-size run.",
-        ),
-        tier(
-            "i2v-12gb",
-            "12 GB (e.g. RTX 3060)",
-            12,
-            "RTX 3060 12 GB",
-            512,
-            16,
-            40,
-            8,
-            9.0,
-            "50-70 s",
-            "The standard mode: 512x512 is I2VGen-XL's sweet spot and 16 frames its trained length. "
-            "The seed table doubted 512p on 12 GB; VRAMGuard's estimate (fp16 weights, fp32 VAE, "
-            "decode in small chunks) fits with room to spare, so the tier keeps it.",
-        ),
-        tier(
-            "i2v-24gb",
-            "24 GB (e.g. RTX 4090)",
-            24,
-            "RTX 4090 24 GB",
-            768,
-            24,
-            60,
-            12,
-            10.0,
-            "80-100 s",
-            "24 frames is above the 16 I2VGen-XL was trained on: motion can drift late in the clip "
-            "(VRAMGuard's report says so). Set num_frames to 16 on both VRAMGuard and I2VSample for the "
-            "most coherent motion.",
-        ),
-        tier(
-            "i2v-40gb",
-            "40 GB+ (e.g. A100)",
-            40,
-            "A100 40 GB",
-            1024,
-            32,
-            80,
-            24,
-            11.0,
-            "120-150 s",
-            "32 frames is twice the trained length (motion may drift), and past 60 steps quality barely "
-            "improves: 60 steps saves a quarter of the time for the same look. Both are kept at the seed "
-            "table's values so the tier matches it; lower them freely.",
-        ),
-    ]
+        return registry.get(self.family).tiers
 
 
-# Wan: the cards people own, with the system RAM such machines usually have, and the candidate
-# runs from best to worst. The planner picks, per card, the first candidate that fits and its
-# fastest way to run (full-precision weights before fp8, no offload before model before group).
-WAN_CARDS = (
+# The cards people own, with the system RAM such machines usually have: each family with candidate
+# runs gets, per card, the first run that fits, run its fastest way (full-precision weights before fp8,
+# no offload before model before group).
+CARDS = (
     (12, 32, "RTX 3060 / 4070 12 GB"),
     (16, 64, "RTX 4060 Ti / 4080 16 GB"),
     (24, 64, "RTX 3090 / 4090 24 GB"),
     (48, 128, "RTX 6000 Ada / A6000 48 GB"),
     (80, 128, "A100 / H100 80 GB"),
 )
-WAN_CANDIDATES = (
-    ("Wan-AI/Wan2.2-I2V-A14B-Diffusers", 1280, 720, 81),
-    ("Wan-AI/Wan2.2-I2V-A14B-Diffusers", 832, 480, 81),
-    ("Wan-AI/Wan2.2-TI2V-5B-Diffusers", 1280, 704, 121),
-)
 
 
-ANIMATEDIFF_CANDIDATES = (("openmmlab/PIA-condition-adapter", 512, 512, 16),)
-SVD_CANDIDATES = (
-    ("stabilityai/stable-video-diffusion-img2vid-xt-1-1", 1024, 576, 25),
-    ("stabilityai/stable-video-diffusion-img2vid", 1024, 576, 14),
-)
-LTX2_CANDIDATES = (
-    ("Lightricks/LTX-2", 1280, 704, 121),
-    ("Lightricks/LTX-2", 768, 512, 121),
-)
-LTX_CANDIDATES = (
-    ("Lightricks/LTX-Video-0.9.7-dev", 1216, 704, 121),
-    ("Lightricks/LTX-Video-0.9.7-dev", 768, 512, 121),
-    ("Lightricks/LTX-Video-0.9.5", 768, 512, 121),
-)
+def all_tiers() -> list[Tier]:
+    """Every family's tiers, in the registry's order: its presets, its planned tiers, those again on
+    ComfyUI's files, and those again with LoRAs."""
+    from i2v_nodes.families import registry
 
-
-def wan_tiers() -> list[Tier]:
-    def options(handle: Any) -> dict[str, float]:
-        if len(handle.roles.denoisers) < 2:
-            return {}
-        return {"guidance_scale_2": handle.rules.default_guidance, "boundary_ratio": 0.0, "flow_shift": 0.0}
-
-    tiers = planned_tiers("wan", "Wan", WAN_CANDIDATES, options)
-    if len(tiers) < len(WAN_CARDS):
-        raise SystemExit("a Wan candidate must fit every card")
+    tiers = []
+    for family in registry.REGISTERED:
+        if family.tiers is None:
+            continue
+        planned = preset_tiers(family) + planned_tiers(family)
+        files = files_tiers(family, planned)
+        tiers += planned + files + [t for lora in family.tiers.lora_tiers for t in lora_tiers(lora, files)]
     return tiers
 
 
-def ltx_tiers() -> list[Tier]:
-    from i2v_nodes.families.registry import LTX_VIDEO
+def preset_tiers(family: Any) -> list[Tier]:
+    from i2v_nodes.runtime.loading import models
 
-    return planned_tiers("ltx-video", "LTX-Video", LTX_CANDIDATES,
-                         lambda handle: {name: -1.0 for name in LTX_VIDEO.spec.option_inputs})
-
-
-def svd_tiers() -> list[Tier]:
-    from i2v_nodes.families.registry import SVD
-
-    return planned_tiers("svd", "SVD", SVD_CANDIDATES,
-                         lambda handle: {name: -1 for name in SVD.spec.option_inputs})
+    tiers = []
+    for p in family.tiers.presets:
+        handle = models.describe_published(p.hub_id)
+        tiers.append(Tier(p.name, p.title, p.card_gib, p.ram_gib, p.card, p.hub_id, p.size, p.size,
+                          p.frames, p.steps, p.fps, p.guidance, handle.rules.default_negative, p.remarks,
+                          family.name, handle.variant, expected=p.expected))
+    return tiers
 
 
-def animatediff_tiers() -> list[Tier]:
-    from i2v_nodes.families.registry import ANIMATEDIFF
-
-    return planned_tiers("animatediff", "AnimateDiff (PIA)", ANIMATEDIFF_CANDIDATES,
-                         lambda handle: {name: -1 for name in ANIMATEDIFF.spec.option_inputs})
-
-
-def ltx2_tiers() -> list[Tier]:
-    return planned_tiers("ltx2", "LTX-2", LTX2_CANDIDATES, lambda handle: {})
-
-
-def planned_tiers(prefix: str, label: str, candidates: tuple, options: Any) -> list[Tier]:
-    """One tier per card that a candidate fits: the first candidate (best to worst) that fits, run
-    its fastest way. ``options(handle)`` gives the options node's widgets to show ({} for none)."""
+def planned_tiers(family: Any) -> list[Tier]:
+    """One tier per card that a run fits: the first run (best to worst) that fits, its fastest way."""
     from i2v_nodes.runtime import memory
     from i2v_nodes.runtime.loading import models
     from i2v_nodes.runtime.memory import planner
 
-    tiers = []
-    for card_gib, ram_gib, card in WAN_CARDS:
-        runs = [(models.describe_published(hub, device="cuda"), memory.RunShape(w, h, f))
-                for hub, w, h, f in candidates]
+    declared, tiers = family.tiers, []
+    if not declared.runs:
+        return tiers
+    for card_gib, ram_gib, card in CARDS:
+        runs = [(models.describe_published(run.hub_id, device="cuda"),
+                 memory.RunShape(run.width, run.height, run.frames)) for run in declared.runs]
         choice = planner.choose(runs, planner.Machine(card_gib, ram_gib))
         if choice is None:
             continue
         handle, shape, chosen = choice.handle, choice.shape, choice.options
         rules = handle.rules
-        tiers.append(
-            Tier(
-                f"{prefix}-{card_gib}gb",
-                f"{label} {card_gib} GB ({card})",
-                card_gib,
-                ram_gib,
-                card,
-                handle.name,
-                shape.width,
-                shape.height,
-                shape.num_frames,
-                rules.default_steps,
-                rules.default_fps,
-                rules.default_guidance,
-                rules.default_negative,
-                _remarks(handle, chosen),
-                weights=handle.weights,
-                offload=chosen.offload,
-                policy="adapt" if chosen.vae_tiling else "error",
-                options=options(handle),
-                sound=handle.family.spec.makes_sound,
-            )
-        )
+        tiers.append(Tier(
+            f"{declared.prefix}-{card_gib}gb", f"{declared.label} {card_gib} GB ({card})", card_gib, ram_gib,
+            card, handle.name, shape.width, shape.height, shape.num_frames, rules.default_steps,
+            rules.default_fps, rules.default_guidance, rules.default_negative,
+            " ".join([model_remarks(handle), *_memory_remarks(handle, chosen, files=False)]),
+            family.name, handle.variant, weights=handle.weights, offload=chosen.offload,
+            policy="adapt" if chosen.vae_tiling else "error",
+            options=dict(declared.options.get(handle.variant, {})), sound=family.spec.makes_sound))
+    if declared.fit_every_card and len(tiers) < len(CARDS):
+        raise SystemExit(f"a {family.title} run must fit every card")
     return tiers
 
 
-def _remarks(handle: Any, options: Any, files: bool = False) -> str:
-    if handle.family.name == "ltx-video":
-        return " ".join([_ltx_remarks(handle), *_memory_remarks(handle, options, files)])
-    if handle.family.name == "ltx2":
-        return " ".join([LTX2_REMARKS, *_memory_remarks(handle, options, files)])
-    if handle.family.name == "svd":
-        return " ".join([SVD_REMARKS, *_memory_remarks(handle, options, files)])
-    if handle.family.name == "animatediff":
-        return " ".join([ANIMATEDIFF_REMARKS, *_memory_remarks(handle, options, files)])
-    return _wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files)
-
-
-ANIMATEDIFF_REMARKS = (
-    "AnimateDiff image-to-video through PIA: a Stable Diffusion 1.5 base with PIA's motion adapter, "
-    "which conditions every frame on the image. 16 frames at 512x512 is what it was trained on (up to 32 "
-    "run with a warning). AnimateDiffOptions sets strength (lower keeps closer to the image) and PIA's "
-    "motion presets (0-2 more motion, 3-5 looping, 6-8 style transfer); every -1 keeps the model's own."
-)
-SVD_REMARKS = (
-    "Stable Video Diffusion: the image alone drives the video (the prompts are ignored, and I2VSample's "
-    "report says so); guidance ramps from SVDOptions' min_guidance_scale on the first frame to "
-    "I2VSample's guidance_scale on the last, and target_fps is its fps conditioning. SVDOptions sets the "
-    "motion bucket (more or less motion) and the noise augmentation (more motion, less likeness); every "
-    "-1 keeps the model's own. fp16 with an fp32 VAE; a decode that overflows is retried in fp32."
-)
-LTX2_REMARKS = (
-    "LTX-2: a 19B audio-video transformer with the Gemma 3 12B text encoder; one run makes the clip and "
-    "its sound. I2VSample's audio output goes into EncodeVideo's audio (AAC in the mp4), and target_fps is "
-    "the frame rate the model is conditioned on. Describe the sound in the prompt too. LTX2Options (not "
-    "in this graph) adds sound guidance, STG and modality guidance: each guidance pass costs a full "
-    "transformer call per step."
-)
-
-
-def _ltx_remarks(handle: Any) -> str:
-    size = "13B" if dict(handle.params)["transformer"] > 5e9 else "2B"
-    return (
-        f"LTX-Video ({handle.name.split('/')[-1]}): a {size} transformer with a 32x VAE (sizes a multiple "
-        "of 32, frames 8k+1). LTXVideoOptions holds its decode timestep, decode noise, guidance rescale "
-        "and image conditioning; -1 keeps the release's own. For 8 steps without guidance, load "
-        "Lightricks/LTX-Video-0.9.7-distilled and set steps 8, guidance 1."
-    )
-
-
-def _wan_remarks(handle: Any, options: Any, a14b: bool, files: bool = False) -> str:
-    parts = []
-    if files:
-        parts.append(
-            "This is the tier on the very files ComfyUI's own Wan template downloads, in the folders it "
-            "puts them in (LoadI2VModelFiles): nothing new to download."
-        )
-    if a14b:
-        parts.append(
-            "Wan 2.2 A14B: two 14B experts, one for the high-noise steps and one for the rest; "
-            "WanOptions sets the second one's guidance (the Wan team uses 3.5 for both)."
-        )
-    else:
-        parts.append("Wan 2.2 TI2V-5B: one 5B transformer with a 16x VAE, made for 1280x704 at 24 fps.")
-    return " ".join([*parts, *_memory_remarks(handle, options, files)])
+def model_remarks(handle: Any) -> str:
+    """What the family's tiers say of this model (its variant's words, with its name and size)."""
+    text = handle.family.tiers.remarks.get(handle.variant, "")
+    denoiser = max(dict(handle.params)[role] for role in handle.roles.denoisers)
+    return text.format(model=handle.name.split("/")[-1], size=f"{round(denoiser / 1e9)}B")
 
 
 def _memory_remarks(handle: Any, options: Any, files: bool) -> list[str]:
@@ -352,39 +180,30 @@ def _memory_remarks(handle: Any, options: Any, files: bool) -> list[str]:
     return parts
 
 
-def files_tiers(tiers: list[Tier]) -> list[Tier]:
-    """Each Wan tier again, on the files ComfyUI's own templates download (same names, same
-    folders): the same model, size and frames, run the fastest way that fits with those files."""
-    from i2v_nodes.families.wan.configs import VARIANT_OF_HUB
+def files_tiers(family: Any, tiers: list[Tier]) -> list[Tier]:
+    """Each tier again, on the files ComfyUI's own templates download (same names, same folders) where
+    the family declares them: the same model, size and frames, run the fastest way that fits."""
     from i2v_nodes.runtime import memory
     from i2v_nodes.runtime.memory import planner
 
     out = []
     for tier in tiers:
-        variant = VARIANT_OF_HUB.get(tier.model)
-        if variant is None:
+        if tier.variant not in family.tiers.comfy_files:
             continue
         shape = memory.RunShape(tier.width, tier.height, tier.frames)
-        choice = planner.choose(
-            [(files_handle(variant), shape)], planner.Machine(tier.card_gib, tier.ram_gib)
-        )
+        machine = planner.Machine(tier.card_gib, tier.ram_gib)
+        choice = planner.choose([(files_handle(tier), shape)], machine)
         if choice is None:
-            raise SystemExit(f"ComfyUI's {variant} files do not fit {tier.card} at {tier.name}'s settings")
+            raise SystemExit(f"ComfyUI's {tier.variant} files do not fit {tier.card} at {tier.name}'s "
+                             "settings")
         options = choice.options
-        handle = files_handle(variant, offload=options.offload, weights=choice.handle.weights)
-        files = {slot: path.name for slot, path in stand_in_paths(variant).items()}
-        out.append(
-            dataclasses.replace(
-                tier,
-                name=f"{tier.name}-files",
-                title=f"{tier.title}, ComfyUI's files",
-                remarks=_wan_remarks(handle, options, len(handle.roles.denoisers) == 2, files=True),
-                weights=handle.weights,
-                offload=options.offload,
-                policy="adapt" if options.vae_tiling else "error",
-                files=files,
-            )
-        )
+        handle = files_handle(tier, offload=options.offload, weights=choice.handle.weights)
+        files = {slot: path.name for slot, path in stand_in_paths(tier).items()}
+        remarks = [family.tiers.files_remarks, model_remarks(handle), *_memory_remarks(handle, options, True)]
+        out.append(dataclasses.replace(
+            tier, name=f"{tier.name}-files", title=f"{tier.title}, ComfyUI's files",
+            remarks=" ".join(remarks), weights=handle.weights, offload=options.offload,
+            policy="adapt" if options.vae_tiling else "error", files=files))
     return out
 
 
@@ -393,76 +212,48 @@ def _stand_in_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="i2v-stand-ins-")  # removed when the process ends
 
 
-@functools.cache
-def stand_in_paths(variant: str) -> dict[str, Path]:
+def stand_in_paths(tier: Tier) -> dict[str, Path]:
     """Header-only stand-ins for ComfyUI's template files: everything planning reads, no weights."""
-    from i2v_nodes.families.wan.stand_ins import write_template_files
-
-    return write_template_files(Path(_stand_in_folder().name), variant)
+    return _stand_ins(tier.family, tier.variant)
 
 
-def files_handle(variant: str, offload: str = "none", weights: str = "default") -> Any:
+@functools.cache
+def _stand_ins(family: str, variant: str) -> dict[str, Path]:
+    from i2v_nodes.families import registry
+
+    return registry.get(family).tiers.files_stand_ins(Path(_stand_in_folder().name), variant)
+
+
+def files_handle(tier: Tier, offload: str = "none", weights: str = "default") -> Any:
     from i2v_nodes.runtime.loading import models
 
-    return models.handle_for_files(stand_in_paths(variant), device="cuda", offload=offload, weights=weights)
+    return models.handle_for_files(stand_in_paths(tier), device="cuda", offload=offload, weights=weights)
 
 
-# ComfyUI's Wan 2.2 14B image-to-video template in its 4-step mode (video_wan2_2_14B_i2v, Comfy-Org's
-# workflow_templates): lightx2v's LoRA on each expert at strength 1, 4 steps, cfg 1, ModelSamplingSD3
-# shift 5 on both experts, the high-noise expert for steps 0-2 and the low-noise one for 2-4. diffusers'
-# own switch (boundary 0.9) at flow shift 5 gives the same 2 + 2 split at 4 steps.
-LIGHTX2V_STEPS = 4
-LIGHTX2V_OPTIONS = {"guidance_scale_2": 1.0, "boundary_ratio": 0.9, "flow_shift": 5.0}
+def lora_tiers(lora: Any, tiers: list[Tier]) -> list[Tier]:
+    """Each file tier of the LoRA tiers' variants again, with those LoRAs and the settings they were
+    made for (such as a step-distill LoRA's few steps): the same files and memory choices."""
+    out = []
+    for tier in tiers:
+        if tier.variant not in lora.variants:
+            continue
+        with_loras = dataclasses.replace(
+            tier, name=f"{tier.name}-{lora.suffix}", title=f"{tier.title}{lora.title}", steps=lora.steps,
+            guidance=lora.guidance, options=dict(lora.options),
+            loras=tuple((name, target, 1.0) for target, name in lora.loras.items()))
+        out.append(dataclasses.replace(with_loras, remarks=_lora_remarks(lora, tier, with_loras)))
+    return out
 
 
-def lightx2v_tiers(tiers: list[Tier]) -> list[Tier]:
-    """Each tier on ComfyUI's Wan 2.2 A14B files again, as ComfyUI's template runs it in 4 steps: the
-    same files and memory choices, plus the two lightx2v LoRAs (one per expert), 4 steps, no CFG."""
-    return [
-        dataclasses.replace(
-            tier,
-            name=f"{tier.name}-lightx2v",
-            title=f"{tier.title}, 4 steps (lightx2v LoRAs)",
-            steps=LIGHTX2V_STEPS,
-            guidance=LIGHTX2V_OPTIONS["guidance_scale_2"],
-            options=dict(LIGHTX2V_OPTIONS),
-            loras=_lightx2v_loras(),
-            remarks=_lightx2v_remarks(tier),
-        )
-        for tier in tiers
-        if "diffusion_model_2" in tier.files  # Wan 2.2 A14B: two experts
-    ]
-
-
-def _lightx2v_remarks(tier: Tier) -> str:
+def _lora_remarks(lora: Any, tier: Tier, with_loras: Tier) -> str:
     from i2v_nodes.runtime import memory
 
-    handle = tier_handle(tier)
-    added = tier_handle(dataclasses.replace(tier, loras=_lightx2v_loras()))
+    handle, added = tier_handle(tier), tier_handle(with_loras)
     lora_gib = (sum(memory.weight_bytes(added).values()) - sum(memory.weight_bytes(handle).values())) / GiB
     options = types.SimpleNamespace(offload=tier.offload, vae_tiling=tier.policy == "adapt")
-    return " ".join([(
-        "ComfyUI's own 4-step setup, as its Wan 2.2 14B image-to-video template runs it: lightx2v's "
-        "step-distill LoRAs, the high_noise one on the high-noise expert and the low_noise one on the "
-        "low-noise expert (two I2VLoRA nodes, strength 1), then 4 steps without CFG (guidance 1 on both "
-        "experts; WanOptions: flow shift 5 and the experts switching at 0.9, which splits the 4 steps 2 + 2 "
-        "as the template does). 4 steps without CFG are 4 transformer calls where 40 steps with CFG are "
-        "80: 20x fewer. The two LoRA files go in models/loras/ (ComfyUI's LoRA folder, where the template "
-        f"downloads them). The LoRAs add {lora_gib / 2:.2f} GiB per expert (adapters in bf16), counted in "
-        "the figures below."), *_memory_remarks(handle, options, files=True)])
-
-
-def _lightx2v_loras() -> tuple[tuple[str, str, float], ...]:
-    from i2v_nodes.families.wan.stand_ins import LIGHTX2V_LORAS
-
-    return tuple((name, target, 1.0) for target, name in LIGHTX2V_LORAS.items())
-
-
-def all_tiers() -> list[Tier]:
-    wan = wan_tiers()
-    files = files_tiers(wan)
-    return (i2vgen_tiers() + wan + files + lightx2v_tiers(files) + ltx_tiers() + ltx2_tiers() + svd_tiers()
-            + animatediff_tiers())
+    per_denoiser = lora_gib / len(handle.roles.denoisers)
+    remarks = lora.remarks.format(lora_gib=per_denoiser)
+    return " ".join([remarks, *_memory_remarks(handle, options, files=True)])
 
 
 # --- figures for the Notes ---------------------------------------------------------------------
@@ -492,24 +283,27 @@ def tier_handle(tier: Tier) -> Any:
     from i2v_nodes.runtime.loading import lora, models
 
     if tier.files:
-        from i2v_nodes.families.wan.configs import VARIANT_OF_HUB
-
-        handle = files_handle(VARIANT_OF_HUB[tier.model], tier.offload, tier.weights)
+        handle = files_handle(tier, tier.offload, tier.weights)
     else:
         handle = models.describe_published(
             tier.model, device="cuda", offload=tier.offload, weights=tier.weights
         )
     for name, target, strength in tier.loras:
-        handle = handle.with_lora(lora.LoraSpec(str(stand_in_loras()[name]), strength, target))
+        handle = handle.with_lora(lora.LoraSpec(str(stand_in_loras(tier)[name]), strength, target))
     return handle
 
 
-@functools.cache
-def stand_in_loras() -> dict[str, Path]:
-    """Header-only stand-ins for the LoRA files the tiers name (file name -> path)."""
-    from i2v_nodes.families.wan.stand_ins import write_lightx2v_loras
+def stand_in_loras(tier: Tier) -> dict[str, Path]:
+    """Header-only stand-ins for the LoRA files the tier names (file name -> path)."""
+    return _lora_stand_ins(tier.family, tier.name.rsplit("-", 1)[-1])
 
-    return {path.name: path for path in write_lightx2v_loras(Path(_stand_in_folder().name)).values()}
+
+@functools.cache
+def _lora_stand_ins(family: str, suffix: str) -> dict[str, Path]:
+    from i2v_nodes.families import registry
+
+    lora = next(lora for lora in registry.get(family).tiers.lora_tiers if lora.suffix == suffix)
+    return {path.name: path for path in lora.stand_ins(Path(_stand_in_folder().name)).values()}
 
 
 def step_tflop(handle: Any, shape: Any, guided: bool = True) -> float:
@@ -586,8 +380,8 @@ def _where_the_model_comes_from(tier: Tier) -> str:
             for slot, name in tier.files.items()
         )
         return (
-            f"The files ({listing}) are those ComfyUI's own Wan template downloads (from Comfy-Org's "
-            f"repackaged Wan repos on Hugging Face): if you have run it, you have them. `python -m "
+            f"The files ({listing}) are those {tier.declared.files_source}: if you have run it, you have "
+            f"them. `python -m "
             f"i2v_nodes plan {flags} {size}` says whether it fits your machine first"
             + (" (without the LoRAs)." if tier.loras else ".")
         )
@@ -750,7 +544,7 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     if tier.options:
         from i2v_nodes.families import registry
 
-        node = registry.for_hub_id(tier.model).spec.options_node
+        node = registry.get(tier.family).spec.options_node
         options = g.add(node, (420 + dx, 360), (320, 160), list(tier.options.values()))
         g.link(options, "options", sample, "options")
     for node in loras:
@@ -793,11 +587,12 @@ def readme_table(rows: list[tuple[Tier, dict[str, Any]]]) -> str:
 def _model_cell(tier: Tier) -> str:
     if not tier.files:
         return f"`{tier.model}`"
+    cell = "".join(lora.cell for lora in tier.declared.lora_tiers if tier.name.endswith(f"-{lora.suffix}"))
     return "ComfyUI's " + " + ".join(
         f"`{name.removesuffix('.safetensors')}`"
         for slot, name in tier.files.items()
         if slot.startswith("diffusion_model")
-    ) + (", each with its lightx2v 4-step LoRA" if tier.loras else "")
+    ) + cell
 
 
 def readme_with_table(table: str) -> str:

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from i2v_nodes import host
+from i2v_nodes.nodes import family_prose
 from i2v_nodes.nodes._common import CATEGORY, MODEL_TYPE, node_errors
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.loading.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 
 TIPS = {
-    "model": "tiny-*: built-in random-weight test models, one per model family (noise, no download). "
-             "Folders with model_index.json under models/i2v or models/diffusers appear by folder name. Hub "
-             "ids (Wan-AI/..., Lightricks/..., ali-vilab/i2vgen-xl) are the published models; see "
-             "allow_download. The family (I2VGen-XL, Wan 2.1/2.2, LTX-Video, LTX-2) is recognised from the "
-             "model's files.",
-    "precision": "Compute dtype. auto = the model's own on CUDA (bf16 for Wan and LTX, fp16 for I2VGen-XL, "
-                 "SVD and AnimateDiff); on a CPU bf16 where the CPU computes it natively (AVX512-BF16 or "
-                 "AMX: about 3x faster than fp32), else fp32 (fp16 on CPUs is 3-30x slower). fp32 gives the "
-                 "stock pipeline's fp32 output exactly. bf16 avoids fp16 overflow on Ampere and newer GPUs.",
     "vae_precision": "VAE dtype, separate from the rest. auto = fp32: video VAEs can overflow in fp16 and "
                      "give black frames (the pack then retries that decode in fp32 once). They are small, "
                      "so fp32 costs little.",
@@ -35,6 +27,23 @@ TIPS = {
 }
 
 
+def family_tips() -> dict[str, str]:
+    """The tooltips that list the families or their rules, made from the registry when the node is
+    described (a family registered later shows up too)."""
+    return {
+        "model": "tiny-*: built-in random-weight test models, one per model family (noise, no download). "
+                 "Folders with model_index.json under models/i2v or models/diffusers appear by folder name. "
+                 "Hub ids (Wan-AI/..., Lightricks/..., ali-vilab/i2vgen-xl) are the published models; see "
+                 f"allow_download. The family ({family_prose.families()}) is recognised from the model's "
+                 "files.",
+        "precision": "Compute dtype. auto = the model's own on CUDA "
+                     f"({family_prose.grouped(lambda rules: rules.default_precision)}); on a CPU bf16 where "
+                     "the CPU computes it natively (AVX512-BF16 or AMX: about 3x faster than fp32), else "
+                     "fp32 (fp16 on CPUs is 3-30x slower). fp32 gives the stock pipeline's fp32 output "
+                     "exactly. bf16 avoids fp16 overflow on Ampere and newer GPUs.",
+    }
+
+
 def how_to_run_inputs(tips: dict[str, str]) -> tuple[dict, dict]:
     """The loaders' shared inputs: how to run the model (required ones, then the optional ones)."""
     required = {
@@ -50,7 +59,7 @@ def how_to_run_inputs(tips: dict[str, str]) -> tuple[dict, dict]:
 
 class LoadI2VModel:
     DESCRIPTION = (
-        "Chooses an image-to-video model (Wan 2.1 / 2.2, LTX-Video, LTX-2, I2VGen-XL) and how to run it. "
+        f"Chooses an image-to-video model ({family_prose.families()}) and how to run it. "
         "Outputs a light handle: the weights load once per process, on first use, after VRAMGuard has "
         "checked that the run fits. The tiny-* models are built-in random-weight models for testing (their "
         "output is noise)."
@@ -63,10 +72,11 @@ class LoadI2VModel:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
-        required, optional = how_to_run_inputs(TIPS)
+        tip = {**TIPS, **family_tips()}
+        required, optional = how_to_run_inputs(tip)
         return {
             "required": {
-                "model": (models.list_model_names(host.model_dirs()), {"tooltip": TIPS["model"]}),
+                "model": (models.list_model_names(host.model_dirs()), {"tooltip": tip["model"]}),
                 **required,
             },
             "optional": optional,

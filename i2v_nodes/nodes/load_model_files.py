@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from i2v_nodes import host
 from i2v_nodes.errors import InputError
+from i2v_nodes.families import registry
 from i2v_nodes.families.contract.files import FILE_FOLDERS, file_folders
 from i2v_nodes.nodes._common import CATEGORY, MODEL_TYPE, node_errors
 from i2v_nodes.nodes.load_model import TIPS as LOAD_TIPS
+from i2v_nodes.nodes.load_model import family_tips as load_family_tips
 from i2v_nodes.nodes.load_model import how_to_run_inputs
 from i2v_nodes.runtime.loading import models
 
@@ -26,24 +28,27 @@ TIPS = {
     "ltxv-13b-0.9.7-dev or -distilled, ...) are recognised from the file itself, in bf16, fp16, fp8_e4m3fn "
     "or ComfyUI's fp8_scaled. fp8 files stay fp8 in memory (weights is then fp8 whatever is set). "
     "AnimateDiff (PIA): a Stable Diffusion 1.5 checkpoint (v1-5-pruned-emaonly or a fine-tune; fp32, fp16 "
-    "or bf16), with PIA's motion module in diffusion_model_2; SD 2.x and SDXL checkpoints are refused.",
+    "or bf16), with PIA's motion module in diffusion_model_2; SD 2.x and SDXL checkpoints are refused. "
+    "LTX-2: its checkpoint from models/checkpoints (ltx-2-19b-dev or -distilled, bf16 or fp8), which carries "
+    "the transformer, the text connectors, both VAEs and the vocoder.",
     "diffusion_model_2": "Wan 2.2 A14B: the low-noise expert (..._low_noise_...). AnimateDiff: PIA's motion "
     "module, from models/animatediff_models (AnimateDiff-Evolved's folder) as a safetensors file; PIA's "
     "released pia.ckpt is a pickle, which is never loaded: convert it to .safetensors first. Plain "
     "AnimateDiff motion modules (mm_sd_v15_v2, v3, ...) have no image input and are refused. none for every "
     "single-transformer model. Swapped experts are recognised and refused.",
-    "text_encoder": "The text encoder file, from models/text_encoders: umt5_xxl (fp8_e4m3fn_scaled, bf16 or "
-    "fp16) for Wan, carrying its tokenizer (a file without one needs text_encoders/umt5-xxl/tokenizer.json, "
-    "or allow_download); t5xxl_fp16 (or an fp8 form) for LTX-Video, whose tokenizer goes in "
-    "text_encoders/t5-v1_1-xxl/ (or allow_download). none for an SD 1.5 checkpoint, which carries its CLIP "
-    "text encoder but no tokenizer: the CLIP tokenizer files go in text_encoders/clip-vit-large-patch14/ "
-    "(inside ComfyUI its own bundled SD 1.5 tokenizer is used), or allow_download.",
+    "text_encoder": "The text encoder file, from models/text_encoders: gemma_3_12B_it for LTX-2 (it carries "
+    "its tokenizer); umt5_xxl (fp8_e4m3fn_scaled, bf16 or fp16) for Wan, carrying its tokenizer (a file "
+    "without one needs text_encoders/umt5-xxl/tokenizer.json, or allow_download); t5xxl_fp16 (or an fp8 "
+    "form) for LTX-Video, whose tokenizer goes in text_encoders/t5-v1_1-xxl/ (or allow_download). none "
+    "for an SD 1.5 checkpoint, which carries its CLIP text encoder but no tokenizer: the CLIP tokenizer "
+    "files go in text_encoders/clip-vit-large-patch14/ (inside ComfyUI its own bundled SD 1.5 tokenizer is "
+    "used), or allow_download.",
     "vae": "The VAE file, from models/vae: wan_2.1_vae for Wan 2.1 and Wan 2.2 A14B, wan2.2_vae for TI2V-5B; "
     "none for an LTX-Video or SD 1.5 checkpoint, which carries its own (or an SD 1.5 VAE such as "
     "vae-ft-mse-840000 to replace it). A VAE that does not fit the model is refused before anything loads.",
     "clip_vision": "Wan 2.1 I2V only: the CLIP vision file from models/clip_vision (clip_vision_h). none for "
     "Wan 2.2, which uses none.",
-    **{name: LOAD_TIPS[name] for name in ("precision", "vae_precision", "device", "offload", "weights")},
+    **{name: LOAD_TIPS[name] for name in ("vae_precision", "device", "offload", "weights")},
     "allow_download": "Only used when the text encoder file (or checkpoint) carries no tokenizer and none is "
     "in its folder: let the tokenizer (UMT5's, T5's or CLIP's, a few MB) download from the hub. The weights "
     "always come from the files.",
@@ -52,9 +57,9 @@ TIPS = {
 
 class LoadI2VModelFiles:
     DESCRIPTION = (
-        "Loads an image-to-video model from ComfyUI's own single files (the ones ComfyUI's Wan templates "
-        "download, LTX-Video checkpoints with the T5 text encoder, SD 1.5 checkpoints with PIA's motion "
-        "module), in ComfyUI's model folders. What "
+        "Loads an image-to-video model from ComfyUI's own single files, in ComfyUI's model folders ("
+        + "; ".join(f"{family.title}: {family.files.description}" for family in registry.file_readers())
+        + "). What "
         "each file is, and whether the files fit together, is read from their headers before anything "
         "loads. Outputs the same light handle as Load Image-to-Video Model: the weights load once per "
         "process, on first use, after VRAMGuard."
@@ -75,7 +80,7 @@ class LoadI2VModelFiles:
             files[slot] = ([NONE, *files[slot][0]], {**files[slot][1], "default": NONE})
         for slot in FILE_OR_NONE_SLOTS:
             files[slot] = ([*files[slot][0], NONE], files[slot][1])
-        required, optional = how_to_run_inputs(TIPS)
+        required, optional = how_to_run_inputs({**TIPS, "precision": load_family_tips()["precision"]})
         return {"required": {**files, **required}, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def load(

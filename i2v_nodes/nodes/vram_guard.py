@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from i2v_nodes import host
+from i2v_nodes.nodes import family_prose
 from i2v_nodes.nodes._common import CATEGORY, FRAMES_OPTIONS, MODEL_TYPE, SIZE_OPTIONS, node_errors
 from i2v_nodes.runtime import memory, sampling
 from i2v_nodes.runtime.memory import guard
 
 TIPS = {
     "model": "The model handle from LoadI2VModel; nothing is loaded until I2VSample runs.",
-    "width": "Output width in pixels, a multiple of the model's step (8 for I2VGen-XL, 16 for Wan, 32 "
-             "for Wan 2.2 5B). Memory grows with width x height.",
     "height": "Output height in pixels, a multiple of the model's step, like width.",
-    "num_frames": "Frames per clip, within the model's rule: I2VGen-XL any count (trained on 16), Wan 4k+1 "
-                  "(81 trained, 121 for the 5B). More costs memory about linearly; motion may drift past the "
-                  "trained length.",
     "batch_size": "Clips per input image (seeds seed, seed+1, ...).",
     "policy": "error: stop before work if it does not fit, with advice. adapt: change memory options until "
               "it fits (reported). off: estimate and report only.",
     "headroom": "Fraction of the device's total memory (and of system RAM) kept free for other programs and "
                 "estimate error. 0.10 = 10%.",
 }
+
+
+def family_tips() -> dict[str, str]:
+    """The tooltips that list the families' rules, made from the registry when the node is described
+    (a family registered later shows up too). I2VSample's width and num_frames say the same rules."""
+    return {
+        "width": "Output width in pixels, a multiple of the model's step "
+                 f"({family_prose.grouped(lambda r: r.size_multiple)}). Memory grows with width x height.",
+        "num_frames": f"Frames per clip, within the model's rule: {family_prose.frame_rules()}. More costs "
+                      "memory about linearly; motion may drift past the trained length.",
+    }
 
 
 class VRAMGuard:
@@ -47,17 +54,18 @@ class VRAMGuard:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
+        tip = {**TIPS, **family_tips()}
         return {
             "required": {
-                "model": (MODEL_TYPE, {"tooltip": TIPS["model"]}),
-                "width": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["width"]}),
-                "height": ("INT", {**SIZE_OPTIONS, "tooltip": TIPS["height"]}),
-                "num_frames": ("INT", {**FRAMES_OPTIONS, "tooltip": TIPS["num_frames"]}),
+                "model": (MODEL_TYPE, {"tooltip": tip["model"]}),
+                "width": ("INT", {**SIZE_OPTIONS, "tooltip": tip["width"]}),
+                "height": ("INT", {**SIZE_OPTIONS, "tooltip": tip["height"]}),
+                "num_frames": ("INT", {**FRAMES_OPTIONS, "tooltip": tip["num_frames"]}),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": sampling.MAX_BATCH,
-                                       "tooltip": TIPS["batch_size"]}),
-                "policy": (guard.POLICIES, {"default": "error", "tooltip": TIPS["policy"]}),
+                                       "tooltip": tip["batch_size"]}),
+                "policy": (guard.POLICIES, {"default": "error", "tooltip": tip["policy"]}),
                 "headroom": ("FLOAT", {"default": 0.10, "min": 0.0, "max": 0.9, "step": 0.01,
-                                       "tooltip": TIPS["headroom"]}),
+                                       "tooltip": tip["headroom"]}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }

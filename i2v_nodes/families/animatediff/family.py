@@ -55,6 +55,7 @@ from i2v_nodes.families.animatediff.spec import (
     SPEC,
     AnimateDiffSettings,
 )
+from i2v_nodes.families.animatediff.tiers import TIERS
 from i2v_nodes.families.animatediff.traces import AnimateDiffTraces
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import LoadSpec, SingleFiles
@@ -79,6 +80,7 @@ FILES = SingleFiles(
 class AnimateDiffFamily(Family):
     spec = SPEC
     traces = AnimateDiffTraces()
+    tiers = TIERS
     files = FILES
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],

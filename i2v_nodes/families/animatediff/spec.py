@@ -59,6 +59,7 @@ OPTION_INPUTS = {
 SPEC = FamilySpec(
     name="animatediff",
     title="AnimateDiff",
+    long_title="AnimateDiff (PIA)",
     pipeline_classes=("PIAPipeline",),
     rules={PIA: RULES},
     roles={PIA: ROLES},

@@ -3,7 +3,8 @@
 A family is a package (:mod:`i2v_nodes.families`) with one :class:`Family` subclass, ``<Name>Family``.
 What the family *is* lives in its :class:`~.spec.FamilySpec` (rules, roles, published and tiny
 models, options, flags); how its memory is measured in a :class:`~.traces.MemoryTraces`; how it
-reads ComfyUI's single files in a :class:`~.files.SingleFiles` (or none). The class itself says
+reads ComfyUI's single files in a :class:`~.files.SingleFiles` (or none); the tier workflows it
+ships in a :class:`~.tiers.Tiers`. The class itself says
 what the family *does*, in a handful of methods: recognise a pipeline folder, build a pipeline,
 and run the stock pipeline (prompt, noise, denoise, decode) and the oracle.
 
@@ -36,6 +37,7 @@ from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.files import LoadSpec, SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
 from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
+from i2v_nodes.families.contract.tiers import Tiers
 from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.toolkit.meta import config_json, numel
 
@@ -62,6 +64,7 @@ class Family(abc.ABC):
     spec: FamilySpec
     traces: MemoryTraces
     files: SingleFiles | None = None  # how it reads ComfyUI's single files; None: it reads none
+    tiers: Tiers | None = None  # the tier workflows it ships; None: none
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.name!r}>"

@@ -65,9 +65,12 @@ class FamilySpec:
 
     name: str  # e.g. "wan": the registry's key
     title: str  # how people write it, e.g. "LTX-Video" (node names, messages)
+    long_title: str  # what it is in a list of families, e.g. "Wan 2.1 / 2.2" (node descriptions, docs)
     pipeline_classes: tuple[str, ...]  # model_index.json ``_class_name`` values it reads
     rules: Mapping[str, Rules]  # variant -> its sizes, frames and defaults
     roles: Mapping[str, Roles]  # variant -> which component plays which part
+    # variant -> how people write it, e.g. "Wan 2.2 TI2V-5B" (tooltips that list the variants' rules)
+    variant_titles: Mapping[str, str] = field(default_factory=dict)
     # published model (hub id) -> its variant, and -> its component configs (enough to count its
     # parameters and trace it, no download); built-in tiny model name -> its component configs
     hub_variants: Mapping[str, str] = field(default_factory=dict)

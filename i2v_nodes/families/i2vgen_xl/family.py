@@ -27,6 +27,7 @@ from i2v_nodes.families.contract.files import LoadSpec
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
 from i2v_nodes.families.i2vgen_xl import components
 from i2v_nodes.families.i2vgen_xl.spec import ROLES, SPEC, VARIANT
+from i2v_nodes.families.i2vgen_xl.tiers import TIERS
 from i2v_nodes.families.i2vgen_xl.traces import I2VGenXLTraces
 from i2v_nodes.families.toolkit.calls import common_arguments
 from i2v_nodes.families.toolkit.frames import bridge_vae_dtype, video_to_frames
@@ -40,6 +41,7 @@ IMAGE_LATENT_SEED = 0
 class I2VGenXLFamily(Family):
     spec = SPEC
     traces = I2VGenXLTraces()
+    tiers = TIERS
 
     def variant_of(self, index, configs, source="") -> str | None:
         return VARIANT if index.get("_class_name") in self.spec.pipeline_classes else None

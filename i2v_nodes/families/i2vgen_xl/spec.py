@@ -31,6 +31,7 @@ ROLES = Roles(denoisers=("unet",), encoders=("text_encoder", "image_encoder"))
 SPEC = FamilySpec(
     name="i2vgen-xl",
     title="I2VGen-XL",
+    long_title="I2VGen-XL",
     pipeline_classes=("I2VGenXLPipeline",),
     rules={VARIANT: RULES},
     roles={VARIANT: ROLES},

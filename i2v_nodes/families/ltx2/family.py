@@ -46,6 +46,7 @@ from i2v_nodes.families.ltx2.configs import (
     LTX2Settings,
 )
 from i2v_nodes.families.ltx2.spec import LTX2, RULES, SPEC, TEXT_TOKENS
+from i2v_nodes.families.ltx2.tiers import TIERS
 from i2v_nodes.families.ltx2.traces import LTX2Traces
 from i2v_nodes.families.toolkit.frames import bridge_vae_encoder, video_to_frames
 
@@ -65,6 +66,7 @@ FILES = SingleFiles(
 class LTX2Family(Family):
     spec = SPEC
     traces = LTX2Traces()
+    tiers = TIERS
     files = FILES
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],

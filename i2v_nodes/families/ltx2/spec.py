@@ -29,6 +29,7 @@ OPTION_INPUTS = {
 SPEC = FamilySpec(
     name="ltx2",
     title="LTX-2",
+    long_title="LTX-2 (with sound)",
     pipeline_classes=("LTX2ImageToVideoPipeline", "LTX2Pipeline"),
     rules=RULES,
     roles=ROLES,

@@ -47,6 +47,7 @@ from i2v_nodes.families.ltx_video.spec import (
     TEXT_TOKENS,
     LTXVideoSettings,
 )
+from i2v_nodes.families.ltx_video.tiers import TIERS
 from i2v_nodes.families.ltx_video.traces import LTXVideoTraces
 from i2v_nodes.families.toolkit.frames import bridge_vae_encoder, video_to_frames
 
@@ -64,6 +65,7 @@ FILES = SingleFiles(
 class LTXVideoFamily(Family):
     spec = SPEC
     traces = LTXVideoTraces()
+    tiers = TIERS
     files = FILES
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],

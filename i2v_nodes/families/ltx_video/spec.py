@@ -34,10 +34,10 @@ _DEV_RULES = Rules(
     default_negative=NEGATIVE,
     chunked_decode=False,
 )
-RULES = {
-    LEGACY: dataclasses.replace(_DEV_RULES, default_steps=50),
+RULES = {  # the main variant first: lists of the families' rules name it by the family's title
     DEV: _DEV_RULES,
     DISTILLED: dataclasses.replace(_DEV_RULES, default_steps=len(DISTILLED_TIMESTEPS), default_guidance=1.0),
+    LEGACY: dataclasses.replace(_DEV_RULES, default_steps=50),
 }
 ROLES = Roles(denoisers=("transformer",), encoders=("text_encoder",))
 CONDITION = "LTXConditionPipeline"
@@ -92,9 +92,11 @@ OPTION_INPUTS = {
 SPEC = FamilySpec(
     name="ltx-video",
     title="LTX-Video",
+    long_title="LTX-Video",
     pipeline_classes=("LTXPipeline", "LTXImageToVideoPipeline", CONDITION),
     rules=RULES,
     roles={variant: ROLES for variant in RULES},
+    variant_titles={DEV: "LTX-Video 0.9.5+", DISTILLED: "distilled LTX-Video", LEGACY: "LTX-Video 0.9.1"},
     hub_variants=VARIANT_OF_HUB,
     published=PUBLISHED,
     tiny=TINY,

@@ -41,6 +41,7 @@ from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StepCancelled
 from i2v_nodes.families.svd import components
 from i2v_nodes.families.svd.configs import SVD, SVD_XT, XT_FRAMES
 from i2v_nodes.families.svd.spec import OPTION_INPUTS, OWN, ROLES, SPEC, SVDSettings
+from i2v_nodes.families.svd.tiers import TIERS
 from i2v_nodes.families.svd.traces import SVDTraces
 from i2v_nodes.families.toolkit.frames import video_to_frames
 
@@ -48,6 +49,7 @@ from i2v_nodes.families.toolkit.frames import video_to_frames
 class SVDFamily(Family):
     spec = SPEC
     traces = SVDTraces()
+    tiers = TIERS
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

@@ -39,6 +39,7 @@ from i2v_nodes.families.wan.spec import (
     WAN21,
     WanSettings,
 )
+from i2v_nodes.families.wan.tiers import TIERS
 from i2v_nodes.families.wan.traces import WanTraces
 
 FILES = SingleFiles(
@@ -54,6 +55,7 @@ FILES = SingleFiles(
 class WanFamily(Family):
     spec = SPEC
     traces = WanTraces()
+    tiers = TIERS
     files = FILES
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
