@@ -141,9 +141,9 @@ def test_workflows_saved_by_the_first_release_still_run(host, name, session_dirs
 
 
 def test_notes_and_api_copies_are_up_to_date(session_dirs):
-    """The Notes and the README table quote the estimator; a change to it (or to a node) must be
-    rebuilt into the files (``python workflows/build.py``). Run in this process, so it shares the
-    memory traces the tests above already made."""
+    """The Notes and the tier table in docs/tiers.md quote the estimator; a change to it (or to a node)
+    must be rebuilt into the files (``python workflows/build.py``). Run in this process, so it shares
+    the memory traces the tests above already made."""
     spec = importlib.util.spec_from_file_location("workflows_build", REPO / "workflows" / "build.py")
     build = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = build  # its dataclasses look their module up there
