@@ -48,7 +48,8 @@ def test_the_tier_chart_matches_the_planner():
     committed = CHART.read_text(encoding="utf-8")
     if drawn != committed:
         old, new = committed.splitlines(), drawn.splitlines()
-        line = next((i for i, pair in enumerate(zip(old, new)) if pair[0] != pair[1]), min(len(old), len(new)))
+        differ = (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b)
+        line = next(differ, min(len(old), len(new)))
         pytest.fail("docs/pictures/tiers.svg no longer matches the tier workflows and the planner: run "
                     f"`python docs/pictures/tier_chart.py`. First difference at line {line + 1}:\n"
                     f"committed: {old[line] if line < len(old) else '(end)'}\n"
