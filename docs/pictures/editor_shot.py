@@ -11,7 +11,8 @@ caption says so), it is run, and the screenshot is taken once the video preview 
         [--out docs/pictures/editor.png] [--chromium /usr/bin/chromium]
 
 Needs Chromium (Debian's ``chromium``) and the editor (``pip install i2v-nodes[ui]``); exits 2
-without them. About a minute of two CPUs.
+without them. Wan's default negative prompt is Chinese: without a CJK font (e.g. Debian's
+``fonts-wqy-zenhei``) Chromium draws it as boxes. About a minute of two CPUs.
 """
 
 from __future__ import annotations
