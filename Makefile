@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.10+:
-#   make demo   - set up, run the preview workflow on the built-in tiny model (writes an mp4), then say
-#                 which tier of each model family this machine can run
+#   make demo   - set up, run a Wan 2.2 tier workflow and an LTX-2 one (with sound) on the built-in tiny
+#                 models (each writes an mp4), then say which tier of each model family this machine can run
 #   make test   - set up, then run the test suite
 # TORCH_SPEC picks the torch build when the venv has none (e.g. a CUDA build's index URL args).
 
@@ -25,10 +25,19 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
-# The preview tier on the example image with the built-in tiny model: writes output/i2v/preview_*.mp4.
+# Two tier workflows on the example image, each on its model's built-in tiny twin, scaled down to run on a
+# CPU in seconds: Wan 2.2 A14B (output/demo/wan2.2-a14b_*.mp4) and LTX-2, whose video has its own sound
+# (output/demo/ltx2-with-sound_*.mp4). Random weights: the videos are noise, the plumbing is real.
+DEMO_RUN = $(PY) -m host_stub run --packs . --input-dir examples --output-dir output --models-dir models \
+	--set LoadI2VModel.offload=none --set LoadI2VModel.weights=default --set I2VSample.steps=4
+
 demo: setup
-	$(PY) -m host_stub run workflows/i2v-preview.json --packs . --input-dir examples --output-dir output \
-		--models-dir models --set LoadI2VModel.model=tiny-i2vgen-xl
+	$(DEMO_RUN) workflows/wan-24gb.json --set LoadI2VModel.model=tiny-wan2.2-i2v-a14b \
+		--set VRAMGuard.width=96 --set VRAMGuard.height=64 --set VRAMGuard.num_frames=17 \
+		--set EncodeVideo.filename_prefix=demo/wan2.2-a14b
+	$(DEMO_RUN) workflows/ltx2-24gb.json --set LoadI2VModel.model=tiny-ltx2 \
+		--set VRAMGuard.width=96 --set VRAMGuard.height=64 --set VRAMGuard.num_frames=25 \
+		--set EncodeVideo.filename_prefix=demo/ltx2-with-sound
 	$(PY) -m i2v_nodes tiers workflows/api
 
 bench: setup

@@ -93,8 +93,8 @@ class Server:
 
 
 class Serve(Server):
-    def __init__(self, work: Path, models: Path, front_end_root: str | None):
-        command = [sys.executable, "-m", "host_stub", "serve", "--port", "0", "--cpu", "--packs", str(REPO),
+    def __init__(self, work: Path, models: Path, front_end_root: str | None, packs: Path = REPO):
+        command = [sys.executable, "-m", "host_stub", "serve", "--port", "0", "--cpu", "--packs", str(packs),
                    "--models-dir", str(models), "--input-dir", str(work / "input"),
                    "--output-dir", str(work / "output"), "--user-directory", str(work / "user")]
         if front_end_root:
@@ -309,7 +309,8 @@ VIDEO = """() => {
 
 DIALOG_TEXT = "[...document.querySelectorAll('.p-dialog')].map(d => d.innerText.trim()).join('\\n') || null"
 DIALOG_CLOSE = ".p-dialog .p-dialog-close-button"
-RUN_BUTTON = '[data-testid="queue-button"] button'
+# The Run button: inside the queue-button element in older editors, the element itself in 1.58.
+RUN_BUTTON = '[data-testid="queue-button"] button, button[data-testid="queue-button"]'
 
 
 def call(function: str, *args: Any) -> str:

@@ -5,10 +5,10 @@ ffmpeg CLI, P4 host_stub on a 200-node graph (first run and cached), P5 a batch 
 calls, P6 pack vs plain diffusers on each tiny Wan model, P7 the planner's time for the published
 Wan 2.2 A14B. With CUDA, also the tiers at full size (random weights) beside the stock pipeline.
 
-    python bench/run.py [--quick] [--readme] [--no-tiers]
+    python bench/run.py [--quick] [--docs] [--no-tiers]
 
-Results go to bench/results/<date>-<device>.json and .md; --readme replaces the table between the
-README's bench markers with this run's.
+Results go to bench/results/<date>-<device>.json and .md; --docs replaces the table between the
+bench markers of docs/benchmarks.md with this run's.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
+BENCH_DOC = REPO / "docs" / "benchmarks.md"  # holds the latest table between these markers
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -113,17 +114,17 @@ def _encode_figure(result: dict) -> str:
     return f"{result['ratio']:.3f} ({result['ours_s']:.2f} s vs {result['ffmpeg_cli_s']:.2f} s)"
 
 
-def update_readme(text: str) -> None:
-    readme = REPO / "README.md"
-    content = readme.read_text(encoding="utf-8")
+def update_doc(text: str) -> None:
+    content = BENCH_DOC.read_text(encoding="utf-8")
     start, end = content.index(MARK_START) + len(MARK_START), content.index(MARK_END)
-    readme.write_text(content[:start] + "\n" + text + content[end:], encoding="utf-8")
+    BENCH_DOC.write_text(content[:start] + "\n" + text + content[end:], encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--readme", action="store_true", help="put the table into README.md")
+    parser.add_argument("--docs", "--readme", action="store_true", dest="docs",
+                        help="put the table into docs/benchmarks.md")
     parser.add_argument("--no-tiers", action="store_true", help="skip the full-size tiers even with CUDA")
     args = parser.parse_args()
     results = collect(args.quick, not args.no_tiers)
@@ -135,8 +136,8 @@ def main() -> None:
     (out / f"{stem}.md").write_text(text, encoding="utf-8")
     print(text)
     print(f"written: bench/results/{stem}.json, .md")
-    if args.readme:
-        update_readme(text)
+    if args.docs:
+        update_doc(text)
 
 
 if __name__ == "__main__":

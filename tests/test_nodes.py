@@ -211,15 +211,14 @@ def test_model_errors_reach_the_user_as_errors_of_the_model_input(session_dirs, 
     assert caught.value.input_name == "model"
 
 
-def test_readme_documents_every_node_and_input(session_dirs):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    reference = readme[readme.index("## Nodes"):readme.index("## Headless")]
+def test_node_reference_documents_every_node_and_input(session_dirs):
+    reference = (REPO / "docs" / "nodes.md").read_text(encoding="utf-8")
     for name, cls in NODE_CLASS_MAPPINGS.items():
-        section = reference[reference.index(f"### {name}"):]
-        section = section[:section.find("\n### ", 4) if "\n### " in section[4:] else len(section)]
+        section = reference[reference.index(f"\n## {name}"):]
+        section = section[:section.find("\n## ", 4) if "\n## " in section[4:] else len(section)]
         spec = cls.INPUT_TYPES()
         for input_name in [*spec["required"], *spec.get("optional", {})]:
-            assert f"`{input_name}`" in section, f"README's {name} section does not mention {input_name}"
+            assert f"`{input_name}`" in section, f"docs/nodes.md: {name} does not mention {input_name}"
 
 
 def test_guidance_off_reuses_the_guards_plan_without_a_false_warning(session_dirs, still_image, caplog):

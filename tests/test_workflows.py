@@ -12,31 +12,16 @@ from pathlib import Path
 import pytest
 
 from host_stub import Host
-from i2v_nodes.families.contract.files import FILE_SLOTS
 from i2v_nodes.families.wan import stand_ins as stand_ins
 from i2v_nodes.families.wan.configs import TINY as TINY_CONFIGS
-from i2v_nodes.families.wan.configs import VARIANT_OF_HUB
-from i2v_nodes.runtime import memory
-from i2v_nodes.runtime.loading import lora, models
-from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.output import video
 from tests.test_audio import probe_audio
+from workflows import tier_plan
+from workflows.tier_plan import HUB_OF_TEMPLATE, MACHINES
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-# card GiB, system RAM GiB the tier is sized for
-MACHINES = {"i2v-preview": (8, 16), "i2v-12gb": (12, 16), "i2v-24gb": (24, 32), "i2v-40gb": (40, 32),
-            "wan-12gb": (12, 32), "wan-16gb": (16, 64), "wan-24gb": (24, 64), "wan-48gb": (48, 128),
-            "wan-80gb": (80, 128)}
-MACHINES.update({f"{name}-files": machine for name, machine in MACHINES.items() if name.startswith("wan-")})
-MACHINES.update({f"{family}-{name.removeprefix('wan-')}": machine for name, machine in MACHINES.items()
-                 for family in ("ltx-video", "ltx2", "svd", "animatediff")
-                 if name.startswith("wan-") and not name.endswith("-files")})
-MACHINES.pop("ltx2-12gb")  # LTX-2 fits no 12 GB card with 32 GB of RAM
-# ComfyUI's 4-step lightx2v setup, on each tier whose files are Wan 2.2 A14B's (not the 12 GB card's 5B)
-MACHINES.update({f"wan-{gb}gb-files-lightx2v": MACHINES[f"wan-{gb}gb"] for gb in (16, 24, 48, 80)})
-HUB_OF_TEMPLATE = {files["diffusion_model"]: stand_ins.HUB_OF_VARIANT[variant]
-                   for variant, files in stand_ins.TEMPLATE_FILES.items()}
 # Each published model's tiny twin (same variant), at a small size that keeps its family's rules.
 TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
         "Wan-AI/Wan2.2-I2V-A14B-Diffusers": ("tiny-wan2.2-i2v-a14b", 64, 48, 9),
@@ -135,27 +120,7 @@ def test_tier_fits_its_card_at_full_settings(path, stand_in_dir):
     """VRAMGuard's plan for the published model, at the workflow's own settings, on the tier's card."""
     api = load(REPO / "workflows" / "api" / path.name)
     settings = next(n["inputs"] for n in api.values() if n["class_type"] == "VRAMGuard")
-    node = next(n for n in api.values() if n["class_type"].startswith("LoadI2VModel"))
-    loader = node["inputs"]
-    if node["class_type"] == "LoadI2VModel":
-        handle = models.describe_published(loader["model"], device="cuda", offload=loader["offload"],
-                                           weights=loader["weights"])
-    else:  # ComfyUI's files, sized from the stand-ins' headers (the published shapes and formats)
-        variant = VARIANT_OF_HUB[HUB_OF_TEMPLATE[loader["diffusion_model"]]]
-        paths = stand_ins.write_template_files(stand_in_dir, variant)
-        assert {slot: p.name for slot, p in paths.items()} == {
-            slot: name for slot, name in loader.items() if slot in FILE_SLOTS and name != "none"}
-        handle = models.handle_for_files(paths, device="cuda", offload=loader["offload"],
-                                         weights=loader["weights"])
-    published = {p.name: p for p in stand_ins.write_lightx2v_loras(stand_in_dir).values()}  # header-only
-    for node in (n["inputs"] for n in api.values() if n["class_type"] == "I2VLoRA"):
-        handle = handle.with_lora(lora.LoraSpec(str(published[node["lora_name"]]), node["strength"],
-                                                node["target"]))
-    card, ram = (gib * 2**30 for gib in MACHINES[path.stem])
-    shape = memory.RunShape(settings["width"], settings["height"], settings["num_frames"],
-                            settings["batch_size"])
-    budget = guard.Budget(card, card, settings["headroom"], ram_free=ram, ram_total=ram)
-    plan = guard.plan_run(handle, shape, settings["policy"], budget)  # raises if it does not fit
+    plan = tier_plan.plan_tier(api, path.stem, stand_in_dir)  # raises if it does not fit
     assert settings["policy"] in ("error", "adapt") and plan.fits
     assert not plan.changes or set(plan.changes) == {"VAE tiling on"}  # adapt only adds what the Note says
 
@@ -176,9 +141,9 @@ def test_workflows_saved_by_the_first_release_still_run(host, name, session_dirs
 
 
 def test_notes_and_api_copies_are_up_to_date(session_dirs):
-    """The Notes and the README table quote the estimator; a change to it (or to a node) must be
-    rebuilt into the files (``python workflows/build.py``). Run in this process, so it shares the
-    memory traces the tests above already made."""
+    """The Notes and the tier table in docs/tiers.md quote the estimator; a change to it (or to a node)
+    must be rebuilt into the files (``python workflows/build.py``). Run in this process, so it shares
+    the memory traces the tests above already made."""
     spec = importlib.util.spec_from_file_location("workflows_build", REPO / "workflows" / "build.py")
     build = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = build  # its dataclasses look their module up there

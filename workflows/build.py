@@ -1,4 +1,4 @@
-"""Builds the tier workflows (UI format), their API-format copies and the README's tier table.
+"""Builds the tier workflows (UI format), their API-format copies and the tier table in docs/tiers.md.
 
 The tiers are data each family declares (its ``tiers``, a :class:`Tiers`): presets set by hand (as
 I2VGen-XL's, from the seed article's table), or candidate runs from which the planner picks, per
@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 EXAMPLE_IMAGE = "i2v-example.png"
 PROMPT = "waves rolling onto the beach at sunset, a sailboat drifting slowly, clouds moving"
 GiB = 2**30
-README_START, README_END = "<!-- tiers:start -->", "<!-- tiers:end -->"
+TABLE_DOC = REPO / "docs" / "tiers.md"  # holds the tier table between these markers
+TABLE_START, TABLE_END = "<!-- tiers:start -->", "<!-- tiers:end -->"
 
 
 @dataclass(frozen=True)
@@ -563,10 +564,10 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     return g.to_json()
 
 
-# --- the README's tier table -------------------------------------------------------------------------
+# --- the tier table in docs/tiers.md -----------------------------------------------------------------
 
 
-def readme_table(rows: list[tuple[Tier, dict[str, Any]]]) -> str:
+def tier_table(rows: list[tuple[Tier, dict[str, Any]]]) -> str:
     lines = [
         "| workflow | card (RAM) | model | size | frames | steps | fps | guidance | memory options | "
         "VRAMGuard: GPU / RAM |",
@@ -595,10 +596,10 @@ def _model_cell(tier: Tier) -> str:
     ) + cell
 
 
-def readme_with_table(table: str) -> str:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
-    return readme[:start] + "\n" + table + "\n" + readme[end:]
+def doc_with_table(table: str) -> str:
+    doc = TABLE_DOC.read_text(encoding="utf-8")
+    start, end = doc.index(TABLE_START) + len(TABLE_START), doc.index(TABLE_END)
+    return doc[:start] + "\n" + table + "\n" + doc[end:]
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -622,7 +623,7 @@ def build() -> dict[Path, str]:
         ui = tier_workflow(tier, object_info, figures)
         files[HERE / f"{tier.name}.json"] = render(ui)
         files[HERE / "api" / f"{tier.name}.json"] = render(host.convert(ui))
-    files[REPO / "README.md"] = readme_with_table(readme_table(rows))
+    files[TABLE_DOC] = doc_with_table(tier_table(rows))
     return files
 
 

@@ -22,15 +22,25 @@ REGISTERED: tuple[Family, ...] = (I2VGEN_XL, WAN, LTX_VIDEO, LTX2, SVD, ANIMATED
 
 
 def register(family: Family) -> None:
-    """Add a family after the built-in ones (a plugin, or a test's own family). Its name must be new."""
+    """Add a family after the built-in ones (a plugin, or a test's own family).
+
+    Its name, tiny models and published models must be new: the first family to claim one would
+    otherwise win silently. Register before ``i2v_nodes.nodes`` is imported for its options node and
+    the node descriptions to include it (the input tooltips are made when a node is described).
+    """
     global REGISTERED
-    if any(known.name == family.name for known in REGISTERED):
-        raise ValueError(f"a family named {family.name!r} is registered already")
+    for known in REGISTERED:
+        clash = ({known.name} & {family.name} or set(known.spec.tiny) & set(family.spec.tiny)
+                 or set(known.spec.hub_variants) & set(family.spec.hub_variants))
+        if clash:
+            taken = ", ".join(sorted(clash))
+            raise ValueError(f"{family.name}: {taken} is the {known.name} family's already")
     REGISTERED = (*REGISTERED, family)
 
 
 def unregister(family: Family) -> None:
-    """Remove a family :func:`register` added."""
+    """Remove a family :func:`register` added. Pipelines of its models stay in a model cache until it
+    is unloaded."""
     global REGISTERED
     REGISTERED = tuple(known for known in REGISTERED if known is not family)
 

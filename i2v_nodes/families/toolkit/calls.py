@@ -11,7 +11,8 @@ from typing import Any
 
 def common_arguments(call: Any) -> dict[str, Any]:
     """``image``, ``latents``, size, frames, steps and guidance of a run (a ``DenoiseJob`` or a
-    ``StockRun``), as the stock pipelines name them."""
+    ``StockRun``), as the stock pipelines name them. The latents go as the contract lays them out,
+    ``[clips, C, frames, h, w]``: a pipeline that keeps frames before channels needs them permuted."""
     return {
         "image": call.image,
         "latents": call.latents,

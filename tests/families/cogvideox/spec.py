@@ -9,8 +9,10 @@ VARIANT = "cogvideox"
 PIPELINE = "CogVideoXImageToVideoPipeline"
 TEXT_TOKENS = 226  # max_sequence_length: prompts are padded to it (the transformer's max_text_seq_length)
 
-# CogVideoX-5B-I2V: 720x480 (its learned positional embeddings are for that size alone), 49 frames (13
-# latent frames: 4x temporal compression), 8x spatial compression and patches of 2 (sizes multiples of 16).
+# CogVideoX-5B-I2V: 720x480, 49 frames (13 latent frames: 4x temporal compression), 8x spatial compression
+# and patches of 2 (sizes multiples of 16). Its learned positional embeddings are for exactly that: diffusers
+# refuses another size and swaps in sin-cos embeddings at another frame count. Rules cannot say "this size
+# only", and the tiny model (same variant, no learned embeddings) must run the contract's small sizes.
 RULES = Rules(
     size_multiple=16,
     vae_spatial=8,
