@@ -2,6 +2,7 @@
 
 - a family package imports only itself, the family contract, the shared toolkit and the errors;
 - nothing outside the families imports a family package, except the registry;
+- the engine (``runtime``) imports no node, no host module and not the command line;
 - the contract and the toolkit import no family, the toolkit not even the contract;
 - nothing in the pack is imported by a built string, and its imports make no circle;
 - no file over 400 lines, no function over 60 (nested functions counted in their parent), in the
@@ -108,6 +109,15 @@ def test_the_contract_and_the_toolkit_import_no_family_and_the_toolkit_not_the_c
                     inside = inside or in_shared(target, shared) or target == tracer
                 if not inside:
                     wrong.append(f"{path.relative_to(REPO)}:{line} imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_engine_knows_no_host_and_no_node():
+    engine = f"{PACK}.runtime"
+    outside = (f"{PACK}.nodes", f"{PACK}.host", f"{PACK}.cli")
+    wrong = [f"{path.relative_to(REPO)}:{line} imports {target}"
+             for name, path in PACK_MODULES.items() if in_shared(name, engine)
+             for target, line in imports(name, path) if any(in_shared(target, room) for room in outside)]
     assert not wrong, "\n".join(wrong)
 
 

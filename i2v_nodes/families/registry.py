@@ -34,7 +34,7 @@ def register(family: Family) -> None:
                  or set(known.spec.hub_variants) & set(family.spec.hub_variants))
         if clash:
             taken = ", ".join(sorted(clash))
-            raise ValueError(f"{family.name}: {taken} is the {known.name} family's already")
+            raise ValueError(f"{family.name}: {taken} is registered already, as the {known.name} family's")
     REGISTERED = (*REGISTERED, family)
 
 

@@ -33,9 +33,7 @@ What else sets it apart, and how the pack handles it:
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +60,7 @@ from i2v_nodes.families.contract.files import LoadSpec, SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StepCancelled, StockOutput, StockRun
 from i2v_nodes.families.toolkit.frames import bridge_vae_dtype, video_to_frames
 from i2v_nodes.families.toolkit.meta import config_json
+from i2v_nodes.families.toolkit.options import check_own_or_range, with_own
 
 # An SD 1.5 checkpoint (UNet, VAE, CLIP text) in diffusion_model and PIA's motion module in
 # diffusion_model_2: see .files (what a file is), .load and .write.
@@ -167,10 +166,10 @@ class AnimateDiffFamily(Family):
         return clips
 
     def steps_run(self, steps: int, options: Any = None) -> int:
-        return int(steps * _settings(options).strength)  # the pipeline skips the first steps below 1
+        return int(steps * with_own(options, OWN).strength)  # the pipeline skips the first steps below 1
 
     def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
-        settings = _settings(job.options)
+        settings = with_own(job.options, OWN)
         _check_steps(job.steps, settings.strength)
 
         def step_end(_pipe, _step, _timestep, tensors) -> dict:
@@ -213,7 +212,7 @@ class AnimateDiffFamily(Family):
 
     def make_options(self, values: Mapping[str, Any]) -> AnimateDiffSettings:
         for name, (kind, spec) in OPTION_INPUTS.items():
-            _check_option(name, kind, values.get(name, spec["default"]), spec["max"])
+            check_own_or_range(name, kind, values.get(name, spec["default"]), spec["max"])
         own = AnimateDiffSettings()
         return AnimateDiffSettings(strength=float(values.get("strength", own.strength)),
                                    motion_scale=int(values.get("motion_scale", own.motion_scale)))
@@ -226,7 +225,7 @@ class AnimateDiffFamily(Family):
         return components.build(configs)
 
     def call_arguments(self, pipe: Any, call: CallSettings) -> dict[str, Any]:
-        settings = _settings(call.options)
+        settings = with_own(call.options, OWN)
         return {
             "image": call.image,
             "width": call.width,
@@ -245,12 +244,6 @@ FAMILY = AnimateDiffFamily()
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _settings(options: AnimateDiffSettings | None) -> AnimateDiffSettings:
-    """The options with every -1 replaced by the model's own value."""
-    if options is None:
-        return OWN
-    return AnimateDiffSettings(**{f.name: getattr(OWN, f.name) if getattr(options, f.name) == -1
-                                  else getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
 def _check_steps(steps: int, strength: float) -> None:
@@ -268,10 +261,3 @@ def _decode_chunks(pipe: Any, latents: torch.Tensor, chunk: int) -> torch.Tensor
     return torch.cat([pipe.decode_latents(latents[:, :, i:i + step]) for i in range(0, frames, step)], dim=2)
 
 
-def _check_option(name: str, kind: str, value: object, high: float) -> None:
-    """Raise InputError unless ``value`` is -1 (the model's own) or in 0..high (whole for INT)."""
-    number = isinstance(value, int) if kind == "INT" else isinstance(value, (int, float))
-    if isinstance(value, bool) or not number or not math.isfinite(value) \
-            or not (value == -1 or 0 <= value <= high):
-        whole = "a whole number" if kind == "INT" else "a number"
-        raise InputError(name, f"expected -1 (the model's own) or {whole} from 0 to {high:g}, got {value!r}")

@@ -23,7 +23,6 @@ through :mod:`.files` (what a file is, from its header), :mod:`.load` and
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -50,6 +49,7 @@ from i2v_nodes.families.ltx_video.spec import (
 from i2v_nodes.families.ltx_video.tiers import TIERS
 from i2v_nodes.families.ltx_video.traces import LTXVideoTraces
 from i2v_nodes.families.toolkit.frames import bridge_vae_encoder, video_to_frames
+from i2v_nodes.families.toolkit.options import with_own
 
 FILES = SingleFiles(
     description=("ComfyUI's LTX-Video 0.9.x files: checkpoints (transformer and VAE), transformers, "
@@ -107,7 +107,7 @@ class LTXVideoFamily(Family):
         return clips
 
     def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
-        settings = _settings(job.variant, job.options)
+        settings = with_own(job.options, OWN[job.variant])
         stopped = []
 
         def step_end(_pipe, _step, _timestep, _tensors) -> dict:
@@ -152,7 +152,7 @@ class LTXVideoFamily(Family):
         return video_to_frames(video)
 
     def stock_output(self, pipe: Any, run: StockRun) -> StockOutput:
-        settings = _settings(run.variant, run.options)
+        settings = with_own(run.options, OWN[run.variant])
         with _decoder_noise(run.seed):  # the stock call's only global-RNG draws are the decoder's noise
             video = pipe(
                 **self.call_arguments(pipe, run),
@@ -190,7 +190,7 @@ class LTXVideoFamily(Family):
         return components.build(configs)
 
     def call_arguments(self, pipe: Any, call: CallSettings) -> dict[str, Any]:
-        settings = _settings(call.variant, call.options)
+        settings = with_own(call.options, OWN[call.variant])
         return {
             "image": call.image,
             "height": call.height,
@@ -224,13 +224,6 @@ def _text_tokens(pipe: Any) -> int:
     return TEXT_TOKENS[DEV if type(pipe).__name__ == CONDITION else LEGACY]
 
 
-def _settings(variant: str, options: LTXVideoSettings | None) -> LTXVideoSettings:
-    """The options with every -1 replaced by the variant's own value."""
-    own = OWN[variant]
-    if options is None:
-        return own
-    return LTXVideoSettings(**{field.name: getattr(own, field.name) if getattr(options, field.name) == -1
-                               else getattr(options, field.name) for field in dataclasses.fields(options)})
 
 
 def _call_settings(pipe: Any, variant: str, steps: int, settings: LTXVideoSettings) -> dict[str, Any]:

@@ -26,8 +26,6 @@ What sets SVD apart from the other families, and how the pack handles it:
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from i2v_nodes.families.svd.spec import OPTION_INPUTS, OWN, ROLES, SPEC, SVDSett
 from i2v_nodes.families.svd.tiers import TIERS
 from i2v_nodes.families.svd.traces import SVDTraces
 from i2v_nodes.families.toolkit.frames import video_to_frames
+from i2v_nodes.families.toolkit.options import check_own_or_range, with_own
 
 
 class SVDFamily(Family):
@@ -78,7 +77,7 @@ class SVDFamily(Family):
         # The pipeline decides on guidance from max_guidance_scale alone when it encodes the image,
         # but from the whole ramp in the loop: a ramp starting above 1 with guidance_scale at 1 or
         # less would break it. Refused here, the first place that sees both, before anything loads.
-        start = _settings(options).min_guidance_scale
+        start = with_own(options, OWN).min_guidance_scale
         if start > 1 >= guidance_scale:
             raise InputError("min_guidance_scale", f"{start} needs guidance above 1: the guidance ramps from "
                                                    "min_guidance_scale on the first frame to guidance_scale "
@@ -144,7 +143,7 @@ class SVDFamily(Family):
 
     def make_options(self, values: Mapping[str, Any]) -> SVDSettings:
         for name, (kind, spec) in OPTION_INPUTS.items():
-            _check_option(name, kind, values.get(name, spec["default"]), spec["max"])
+            check_own_or_range(name, kind, values.get(name, spec["default"]), spec["max"])
         own = SVDSettings()
         return SVDSettings(
             motion_bucket_id=int(values.get("motion_bucket_id", own.motion_bucket_id)),
@@ -161,7 +160,7 @@ class SVDFamily(Family):
         return components.build(configs)
 
     def call_arguments(self, pipe: Any, call: CallSettings) -> dict[str, Any]:
-        settings = _settings(call.options)
+        settings = with_own(call.options, OWN)
         return {
             "image": call.image,
             "width": call.width,
@@ -182,21 +181,8 @@ FAMILY = SVDFamily()
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _settings(options: SVDSettings | None) -> SVDSettings:
-    """The options with every -1 replaced by the model's own value."""
-    if options is None:
-        return OWN
-    return SVDSettings(**{f.name: getattr(OWN, f.name) if getattr(options, f.name) == -1
-                          else getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
-def _check_option(name: str, kind: str, value: object, high: float) -> None:
-    """Raise InputError unless ``value`` is -1 (the model's own) or in 0..high (whole for INT)."""
-    number = isinstance(value, int) if kind == "INT" else isinstance(value, (int, float))
-    if isinstance(value, bool) or not number or not math.isfinite(value) \
-            or not (value == -1 or 0 <= value <= high):
-        whole = "a whole number" if kind == "INT" else "a number"
-        raise InputError(name, f"expected -1 (the model's own) or {whole} from 0 to {high:g}, got {value!r}")
 
 
 def _has_fp16_files(root: Path) -> bool:
