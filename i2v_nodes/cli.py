@@ -12,12 +12,16 @@ a built-in tiny model; or give ComfyUI's single files (``--diffusion-model``,
 ``--diffusion-model-2``, ``--text-encoder``, ``--vae``, ``--clip-vision``), sized from their headers.
 Without ``--vram`` it plans for this machine's GPU; without ``--ram``, for this machine's RAM; both
 are total memory, with ``--headroom`` (default 10%) kept free.
+
+Exit codes: 0 it fits (or the command did its work), 1 it does not fit, 2 the command line or its
+input cannot be used (with one line saying why).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -33,6 +37,27 @@ from i2v_nodes.runtime.loading.precision import PRECISION_CHOICES, VAE_PRECISION
 from i2v_nodes.runtime.memory import devices, guard, planner
 
 GiB = 2**30
+MAX_GIB = 1e6  # a petabyte: anything larger is a typo, not a machine
+
+
+def _size_gib(text: str) -> float:
+    """A memory size in GiB for argparse: finite, above 0, at most :data:`MAX_GIB`."""
+    value = float(text)
+    if not math.isfinite(value) or not 0 < value <= MAX_GIB:
+        raise argparse.ArgumentTypeError(f"expected GiB above 0 and at most {MAX_GIB:g}, got {text}")
+    return value
+
+
+def _headroom(text: str) -> float:
+    """The share of memory kept free, for argparse: 0 to 0.9 (what VRAMGuard's widget takes)."""
+    value = float(text)
+    if not math.isfinite(value) or not 0 <= value <= 0.9:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 0.9, got {text}")
+    return value
+
+
+class UsageError(Exception):
+    """A command line the command cannot run: exit 2, as argparse does, never 1 ("does not fit")."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,9 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--device", choices=["cuda", "cpu"], default="cuda", help="where it runs (default cuda)"
     )
-    plan.add_argument("--vram", type=float, help="device memory in GiB (default: this machine's GPU)")
-    plan.add_argument("--ram", type=float, help="system RAM in GiB (default: this machine's)")
-    plan.add_argument("--headroom", type=float, default=0.10, help="fraction kept free (default 0.10)")
+    plan.add_argument("--vram", type=_size_gib, help="device memory in GiB (default: this machine's GPU)")
+    plan.add_argument("--ram", type=_size_gib, help="system RAM in GiB (default: this machine's)")
+    plan.add_argument("--headroom", type=_headroom, default=0.10, help="fraction kept free, 0 to 0.9 "
+                      "(default 0.10)")
     plan.add_argument("--json", action="store_true", help="the same as data, with a top-level boolean 'fits'")
     plan.add_argument("--no-search", action="store_true",
                       help="skip the largest frames and size per option (much faster cold)")
@@ -81,7 +107,7 @@ def this_machine(device: str, vram: float | None, ram: float | None, headroom: f
         return planner.Machine(ram_gib, ram_gib, headroom)
     if vram is None:
         if not torch.cuda.is_available():
-            raise SystemExit("no CUDA device here: give --vram GB (the card to plan for), or --device cpu")
+            raise UsageError("no CUDA device here: give --vram GB (the card to plan for), or --device cpu")
         vram = devices.total_bytes(torch.device("cuda")) / GiB
     return planner.Machine(vram, ram_gib, headroom)
 
@@ -89,7 +115,7 @@ def this_machine(device: str, vram: float | None, ram: float | None, headroom: f
 def plan(args: argparse.Namespace) -> int:
     files = {slot: getattr(args, slot) for slot in FILE_SLOTS if getattr(args, slot) is not None}
     if bool(files) == bool(args.model):
-        raise SystemExit("give a MODEL, or single files (--diffusion-model, --text-encoder, --vae, ...), "
+        raise UsageError("give a MODEL, or single files (--diffusion-model, --text-encoder, --vae, ...), "
                          "not both")
     options = {"precision": args.precision, "vae_precision": args.vae_precision, "device": args.device,
                "offload": args.offload, "weights": args.weights}
@@ -183,11 +209,11 @@ def tiny_files(args: argparse.Namespace) -> int:
     writable = [name for name, (family, _build) in builders.items() if family.files is not None]
     for name in args.names or writable:
         if name not in writable:
-            raise SystemExit(f"{name!r} has no single-file form; choose from {', '.join(writable)}")
+            raise UsageError(f"{name!r} has no single-file form; choose from {', '.join(writable)}")
         formats = builders[name][0].files.formats
         if args.format not in formats:
             if args.names:
-                raise SystemExit(f"{name!r} has no {args.format} files; its formats: {', '.join(formats)}")
+                raise UsageError(f"{name!r} has no {args.format} files; its formats: {', '.join(formats)}")
             print(f"{name}  (no {args.format} files; its formats: {', '.join(formats)})")
             continue
         for slot, path in models.tiny_single_files(name, root, args.format).items():
@@ -200,6 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"plan": plan, "tiers": tiers, "tiny-files": tiny_files}
         return commands[args.command](args)
-    except I2VError as exc:
+    except (I2VError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -61,3 +61,24 @@ def test_twelve_tiny_wan_clips_in_two_processes_batch_seeds_and_load_the_model_o
     assert [e["batch"] for e in singles] == [1, 1, 1]
     for entry in singles:
         assert (alone.output / entry["files"][0]).read_bytes() == batched[entry["job_id"]]
+
+
+def test_two_processes_on_a_fresh_models_folder_both_finish_every_job(tmp_path):
+    """Nothing built beforehand: both ranks ask for the tiny model at once; one builds it (under the
+    first-use lock), the other waits and uses it, and every job is done."""
+    ws = Workspace(tmp_path)
+    ws.input.mkdir(parents=True)
+    ws.log.mkdir()
+    shutil.copy(REPO / "examples" / "i2v-example.png", ws.input / "a.png")
+    ImageOps.mirror(Image.open(ws.input / "a.png").convert("RGB")).save(ws.input / "b.png")
+    ws.workflow.write_text(json.dumps(WORKFLOW), encoding="utf-8")
+    sweep = ws.sweep([{"id": "f", "LoadImage.image": ["a.png", "b.png"], "I2VSample.seed": 7}])
+    fresh = tmp_path / "models"
+    run = torchrun(ws.args(sweep, "--models-dir", str(fresh), packs=(REPO,)),
+                   ws.env(I2V_CPU_AUTO_PRECISION="fp32"), timeout=400)
+    assert run.returncode == 0, run.stderr[-4000:]
+    entries = ws.entries()
+    assert len(entries) == 2 and {e["status"] for e in entries} == {"done"}
+    assert {e["rank"] for e in entries} == {0, 1}
+    assert (fresh / "i2v" / "tiny-wan2.1-i2v" / "model_index.json").is_file()
+    assert not [p for p in (fresh / "i2v").iterdir() if p.name.startswith(".")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ def write_header(path: Path, tensors: Tensors, metadata: dict[str, str] | None =
         header["__metadata__"] = metadata
     raw = json.dumps(header).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.part")  # whole or not there: others may read it
+    staging.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    os.replace(staging, path)
     return path
 
 

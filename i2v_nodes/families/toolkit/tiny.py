@@ -12,11 +12,12 @@ The tokenizers are built in code too, so tokenization runs offline: a byte-level
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,34 +121,87 @@ def build_t5_tokenizer(words: tuple[str, ...] | list[str] = tuple(TOKENIZER_WORD
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=max_length)
 
 
-_build_lock = threading.Lock()
+COMPLETE = ".i2v-complete"  # written last into a built folder: without it, a folder is half-written
+
+
+@contextmanager
+def first_use_lock(target: Path) -> Iterator[None]:
+    """Hold a lock for building ``target`` on first use, across threads and processes on this machine
+    (a sweep's processes start on a fresh models folder together). The lock file lives in the system's
+    temporary folder, so a models folder never gets lock files; across machines sharing one folder,
+    the atomic rename still leaves exactly one complete copy."""
+    from filelock import FileLock
+
+    folder = Path(tempfile.gettempdir()) / "i2v-nodes-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(Path(target).resolve()).encode()).hexdigest()[:32]
+    with FileLock(str(folder / f"{key}.lock")):
+        yield
 
 
 def ensure_built(name: str, models_dir: Path, build: Callable[[], Any]) -> Path:
     """Return the folder of tiny model ``name``, building and saving it on first use.
 
-    The build goes to a temporary folder beside the target and is renamed into place, so a
-    crash or a concurrent build never leaves a half-written model behind.
+    The build goes to a temporary folder beside the target, is marked complete, and is renamed into
+    place under :func:`first_use_lock`: a second process waits and then uses it, and a crash or a
+    concurrent build never leaves a half-written model behind. A folder that is there but not
+    complete (a crash in an older version, a partial copy) is set aside and built again, never loaded.
     """
     target = Path(models_dir) / name
-    if (target / "model_index.json").is_file():
+    if _complete(target):
         return target
-    with _build_lock:
-        if (target / "model_index.json").is_file():
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with first_use_lock(target):
+        if _complete(target):
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            _set_aside(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         try:
             log.info("building tiny model %s in %s", name, target)
             build().save_pretrained(staging, safe_serialization=True)
-            try:
-                os.rename(staging, target)
-            except OSError:
-                if not (target / "model_index.json").is_file():  # another process won the race
-                    raise
+            (staging / COMPLETE).write_text("built by i2v-nodes\n", encoding="utf-8")
+            staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide it from other users
+            os.rename(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _complete(folder: Path) -> bool:
+    """Whether a built folder is whole: marked so, or (built before the mark existed) holding every
+    component its model_index.json names, none of them empty; such a folder is marked now."""
+    if (folder / COMPLETE).is_file():
+        return True
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return False
+    try:
+        named = [k for k, v in json.loads(index.read_text(encoding="utf-8")).items()
+                 if isinstance(v, list) and v and v[0] is not None]
+    except (OSError, ValueError):
+        return False
+    if not all((folder / part).is_dir() and any((folder / part).iterdir()) for part in named):
+        return False
+    try:
+        (folder / COMPLETE).write_text("checked by i2v-nodes\n", encoding="utf-8")
+    except OSError:
+        pass  # a read-only models folder: still whole, checked again next time
+    return True
+
+
+def _set_aside(folder: Path) -> None:
+    """Move a half-written folder out of the way (renamed first: a reader never sees it change)."""
+    aside = folder.with_name(f".{folder.name}.broken-{os.getpid()}")
+    log.warning("%s is half-written (no %s): building it again", folder, COMPLETE)
+    os.rename(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")  # Gemma's own ids 0-4, in its order

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from i2v_nodes.errors import InputError, ModelError
 from i2v_nodes.families import registry
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.families.contract.files import FileSet
-from i2v_nodes.families.toolkit.tiny import ensure_built
+from i2v_nodes.families.toolkit.tiny import ensure_built, first_use_lock
 from i2v_nodes.runtime.loading.describe import (
     Description,
     describe_files,
@@ -44,7 +43,6 @@ log = logging.getLogger(__name__)
 MODEL_FOLDER = "i2v"  # the pack's own folder in a models directory (tiny models are built there)
 
 
-_files_lock = threading.Lock()
 
 
 OFFLOAD_CHOICES = ["none", "model", "sequential", "group"]
@@ -139,7 +137,7 @@ def tiny_single_files(name: str, models_dir: Path, fmt: str = "fp32") -> dict[st
     family, _build = registry.tiny_builders()[name]
     folder = tiny_model_folder(name, models_dir / MODEL_FOLDER)
     pipe = family.pipeline_class(describe_folder(folder).variant).from_pretrained(str(folder))
-    with _files_lock:
+    with first_use_lock(Path(models_dir) / f"{name}-{fmt}-files"):  # each file atomic; the set under a lock
         return family.files.write(pipe, models_dir, name, fmt)
 
 
