@@ -272,17 +272,21 @@ def default_device() -> torch.device:
 
 def free_memory_bytes(device: torch.device) -> int:
     """Memory free for a new run on ``device``, as the host counts it (CUDA free, or RAM)."""
-    mm = _module("comfy.model_management")
-    if mm is not None and hasattr(mm, "get_free_memory"):
-        return int(mm.get_free_memory(device))
-    return devices.free_bytes(device)
+    return _counted("get_free_memory", devices.free_bytes, device)
 
 
 def total_memory_bytes(device: torch.device) -> int:
+    return _counted("get_total_memory", devices.total_bytes, device)
+
+
+def _counted(name: str, ours: Any, device: torch.device) -> int:
+    """ComfyUI's figure where it runs, RAM never above what this process's memory cgroup leaves
+    (ComfyUI counts the whole machine's); ours elsewhere."""
     mm = _module("comfy.model_management")
-    if mm is not None and hasattr(mm, "get_total_memory"):
-        return int(mm.get_total_memory(device))
-    return devices.total_bytes(device)
+    if mm is None or not hasattr(mm, name):
+        return ours(device)
+    counted = int(getattr(mm, name)(device))
+    return counted if torch.device(device).type == "cuda" else min(counted, ours(device))
 
 
 def free_host_memory(bytes_needed: int, device: torch.device) -> None:
@@ -358,10 +362,6 @@ class HostRegistration:
             on_unload()
 
         return callback
-
-    @property
-    def active(self) -> bool:
-        return self._patcher is not None
 
     def ensure_loaded(self, memory_required: int) -> None:
         """Tell ComfyUI the model is in use and how much working memory the run needs."""
