@@ -9,14 +9,16 @@ frontend-only nodes of the UI format (Note, MarkdownNote, Reroute, PrimitiveNode
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import logging
 import os
 import secrets
 import string
 from typing import Any
 
-from host_stub import shim
+from host_stub import safe_paths, shim
+
+log = logging.getLogger(__name__)
 
 _STAGING_PREFIX = ".host_stub-tmp-"  # hidden: a PNG being written, renamed once complete
 
@@ -33,48 +35,72 @@ class LoadImage:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
         fp = _folder_paths()
-        folder = fp.get_input_directory()
-        files = (
-            [f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f))]
-            if os.path.isdir(folder)
-            else []
-        )
-        files = fp.filter_files_content_types(files, ["image"])
+        # Only regular files that stay in the folder: a symlink out of it is not listed.
+        files = fp.filter_files_content_types(safe_paths.listed_files(fp.get_input_directory()), ["image"])
         return {"required": {"image": (sorted(files), {"image_upload": True})}}
 
     def load_image(self, image: str) -> tuple[Any, Any]:
-        import numpy as np
-        import torch
-        from PIL import Image, ImageOps, ImageSequence
+        from PIL import Image
 
-        path = _folder_paths().get_annotated_filepath(image)
-        img = Image.open(path)
-        frames, masks = [], []
-        size = None
-        for frame in ImageSequence.Iterator(img):
-            frame = ImageOps.exif_transpose(frame)
-            if frame.mode == "I":  # 16-bit greyscale PNGs: bring 0..65535 down to 0..255
-                frame = frame.point(lambda v: v * (1 / 255))
-            rgb = frame.convert("RGB")
-            size = size or rgb.size
-            if rgb.size != size:  # ComfyUI keeps only frames the size of the first
-                continue
-            frames.append(torch.from_numpy(np.array(rgb).astype(np.float32) / 255.0)[None])
-            masks.append(_mask_of(frame, np, torch).unsqueeze(0))
-        if len(frames) > 1 and img.format != "MPO":
-            return torch.cat(frames, dim=0), torch.cat(masks, dim=0)
-        return frames[0], masks[0]
+        with _open_image(image) as fh, Image.open(fh) as img:
+            return _frames_and_masks(img)
 
     @classmethod
     def IS_CHANGED(cls, image: str) -> str:  # noqa: N802 - ComfyUI's name
-        with open(_folder_paths().get_annotated_filepath(image), "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
+        # Reads the file it would load and no more: a regular file inside its folder, up to its size.
+        with _open_image(image) as fh:
+            return safe_paths.file_digest(fh)
 
     @classmethod
     def VALIDATE_INPUTS(cls, image: str) -> bool | str:  # noqa: N802 - ComfyUI's name
-        if not _folder_paths().exists_annotated_filepath(image):
+        try:
+            safe_paths.regular_file(safe_paths.resolve_annotated(image, _folders()))
+        except safe_paths.UnsafePath as exc:
+            return f"Invalid image file: {image}: {exc}"
+        except OSError:
             return f"Invalid image file: {image}"
         return True
+
+
+def _folders() -> dict[str, str]:
+    fp = _folder_paths()
+    return {
+        "input": fp.get_input_directory(),
+        "output": fp.get_output_directory(),
+        "temp": fp.get_temp_directory(),
+    }
+
+
+def _open_image(image: str) -> Any:
+    """The image file a LoadImage name stands for, checked and open; a refusal names the input."""
+    try:
+        return safe_paths.open_annotated(image, _folders())
+    except safe_paths.UnsafePath as exc:
+        log.warning("LoadImage refused %r: %s", image, exc)
+        raise safe_paths.UnsafePath(f"image {image!r}: {exc}") from None
+
+
+def _frames_and_masks(img: Any) -> tuple[Any, Any]:
+    """ComfyUI's LoadImage: every frame the size of the first, as a batch (MPO files: the first)."""
+    import numpy as np
+    import torch
+    from PIL import ImageOps, ImageSequence
+
+    frames, masks = [], []
+    size = None
+    for frame in ImageSequence.Iterator(img):
+        frame = ImageOps.exif_transpose(frame)
+        if frame.mode == "I":  # 16-bit greyscale PNGs: bring 0..65535 down to 0..255
+            frame = frame.point(lambda v: v * (1 / 255))
+        rgb = frame.convert("RGB")
+        size = size or rgb.size
+        if rgb.size != size:  # ComfyUI keeps only frames the size of the first
+            continue
+        frames.append(torch.from_numpy(np.array(rgb).astype(np.float32) / 255.0)[None])
+        masks.append(_mask_of(frame, np, torch).unsqueeze(0))
+    if len(frames) > 1 and img.format != "MPO":
+        return torch.cat(frames, dim=0), torch.cat(masks, dim=0)
+    return frames[0], masks[0]
 
 
 def _mask_of(frame: Any, np: Any, torch: Any) -> Any:
@@ -134,6 +160,7 @@ class SaveImage:
             for key, value in (extra_pnginfo or {}).items():
                 metadata.add_text(key, json.dumps(value))
             name = filename.replace("%batch_num%", str(batch_number))
+            safe_paths.still_inside(folder, self.output_dir)  # not swapped for a symlink meanwhile
             file, counter = _write_new_png(
                 Image.fromarray(pixels), folder, name, counter, metadata, self.compress_level
             )

@@ -1,4 +1,5 @@
-"""Which files a run wrote: a before/after look at the output folders, plus the files nodes report."""
+"""Which files a run wrote: a before/after look at the output folders, plus the files nodes report
+(only those inside their folder)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from host_stub import safe_paths
 
 Snapshot = dict[str, tuple[int, int]]
 
@@ -35,7 +38,16 @@ def reported(ui_outputs: dict[str, Any], folders: dict[str, str]) -> list[Path]:
         for items in ui.values() if isinstance(ui, dict) else ():
             for item in items if isinstance(items, list) else ():
                 if isinstance(item, dict) and "filename" in item and item.get("type") in folders:
-                    path = Path(folders[item["type"]], item.get("subfolder") or "", item["filename"])
-                    if path.is_file():
+                    path = _inside(folders[item["type"]], item.get("subfolder") or "", item["filename"])
+                    if path is not None and path.is_file():
                         found.append(path)
     return found
+
+
+def _inside(folder: str, subfolder: Any, filename: Any) -> Path | None:
+    """``folder/subfolder/filename`` if that stays inside ``folder`` (symlinks followed), else None."""
+    try:
+        safe_paths.resolve_in(folder, os.path.join(str(subfolder), str(filename)), "output")
+    except safe_paths.UnsafePath:
+        return None
+    return Path(folder, str(subfolder), str(filename))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from typing import Any
@@ -26,6 +27,18 @@ def types_match(received: Any, expected: Any) -> bool:
     return bool({t.strip() for t in received.split(",")} & {t.strip() for t in expected.split(",")})
 
 
+def finite_float(value: Any) -> float:
+    """``float(value)``, refusing NaN and infinities as ``int()`` refuses them for an INT.
+
+    ComfyUI lets them through (a NaN passes every min/max test) and the node fails later, or
+    worse, does not; here they are an ``invalid_input_type`` like any value that is no number.
+    """
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"cannot use {number} as a FLOAT value: it must be a finite number")
+    return number
+
+
 def check_value(
     inputs: dict[str, Any], name: str, config: list[Any], skip_ranges: bool, errors: Reasons
 ) -> None:
@@ -34,7 +47,7 @@ def check_value(
     if isinstance(value, dict) and "__value__" in value:
         value = inputs[name] = value["__value__"]
     convert = (
-        {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}.get(kind)
+        {"INT": int, "FLOAT": finite_float, "STRING": str, "BOOLEAN": bool}.get(kind)
         if isinstance(kind, str)
         else None
     )

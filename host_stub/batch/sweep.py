@@ -2,10 +2,10 @@
 
 A row is one job: keys in ``--set`` syntax (``NODE.input``) with their values, plus an optional
 ``id``. In JSONL a value may also be a list, ``{"range": [start, stop(, step)]}`` or
-``{"glob": "pattern"}`` (file names in the input folder); such a row, or a row with a ``"grid"``
-object holding those keys, expands to the product of its values (images x prompts x seeds), in
-key order. CSV rows are plain: a header of keys, one job per line, an empty cell leaves the
-input as the workflow has it.
+``{"glob": "pattern"}`` (regular files in the input folder, as LoadImage lists them); such a row,
+or a row with a ``"grid"`` object holding those keys, expands to the product of its values
+(images x prompts x seeds), in key order. CSV rows are plain: a header of keys, one job per
+line, an empty cell leaves the input as the workflow has it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import csv
 import fnmatch
 import itertools
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host_stub import safe_paths
 from host_stub.errors import WorkflowError
 
 
@@ -147,8 +147,9 @@ def _axis(key: str, value: Any, input_dir: Path) -> list[Any]:
             raise ValueError(f'{key}: "range" takes [start, stop] or [start, stop, step] integers')
         values: list[Any] = list(range(*bounds))
     elif isinstance(value, dict) and set(value) == {"glob"}:
-        names = sorted(os.listdir(input_dir)) if input_dir.is_dir() else []
-        values = [n for n in names if fnmatch.fnmatch(n, str(value["glob"])) and (input_dir / n).is_file()]
+        # The files LoadImage lists: regular files that stay in the folder (no symlink out of it).
+        names = sorted(safe_paths.listed_files(str(input_dir)))
+        values = [n for n in names if fnmatch.fnmatch(n, str(value["glob"]))]
         if not values:
             raise ValueError(f"{key}: no file in {input_dir} matches {value['glob']!r}")
     elif isinstance(value, list):

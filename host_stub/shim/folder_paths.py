@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
+import stat
 import time
 from collections.abc import Collection, Iterable
+
+from host_stub import safe_paths
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +123,49 @@ def annotated_filepath(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def _walled(name: str, default_dir: str | None = None) -> str:
+    """The path an annotated name stands for, refused (ValueError) if it leaves its folder.
+
+    Unlike ComfyUI, absolute paths, ``..`` and symlinks out of the folder are refused, and so is an
+    existing file that is neither a regular file nor a folder (a FIFO or a device would hang or
+    flood the reader). A missing file is not refused: the caller's own open reports it.
+    """
+    plain, kind = safe_paths.split_annotation(name) if isinstance(name, str) else (name, None)
+    if kind is None and default_dir is not None:
+        path = safe_paths.resolve_in(default_dir, plain, "given")
+    else:
+        path = safe_paths.resolve_annotated(name, _annotation_folders())
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise safe_paths.UnsafePath(f"it is {safe_paths.kind_of(mode)}, not a regular file")
+    return path
+
+
+def _annotation_folders() -> dict[str, str]:
+    return {"output": output_directory, "input": input_directory, "temp": temp_directory}
+
+
 def get_annotated_filepath(name: str, default_dir: str | None = None) -> str:
-    name, base_dir = annotated_filepath(name)
+    try:
+        _walled(name, default_dir)
+    except safe_paths.UnsafePath as exc:
+        log.warning("refused file name %r: %s", name, exc)
+        raise safe_paths.UnsafePath(f"{name!r}: {exc}") from None
+    # The name as ComfyUI joins it (the folder as configured), now known to stay inside it.
+    plain, base_dir = annotated_filepath(name)
     if base_dir is None:
         base_dir = default_dir if default_dir is not None else input_directory
-    return os.path.join(base_dir, name)
+    return os.path.join(base_dir, plain)
 
 
 def exists_annotated_filepath(name: str) -> bool:
-    name, base_dir = annotated_filepath(name)
-    return os.path.exists(os.path.join(base_dir or input_directory, name))
+    try:
+        return os.path.exists(_walled(name))
+    except safe_paths.UnsafePath:
+        return False
 
 
 def filter_files_content_types(files: Iterable[str], content_types: Collection[str]) -> list[str]:
@@ -268,10 +304,9 @@ def get_save_image_path(
             "Saving image outside the output folder is not allowed."
             f"\n full_output_folder: {full_output_folder}\n         output_dir: {output_dir}"
         )
-    try:
-        counters = [_existing_counter(n, filename) for n in os.listdir(full_output_folder)]
-        counter = max([c for c in counters if c > 0], default=0) + 1
-    except FileNotFoundError:
-        os.makedirs(full_output_folder, exist_ok=True)
-        counter = 1
+    # Stricter than ComfyUI: every existing level must stay inside (a symlink out is refused before
+    # anything is made through it); missing levels are made one at a time.
+    real_folder = safe_paths.output_folder(output_dir, subfolder)
+    counters = [_existing_counter(n, filename) for n in os.listdir(real_folder)]
+    counter = max([c for c in counters if c > 0], default=0) + 1
     return full_output_folder, filename, counter, subfolder, filename_prefix

@@ -6,6 +6,7 @@ import os
 import random
 from typing import Any
 
+from host_stub import safe_paths
 from host_stub.shim import folder_paths
 from host_stub.shim.v3_io import UIOutput
 from host_stub.shim.v3_types import FolderType
@@ -70,11 +71,23 @@ def save_images(
     results = []
     for image in images:
         pixels = np.clip(255.0 * image.cpu().numpy(), 0, 255).astype(np.uint8)
-        file = f"{name}_{counter:05}_.png"
-        Image.fromarray(pixels).save(os.path.join(full_folder, file), compress_level=compress_level)
+        safe_paths.still_inside(full_folder, folder)
+        file, counter = _save_new(Image.fromarray(pixels), full_folder, name, counter, compress_level)
         results.append(SavedResult(file, subfolder, folder_type))
         counter += 1
     return results
+
+
+def _save_new(img: Any, folder: str, name: str, counter: int, compress_level: int) -> tuple[str, int]:
+    """Write ``<name>_<counter:05>_.png`` as a new file: never over (or through) an existing name."""
+    while True:
+        file = f"{name}_{counter:05}_.png"
+        try:
+            with open(os.path.join(folder, file), "xb") as fh:
+                img.save(fh, format="PNG", compress_level=compress_level)
+            return file, counter
+        except FileExistsError:
+            counter += 1
 
 
 class ImageSaveHelper:

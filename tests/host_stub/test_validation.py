@@ -230,3 +230,70 @@ def test_custom_any_types_match_through_ne(host):
     assert types_match("IMAGE", AnyType("*"))
     assert types_match("IMAGE,MASK", "MASK") and not types_match("IMAGE", "MASK")
     assert not types_match("INT", ["a", "b"])
+
+
+def float_prompt(node, delay):
+    """Steps' ``delay`` is a FLOAT with no min or max: nothing but the conversion can refuse a NaN."""
+    return {
+        "1": node("IntConst", value=1),
+        "2": node("Steps", value=["1", 0], steps=1, delay=delay, interrupt_at=-1),
+        "3": node("Show", value=["2", 0]),
+    }
+
+
+NOT_FINITE = [float("nan"), float("inf"), float("-inf"), "nan", "NaN", "inf", "-Infinity"]
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
+def test_float_widgets_refuse_nan_and_infinities_as_int_ones_do(host, node, value):
+    result = host.validate(float_prompt(node, value))
+    assert not result.ok
+    error = only_error(result, "2")
+    number = float(value)
+    assert error["type"] == "invalid_input_type"
+    assert error["message"] == "Failed to convert an input value to a FLOAT value"
+    why = f"cannot use {number} as a FLOAT value: it must be a finite number"
+    assert error["details"] == f"delay, {value}, {why}"
+    assert error["extra_info"]["input_name"] == "delay" and error["extra_info"]["input_config"][0] == "FLOAT"
+    assert error["extra_info"]["exception_message"].endswith("it must be a finite number")
+    assert result.node_errors["2"]["dependent_outputs"] == ["3"]
+    int_result = host.validate({"1": node("IntConst", value=value), "2": node("Show", value=["1", 0])})
+    assert only_error(int_result, "1")["type"] == "invalid_input_type"  # the INT rule it follows
+
+
+def test_a_nan_float_with_a_range_is_refused_too(make_host, node):
+    host = make_host("features")
+    prompt = {
+        "0": node("ModelSource", name="m"),
+        "1": node("Sampler", model=["0", 0], seed=1, steps=2, cfg=float("nan"), sampler="euler", variation=1),
+    }
+    prompt["1"]["inputs"].update(frames=["0", 1], prompt="p")
+    error = only_error(host.validate(prompt), "1")
+    assert error["type"] == "invalid_input_type" and error["extra_info"]["input_name"] == "cfg"
+
+
+@pytest.mark.parametrize("value", [0, 0.5, "2.5", 1e300, -1e-300, 7])
+def test_finite_floats_still_pass(host, node, value):
+    result = host.validate(float_prompt(node, value))
+    assert result.ok, result.node_errors
+
+
+def test_finite_floats_are_still_coerced(host, node):
+    for value in (0, "0.01"):
+        result = host.run(float_prompt(node, value))
+        assert result.ok, result.error
+        delay = result.prompt["2"]["inputs"]["delay"]
+        assert delay == float(value) and isinstance(delay, float)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN"])
+def test_set_overrides_with_nan_or_infinity_are_refused_at_validation(host, node, raw):
+    result = host.validate(float_prompt(node, 0.0), overrides=[f"2.delay={raw}"])
+    error = only_error(result, "2")
+    assert error["type"] == "invalid_input_type" and error["extra_info"]["input_name"] == "delay"
+    assert host.validate(float_prompt(node, 0.0), overrides=["2.delay=0.25"]).ok
+
+
+def test_a_nan_float_never_reaches_the_node(host, node):
+    result = host.run(float_prompt(node, float("nan")))
+    assert result.status == "invalid" and result.executed == []
