@@ -1,6 +1,7 @@
 """Header-only stand-ins of published files: a safetensors header with every tensor's name, dtype and
-shape and no data, so recognition, assembly and memory plans are tested on the published layouts
-without a download."""
+shape and no data written, so recognition, assembly and memory plans are tested on the published
+layouts without a download. The file has its full size (the data a hole of zeros, sparse where the
+file system allows), so it is not a file cut short."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ Tensors = dict[str, tuple[str, tuple[int, ...]]]  # name -> (safetensors dtype, 
 
 
 def write_header(path: Path, tensors: Tensors, metadata: dict[str, str] | None = None) -> Path:
-    """A safetensors file with this header and no tensor data."""
+    """A safetensors file with this header and its tensor data never written (zeros, sparse)."""
     header: dict[str, Any] = {}
     offset = 0
     for name, (dtype, shape) in tensors.items():
@@ -30,6 +31,7 @@ def write_header(path: Path, tensors: Tensors, metadata: dict[str, str] | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.part")  # whole or not there: others may read it
     staging.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    os.truncate(staging, 8 + len(raw) + offset)
     os.replace(staging, path)
     return path
 
