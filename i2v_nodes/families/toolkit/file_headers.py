@@ -1,23 +1,34 @@
-"""ComfyUI's single files read from their headers alone: how they store weights, how many weights
-they hold, repeated blocks, and the configs the pack's own (tiny) files carry in their metadata."""
+"""ComfyUI's single files read from their headers alone (safetensors or GGUF): how they store weights,
+how many weights they hold, repeated blocks, and the configs the pack's own (tiny) files carry in
+their metadata."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from i2v_nodes.errors import ModelError
-from i2v_nodes.families.toolkit.safetensors_header import Header
+from i2v_nodes.families.toolkit.gguf_header import gguf_format, is_gguf, read_gguf_header
+from i2v_nodes.families.toolkit.safetensors_header import Header, read_header
 
 SCALE_SUFFIXES = (".scale_weight", ".scale_input")
 FORMATS = {"F8_E4M3": "fp8_e4m3fn", "BF16": "bf16", "F16": "fp16", "F32": "fp32"}
 CONFIG_KEY = "diffusers_config"  # the pack's own metadata: role -> diffusers config (tiny files)
 
 
+def read_file_header(path: str | os.PathLike) -> Header:
+    """The header of a single file: GGUF (told by its magic, whatever its name) or safetensors."""
+    return read_gguf_header(path) if is_gguf(path) else read_header(path)
+
+
 def file_format(header: Header) -> str:
-    """bf16 / fp16 / fp32 / fp8_e4m3fn, or ComfyUI's fp8_scaled; an unreadable format is an error."""
+    """bf16 / fp16 / fp32 / fp8_e4m3fn, or ComfyUI's fp8_scaled; a GGUF file's "gguf-<type>"; an
+    unreadable format is an error."""
+    if header.container == "gguf":
+        return gguf_format(header)
     if any(name.endswith("scaled_fp8") or name.endswith(".scale_weight") for name in header.tensors):
         return "fp8_scaled"
     weights = {}
@@ -85,4 +96,4 @@ def only(header: Header, names: Iterable[str]) -> Header:
     """The header reduced to some of its tensors (one component of a checkpoint)."""
     keep = set(names)
     return Header(header.path, {n: t for n, t in header.tensors.items() if n in keep}, header.metadata,
-                  header.size, header.mtime_ns)
+                  header.size, header.mtime_ns, header.container)
