@@ -182,17 +182,20 @@ def output_dir() -> Path:
     return Path(os.environ.get("I2V_OUTPUT_DIR", "output")).resolve()
 
 
-SINGLE_FILE_SUFFIXES = (".safetensors", ".sft")  # never pickles, whatever else a folder holds
+SINGLE_FILE_SUFFIXES = (".safetensors", ".sft", ".gguf")  # never pickles, whatever else a folder holds
+# ComfyUI's lists leave .gguf files out; ComfyUI-GGUF lists those in unet and diffusion_models as
+# "unet_gguf" (made here where ComfyUI-GGUF has not made it): the pack's folder name -> ComfyUI's
+HOST_FOLDERS = {"unet": "unet_gguf"}
 
 
 def model_files(folder: str) -> list[str]:
-    """The safetensors files in one of ComfyUI's model folders (``diffusion_models``, ``vae``, ...),
-    by the names ComfyUI shows: relative to the folder, subfolders included."""
+    """The safetensors (and GGUF) files in one of ComfyUI's model folders (``diffusion_models``, ``vae``,
+    ``unet``, ...), by the names ComfyUI shows: relative to the folder, subfolders included."""
     fp = _module("folder_paths")
     if fp is not None:
         _register_model_folder(fp)
         try:
-            names = list(fp.get_filename_list(folder))
+            names = list(fp.get_filename_list(HOST_FOLDERS.get(folder, folder)))
         except KeyError:  # a host without that folder
             return []
     else:
@@ -207,7 +210,7 @@ def model_file_path(folder: str, name: str) -> Path | None:
     if fp is not None:
         _register_model_folder(fp)
         try:
-            full = fp.get_full_path(folder, name)
+            full = fp.get_full_path(HOST_FOLDERS.get(folder, folder), name)
         except KeyError:
             return None
         return Path(full) if full else None
@@ -237,8 +240,8 @@ def tokenizer_roots() -> list[Path]:
 
 
 def _register_model_folder(fp: ModuleType) -> None:
-    """Our own folder, and the model folders the file loader lists that this ComfyUI has not got
-    (``animatediff_models`` exists only with AnimateDiff-Evolved), under ComfyUI's models folder."""
+    """Our own folder, and the model folders the file loader lists that this ComfyUI lacks (only
+    AnimateDiff-Evolved has ``animatediff_models``, only ComfyUI-GGUF the .gguf list), in its models dir."""
     from i2v_nodes.families.contract.files import FILE_SLOTS, file_folders
 
     names = getattr(fp, "folder_names_and_paths", None)
@@ -246,18 +249,15 @@ def _register_model_folder(fp: ModuleType) -> None:
         return
     wanted = [MODEL_FOLDER, *dict.fromkeys(folder for slot in FILE_SLOTS for folder in file_folders(slot))]
     for folder in wanted:
-        if folder not in names:
+        if folder in HOST_FOLDERS:  # ComfyUI-GGUF's list: the diffusion_models folders' .gguf files
+            if HOST_FOLDERS[folder] not in names and "diffusion_models" in names:
+                names[HOST_FOLDERS[folder]] = (names["diffusion_models"][0], {".gguf"})
+        elif folder not in names:
             fp.add_model_folder_path(folder, os.path.join(fp.models_dir, folder))
 
 
 def _unique(paths: list[Path]) -> list[Path]:
-    seen: set[Path] = set()
-    out = []
-    for p in paths:
-        if p not in seen:
-            seen.add(p)
-            out.append(p)
-    return out
+    return list(dict.fromkeys(paths))  # each once, in order
 
 
 # --- devices and memory ----------------------------------------------------------------------

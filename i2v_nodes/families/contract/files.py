@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from i2v_nodes.families.toolkit.gguf_header import GGUFWeights
 from i2v_nodes.families.toolkit.safetensors_header import Header
 
 # LoadI2VModelFiles' inputs, in order, and the ComfyUI model folder each one lists
@@ -26,10 +27,13 @@ FILE_SLOTS = tuple(FILE_FOLDERS)
 
 
 # Folders an input lists too, after its own: checkpoints (a denoiser with its VAE, in one file) are
-# kept in ComfyUI's checkpoints folder, and the second denoiser file may be a motion module, which
-# ComfyUI users keep in AnimateDiff-Evolved's animatediff_models folder. A name resolves in the first
-# folder that has it.
-FILE_ALSO_FOLDERS = {"diffusion_model": ("checkpoints",), "diffusion_model_2": ("animatediff_models",)}
+# kept in ComfyUI's checkpoints folder, the second denoiser file may be a motion module, which
+# ComfyUI users keep in AnimateDiff-Evolved's animatediff_models folder, and GGUF denoisers are kept
+# in ComfyUI-GGUF's unet folder (inside ComfyUI: its .gguf list, see host.py). A name resolves in the
+# first folder that has it.
+GGUF_FOLDER = "unet"
+FILE_ALSO_FOLDERS = {"diffusion_model": ("checkpoints", GGUF_FOLDER),
+                     "diffusion_model_2": ("animatediff_models", GGUF_FOLDER)}
 
 
 def file_folders(slot: str) -> tuple[str, ...]:
@@ -38,26 +42,37 @@ def file_folders(slot: str) -> tuple[str, ...]:
 
 
 FILE_FORMATS = ("fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_scaled")  # how single files store weights
+GGUF = "gguf-"  # the format of a GGUF file: "gguf-" and its quantisation ("gguf-Q4_K_M")
 
 
 @dataclass(frozen=True)
 class FilePart:
-    """One single file (ComfyUI's layout) as a family reads it from its safetensors header."""
+    """One single file (ComfyUI's layout) as a family reads it from its header (safetensors or GGUF)."""
 
     path: Path
     kind: str  # "denoiser", "text_encoder", "vae" or "image_encoder"
     variant: str  # what it is, e.g. "wan2.2-i2v-a14b" or "wan-vae-2.2"
-    format: str  # "bf16", "fp16", "fp32", "fp8_e4m3fn" or "fp8_scaled"
+    format: str  # "bf16", "fp16", "fp32", "fp8_e4m3fn", "fp8_scaled", or GGUF's "gguf-Q4_K_M", ...
     config: dict[str, Any]  # the component's diffusers / transformers config, read off the shapes
     params: int  # weights only (no fp8 scales, no embedded tokenizer)
     hint: str = ""  # what the file name adds (e.g. "high" / "low" noise for Wan 2.2 experts)
     tokenizer: bool = False  # the file carries its own tokenizer (ComfyUI's text encoders do)
     float8_params: int = 0  # weights that stay float8 once loaded (the rest load in the compute dtype)
     bundled: tuple[FilePart, ...] = ()  # other components the same file carries (a checkpoint's VAE)
+    gguf: GGUFWeights | None = None  # a GGUF file: what stays quantised once loaded (toolkit.gguf_header)
 
     @property
     def fp8(self) -> bool:
         return self.format.startswith("fp8")
+
+    def loaded_bytes(self, bytes_per_element: int) -> int:
+        """Bytes of its weights once loaded in a compute dtype of ``bytes_per_element``: a GGUF file's
+        quantised matrices as stored, a float8 file's float8 matrices at one byte, the rest cast."""
+        if self.gguf is not None:
+            return self.gguf.loaded_bytes(self.params, bytes_per_element)
+        if self.fp8:
+            return self.float8_params + (self.params - self.float8_params) * bytes_per_element
+        return self.params * bytes_per_element
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,8 @@ class SingleFiles:
     engine can call them (and a reader can find them) without importing the family."""
 
     description: str  # which of ComfyUI's files it reads, for messages
-    # what a file is to this family, from its safetensors header alone; None if not its file
+    # what a file is to this family, from its header alone (safetensors; and GGUF where ``gguf`` says
+    # which it reads); None if not its file
     identify: Callable[[Header], FilePart | None]
     # check that the files (by loader slot, see FILE_SLOTS) make one model and say which is which;
     # raises InputError naming the slot, the file and what was expected
@@ -99,6 +115,7 @@ class SingleFiles:
     # (pipeline, models dir, file stem, format) -> loader slot -> file: the tiny models as single files
     write: Callable[[Any, Path, str, str], dict[str, Path]]
     formats: tuple[str, ...] = FILE_FORMATS  # how its files may store weights (what ``write`` takes)
+    gguf: str = ""  # which GGUF files ``identify`` reads too, for messages; "" = none (never asked)
 
     def check_tokenizer(self, files: FileSet, roots: Iterable[Path], allow_download: bool) -> None:
         """Refuse, before anything loads, a text encoder whose tokenizer cannot be had."""

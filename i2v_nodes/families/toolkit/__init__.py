@@ -5,6 +5,8 @@ another. Each module is named for what it holds:
   parameter counts, the pack's own configs); :mod:`.file_tensors`: their tensors into weightless
   models; :mod:`.float8`: float8 weights and ComfyUI's scaled fp8; :mod:`.file_writing`: pipelines
   written as such files; :mod:`.stand_ins`: header-only stand-ins of published files;
+- :mod:`.gguf_header`, :mod:`.gguf_tensors`, :mod:`.gguf_writing`: ComfyUI-GGUF's quantised files, read
+  from their headers, mapped into diffusers' GGUF layers, and written (tiny files, stand-ins);
 - :mod:`.tokenizers`: tokenizers for single-file text encoders;
 - :mod:`.meta`: weightless modules for parameter counts and memory traces;
 - :mod:`.calls`: the stock pipelines' common keyword arguments; :mod:`.frames`: frames to ComfyUI's

@@ -14,7 +14,9 @@ from i2v_nodes.families import registry
 from i2v_nodes.families.contract import files as contract_files
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.families.contract.files import FilePart, FileSet
-from i2v_nodes.families.toolkit.safetensors_header import read_header
+from i2v_nodes.families.toolkit import gguf_header
+from i2v_nodes.families.toolkit.file_headers import read_file_header
+from i2v_nodes.families.toolkit.safetensors_header import Header, read_header
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -142,18 +144,18 @@ def describe_files(paths: dict[str, Path]) -> tuple[Description, FileSet]:
     for slot, path in paths.items():
         if Path(path).suffix.lower() in PICKLE_SUFFIXES:  # before reading it as safetensors: say why not
             raise InputError(slot, f"{Path(path).name} is a pickle ({Path(path).suffix}), which can run code "
-                                   "when it loads: this pack reads safetensors files only; convert it to "
-                                   ".safetensors first")
+                                   "when it loads: this pack reads safetensors and GGUF files only; convert "
+                                   "it to .safetensors first")
         try:
-            header = read_header(path)
-            part = next(((family, p) for family in registry.file_readers()
+            header = read_file_header(path)
+            readers = [family for family in registry.file_readers()
+                       if header.container != "gguf" or family.files.gguf]
+            part = next(((family, p) for family in readers
                          if (p := family.files.identify(header)) is not None), None)
         except ModelError as exc:
             raise InputError(slot, str(exc)) from exc
         if part is None:
-            readable = "; ".join(family.files.description for family in registry.file_readers())
-            raise InputError(slot, f"{Path(path).name} is not a model file this pack recognises (it reads "
-                                   f"{readable})")
+            raise InputError(slot, _unrecognised(header, readers))
         found[slot] = part
     family = found["diffusion_model"][0] if "diffusion_model" in found else None
     if family is None:
@@ -167,6 +169,16 @@ def describe_files(paths: dict[str, Path]) -> tuple[Description, FileSet]:
     fileset = family.files.assemble({slot: part for slot, (_family, part) in found.items()})
     params = tuple((role, part.params) for role, part in fileset.parts.items())
     return Description(family, fileset.variant, fileset.configs, params), fileset
+
+
+def _unrecognised(header: Header, readers: list[Family]) -> str:
+    name = header.path.name
+    if header.container == "gguf":
+        arch = gguf_header.architecture(header) or "unnamed"
+        return (f"{name} is a GGUF file of architecture {arch!r} ({gguf_header.file_type(header)}), not one "
+                f"this pack reads; it reads GGUF {'; '.join(family.files.gguf for family in readers)}")
+    readable = "; ".join(family.files.description for family in readers)
+    return f"{name} is not a model file this pack recognises (it reads {readable})"
 
 
 def files_source(fileset: FileSet) -> str:

@@ -234,9 +234,14 @@ def handle_for_files(paths: dict[str, Path], *, precision: str = "auto", vae_pre
 
 def _files_weights(family: Family, fileset: FileSet, asked: str) -> str:
     """fp8 denoiser files stay fp8 (expanding them would double their memory), whatever was asked.
-    (Other fp8 files, such as a text encoder, stay fp8 too: see ModelHandle.fp8_roles.)"""
-    denoisers = family.roles(fileset.variant).denoisers
-    return "fp8" if any(fileset.parts[role].fp8 for role in denoisers if role in fileset.parts) else asked
+    (Other fp8 files, such as a text encoder, stay fp8 too: see ModelHandle.fp8_roles.) GGUF denoiser
+    files stay quantised as stored: fp8 storage is never laid over them."""
+    parts = [fileset.parts[role] for role in family.roles(fileset.variant).denoisers if role in fileset.parts]
+    if any(part.gguf for part in parts):
+        if asked == "fp8":
+            log.info("weights fp8 ignored: the GGUF files stay quantised as stored")
+        return "default"
+    return "fp8" if any(part.fp8 for part in parts) else asked
 
 
 def _files_handle(found: Description, fileset: FileSet, options: LoadOptions, device: torch.device,

@@ -101,14 +101,14 @@ def on_cpu(handle: ModelHandle) -> bool:
 
 def weight_bytes(handle: ModelHandle) -> dict[str, int]:
     """Bytes of each component's weights as loaded: the VAE in its own dtype, fp8 one byte (a float8
-    file's embeddings and fp32-kept parts in the compute dtype)."""
+    file's embeddings and fp32-kept parts in the compute dtype), a GGUF file's quantised matrices as
+    stored (the file is mapped, not copied)."""
     roles, fp8 = handle.roles, handle.fp8_roles
     parts = handle.files.parts if handle.files is not None else {}
     sizes = {}
     for name, count in handle.params:
-        if name in parts and parts[name].fp8:  # a float8 file: what stays float8, the rest cast
-            kept = parts[name].float8_params
-            sizes[name] = kept + (count - kept) * bytes_per_element(handle.precision)
+        if name in parts and (parts[name].fp8 or parts[name].gguf):  # what stays as stored, the rest cast
+            sizes[name] = parts[name].loaded_bytes(bytes_per_element(handle.precision))
             continue
         if name in fp8:
             per = 1
@@ -213,11 +213,16 @@ def _traced_encoders(family: Family, variant: str, configs: str, precision: str)
 
 
 def denoiser_activations(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> int:
-    """Traced bytes of one denoiser call (before the margin), plus fp8's upcast copy of one layer."""
+    """Traced bytes of one denoiser call (before the margin), plus fp8's upcast copy of one layer, or
+    GGUF's dequantisation of its costliest matrix (each is dequantised as its layer runs)."""
     rows = denoiser_rows(handle, shape, options)
     traced = _traced_denoiser(handle.family, handle.variant, handle.configs_json, handle.precision, rows,
                               shape.num_frames, shape.height, shape.width)
-    if handle.weights == "fp8":  # layerwise casting holds one layer's weights in the compute dtype
+    parts = handle.files.parts if handle.files is not None else {}
+    gguf = [parts[c].gguf.dequantise_peak for c in handle.roles.denoisers if c in parts and parts[c].gguf]
+    if gguf:
+        traced += max(gguf)
+    elif handle.weights == "fp8":  # layerwise casting holds one layer's weights in the compute dtype
         traced += max(largest_layer_bytes(handle, c) for c in handle.roles.denoisers)
     return traced
 
@@ -324,11 +329,12 @@ FILE_FORMAT_BYTES = {"fp8_e4m3fn": 1, "fp8_scaled": 1, "bf16": 2, "fp16": 2, "fp
 
 def _read_bytes(handle: ModelHandle, role: str, params: int, kept: int) -> int:
     """RAM a denoiser takes while it loads: from a folder, in the compute dtype; from a single
-    file, the file's own format or what is kept, whichever is larger."""
+    file, the file's own format or what is kept, whichever is larger; from a GGUF file (mapped, its
+    quantised matrices used where they lie), what is kept."""
     part = handle.files.parts.get(role) if handle.files is not None else None
     if part is None:
         return params * bytes_per_element(handle.precision)
-    return max(kept, params * FILE_FORMAT_BYTES.get(part.format, 4))
+    return kept if part.gguf else max(kept, params * FILE_FORMAT_BYTES.get(part.format, 4))
 
 
 def estimate(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> Estimate:
