@@ -10,7 +10,10 @@ ComfyUI's Wan templates download one file per component into its model folders:
   embedded as a ``spiece_model`` tensor;
 - ``vae``: the Wan 2.1 VAE (16 latent channels) or the Wan 2.2 VAE (48 channels, 16x), original
   key names;
-- ``clip_vision``: CLIP ViT-H/14 in transformers' key names (Wan 2.1 I2V only).
+- ``clip_vision``: CLIP ViT-H/14 in transformers' key names (Wan 2.1 I2V only);
+- ``unet`` (ComfyUI-GGUF's folder) or ``diffusion_models``: the transformer as a GGUF file (city96's
+  and QuantStack's, e.g. ``Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf``), architecture ``wan``, in the same
+  original key names and shapes, its matrices quantised (Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, ...).
 
 What a file is, which variant it belongs to and whether the files fit together is read from key
 names, shapes and dtypes, never from tensor data. Shapes give every width and depth; settings a
@@ -35,6 +38,7 @@ from i2v_nodes.families.toolkit.file_headers import (
     prefix_of,
     weight_params,
 )
+from i2v_nodes.families.toolkit.gguf_header import architecture, gguf_weights
 from i2v_nodes.families.toolkit.safetensors_header import Header
 from i2v_nodes.families.wan.configs import PUBLISHED
 
@@ -51,7 +55,15 @@ OTHER_WAN = {
 }
 
 
+GGUF_ARCHITECTURES = ("wan", "")  # ComfyUI-GGUF's name for Wan; "" for a file that names none
+# what diffusers' WanTransformer3DModel keeps in fp32 (_keep_in_fp32_modules), in the original names
+FP32_PARTS = ("time_embedding.", "modulation", ".norm3.", "img_emb.proj.0.", "img_emb.proj.4.")
+GGUF_DESCRIPTION = "Wan 2.1 / 2.2 image-to-video transformers (architecture 'wan', ComfyUI-GGUF's files)"
+
+
 def identify(header: Header) -> FilePart | None:
+    if header.container == "gguf":  # a GGUF file: only a transformer, and only of Wan's architecture
+        return _transformer(header) if architecture(header) in GGUF_ARCHITECTURES else None
     for recognise in (_transformer, _umt5, _vae, _clip_vision):
         part = recognise(header)
         if part is not None:
@@ -146,6 +158,7 @@ def _transformer(header: Header) -> FilePart | None:
         weight_params(header),
         hint=_expert_hint(header),
         float8_params=float8_params(header, ("time_embedding.",)),  # diffusers keeps it in fp32
+        gguf=gguf_weights(header, FP32_PARTS),
     )
 
 

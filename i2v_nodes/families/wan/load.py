@@ -5,7 +5,9 @@ tensors are assigned straight from the file (renamed to diffusers' names): nothi
 twice and nothing is initialised only to be overwritten. Weights are cast as ``from_pretrained``
 would (the compute dtype, with the class's fp32-kept parts in fp32), except float8 matrices, which
 stay float8 (a 14B expert stays 14 GB, not 28): their layers compute in the compute dtype one
-layer at a time, with ComfyUI's per-tensor scale where the file has one.
+layer at a time, with ComfyUI's per-tensor scale where the file has one. A GGUF transformer keeps its
+quantised matrices as they lie in the mapped file (toolkit.gguf_tensors: diffusers' GGUF layers,
+without from_single_file's copy of the file); each is dequantised as its layer runs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from i2v_nodes.errors import ModelError
 from i2v_nodes.families.contract.files import FilePart, FileSet, LoadSpec
 from i2v_nodes.families.toolkit.file_tensors import assign, empty_weights, read_tensors
 from i2v_nodes.families.toolkit.float8 import cast_keeping_float8, keep_float8, split_scales
+from i2v_nodes.families.toolkit.gguf_tensors import assign_quantised, read_gguf_tensors
 from i2v_nodes.families.toolkit.tokenizers import (
     refuse_missing_tokenizer,
     t5_tokenizer_from_spiece,
@@ -65,6 +68,12 @@ TOKENIZER_FOLDER = "umt5-xxl"  # looked for under each tokenizer root
 def load_transformer(part: FilePart, dtype: torch.dtype) -> torch.nn.Module:
     from diffusers import WanTransformer3DModel
 
+    if part.gguf is not None:
+        weights = transformer_to_diffusers(read_gguf_tensors(part.path))
+        with empty_weights():
+            model = WanTransformer3DModel.from_config(part.config)
+        log.info("%s: %s weights kept quantised", part.path.name, part.gguf.file_type)
+        return assign_quantised(model, weights, dtype, part.path)
     weights, scales = split_scales(read_tensors(part.path))
     weights, scales = split_scales(
         transformer_to_diffusers({**weights, **{k + ".scale_weight": v for k, v in scales.items()}})

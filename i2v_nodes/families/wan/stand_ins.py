@@ -14,12 +14,14 @@ from typing import Any
 
 import torch
 
-from i2v_nodes.families.contract.files import FILE_FOLDERS
+from i2v_nodes.families.contract.files import FILE_FOLDERS, GGUF_FOLDER
+from i2v_nodes.families.toolkit.gguf_writing import write_gguf
 from i2v_nodes.families.toolkit.meta import CLIP_VISION_H14, config_json
 from i2v_nodes.families.toolkit.stand_ins import stored, write_header
 from i2v_nodes.families.wan.components import meta_component
 from i2v_nodes.families.wan.configs import PUBLISHED
 from i2v_nodes.families.wan.keys import transformer_to_original, vae21_to_original, vae22_to_original
+from i2v_nodes.families.wan.write import gguf_tensor_types
 
 A14B_HUB = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
 TI2V_HUB = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
@@ -64,6 +66,26 @@ def _shapes(
 
 def transformer_file(path: Path, config: dict[str, Any], fmt: str) -> Path:
     return write_header(path, stored(_shapes("transformer", config, transformer_to_original), fmt))
+
+
+def gguf_transformer_file(path: Path, config: dict[str, Any], file_type: str) -> Path:
+    """A stand-in of a published Wan GGUF transformer of ``file_type`` ("Q4_K_M"): the types city96's
+    tools give each tensor (from an fp16 source), the data a sparse hole."""
+    shapes = _shapes("transformer", config, transformer_to_original)
+    return write_gguf(path, gguf_tensor_types(shapes, file_type), "wan", file_type)
+
+
+# QuantStack's names for the Wan 2.2 I2V A14B experts as GGUF files (ComfyUI-GGUF's unet folder)
+GGUF_EXPERTS = {"diffusion_model": "Wan2.2-I2V-A14B-HighNoise-{}.gguf",
+                "diffusion_model_2": "Wan2.2-I2V-A14B-LowNoise-{}.gguf"}
+
+
+def write_gguf_experts(models_dir: Path, file_type: str) -> dict[str, Path]:
+    """Stand-ins of both A14B experts as GGUF files of ``file_type`` (loader slot -> path), kept where
+    a file is already there."""
+    return {slot: gguf_transformer_file(Path(models_dir) / GGUF_FOLDER / name.format(file_type),
+                                        PUBLISHED[A14B_HUB]["transformer"], file_type)
+            for slot, name in GGUF_EXPERTS.items()}
 
 
 def umt5_file(path: Path) -> Path:
