@@ -96,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("tiny-files", help="write tiny models as ComfyUI's single files, to try "
                                "LoadI2VModelFiles (in ComfyUI's folders under the models folder)")
     tiny.add_argument("names", nargs="*", help="tiny models (default: every one with a single-file form)")
-    tiny.add_argument("--format", choices=FILE_FORMATS, default="fp32", help="how the weights are stored")
+    formats = dict.fromkeys(f for family in registry.file_readers() for f in family.files.formats)
+    tiny.add_argument("--format", choices=[*FILE_FORMATS, *formats], default="fp32",
+                      help="how the weights are stored (gguf-Q8_0: the transformers as GGUF files)")
     tiny.add_argument("--models-dir", type=Path, help="default: ComfyUI's models folder / I2V_MODELS_DIR")
     return parser
 
