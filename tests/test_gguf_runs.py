@@ -222,3 +222,19 @@ def test_the_other_wan_variants_run_from_a_q8_0_gguf(name, width, height, sessio
     theirs = run(folder, still_image, fresh_cache, width=width, height=height)
     assert torch.isfinite(ours.frames).all()
     assert 0 < (ours.frames - theirs.frames).abs().max() < Q8_0_TOLERANCE
+
+
+def test_loras_apply_to_gguf_experts_and_come_off_exactly(gguf_files, session_dirs, still_image, fresh_cache):
+    """lightx2v's LoRA layout on both experts: peft wraps the GGUF layers as it wraps Linear ones."""
+    from i2v_nodes.families.wan import stand_ins
+
+    loras = stand_ins.write_lightx2v_loras(session_dirs["models"], TINY[NAME]["transformer"], rank=8, seed=11)
+    lora = NODE_CLASS_MAPPINGS["I2VLoRA"]()
+    base = load_node(gguf_files)
+    (high,) = lora.apply(base, loras["high_noise"].name, 1.0, "high_noise")
+    (both,) = lora.apply(high, loras["low_noise"].name, 1.0, "low_noise")
+    before = run(base, still_image, fresh_cache)
+    with_loras = run(both, still_image, fresh_cache)
+    after = run(base, still_image, fresh_cache)
+    assert fresh_cache.loads == 1 and torch.isfinite(with_loras.frames).all()
+    assert (with_loras.frames - before.frames).abs().max() > 1e-3 and torch.equal(after.frames, before.frames)
