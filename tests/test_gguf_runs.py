@@ -238,3 +238,56 @@ def test_loras_apply_to_gguf_experts_and_come_off_exactly(gguf_files, session_di
     after = run(base, still_image, fresh_cache)
     assert fresh_cache.loads == 1 and torch.isfinite(with_loras.frames).all()
     assert (with_loras.frames - before.frames).abs().max() > 1e-3 and torch.equal(after.frames, before.frames)
+
+
+def ltx_transformer_pair(models_dir: Path) -> tuple[str, str]:
+    """A 32-wide tiny LTX-Video transformer (rows of whole Q8_0 blocks) as a Q8_0 GGUF file, and the
+    same weights dequantised by diffusers as a transformer-only safetensors file: their names."""
+    from diffusers import LTXVideoTransformer3DModel
+    from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
+    from gguf import GGMLQuantizationType
+    from safetensors.torch import save_file
+
+    from i2v_nodes.families.ltx_video.configs import TINY as LTX_TINY
+    from i2v_nodes.families.ltx_video.files import transformer_to_original as ltx_original
+    from i2v_nodes.families.ltx_video.write import GGUF_HIGH_PRECISION, GGUF_UNQUANTISED
+    from i2v_nodes.families.toolkit.file_headers import CONFIG_KEY
+    from i2v_nodes.families.toolkit.gguf_writing import tensor_types
+
+    config = {**LTX_TINY["tiny-ltx-video"]["transformer"], "attention_head_dim": 16,
+              "cross_attention_dim": 32}
+    torch.manual_seed(5)
+    model = LTXVideoTransformer3DModel(**config)
+    state = {ltx_original(k): v for k, v in model.state_dict().items()}
+    tensors = tensor_types({k: tuple(v.shape) for k, v in state.items()}, "Q8_0", GGUF_UNQUANTISED,
+                           GGUF_HIGH_PRECISION)
+    stored = {name: quantised(state[name].numpy(), kind) for name, (kind, _shape) in tensors.items()}
+    metadata = {CONFIG_KEY: json.dumps({"transformer": config})}
+    write_gguf(models_dir / "unet" / "tiny-ltx-32-Q8_0.gguf", tensors, "ltxv", "Q8_0",
+               lambda name, _kind, _shape: stored[name], metadata)
+    twin = {}
+    for name, (kind, shape) in tensors.items():
+        data = torch.from_numpy(stored[name])
+        if kind not in ("F32", "F16"):
+            data = dequantize_gguf_tensor(GGUFParameter(data, quant_type=GGMLQuantizationType[kind]))
+        twin[name] = data.float().reshape(shape).contiguous()
+    save_file(twin, str(models_dir / "diffusion_models" / "tiny-ltx-32.safetensors"), metadata=metadata)
+    assert {kind for kind, _shape in tensors.values()} >= {"Q8_0"}
+    return "tiny-ltx-32-Q8_0.gguf", "tiny-ltx-32.safetensors"
+
+
+def test_an_ltx_video_gguf_transformer_gives_the_frames_of_its_dequantised_weights(
+        session_dirs, still_image, fresh_cache):
+    written = models.tiny_single_files("tiny-ltx-video", session_dirs["models"], "gguf-Q8_0")
+    files = {slot: path.name for slot, path in written.items()}
+    assert files["diffusion_model"].endswith(".gguf") and files["vae"].endswith("_vae.safetensors")
+    (session_dirs["models"] / "diffusion_models").mkdir(exist_ok=True)
+    gguf_name, twin_name = ltx_transformer_pair(session_dirs["models"])
+    ltx = {"width": 64, "height": 64, "num_frames": 9, "guidance_scale": 3.0}
+    handle = load_node({**files, "diffusion_model": gguf_name})
+    assert handle.variant == "ltx-video" and handle.files.parts["transformer"].format == "gguf-Q8_0"
+    ours = run(handle, still_image, fresh_cache, **ltx)
+    theirs = run(load_node({**files, "diffusion_model": twin_name}), still_image, fresh_cache, **ltx)
+    assert torch.isfinite(ours.frames).all() and torch.equal(ours.frames, theirs.frames)
+    tiny = run(load_node(files), still_image, fresh_cache, **ltx)  # the tiny model's own GGUF file runs too
+    assert torch.isfinite(tiny.frames).all()

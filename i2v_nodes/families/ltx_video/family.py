@@ -59,6 +59,8 @@ FILES = SingleFiles(
     load=load.load_pipeline,
     tokenizer_check=load.check_tokenizer,
     write=write.write_files,
+    formats=write.FORMATS,
+    gguf=files.GGUF_DESCRIPTION,
 )
 
 

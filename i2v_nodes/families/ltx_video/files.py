@@ -11,6 +11,9 @@ ComfyUI runs LTX-Video 0.9.x from two files:
   forms, in transformers' key names (``encoder.block.N.layer.0.SelfAttention.q.weight``, one shared
   ``relative_attention_bias`` in block 0), with no tokenizer.
 
+ComfyUI-GGUF's LTX-Video transformers (architecture ``ltxv``, in ``unet``) have the transformer-only
+files' names and shapes, their matrices quantised; their VAE comes from the vae input.
+
 The release is read off key names and shapes: the 0.9.5+ VAE downsamples with a convolution of its
 own (``encoder.down_blocks.1.conv.conv``), the 0.9.1 VAE decodes at a timestep
 (``decoder.last_time_embedder``), the 0.9.0 VAE does neither; the 13B transformer is 4096 wide. The
@@ -55,6 +58,7 @@ from i2v_nodes.families.toolkit.file_headers import (
     prefix_of,
     weight_params,
 )
+from i2v_nodes.families.toolkit.gguf_header import architecture, gguf_weights
 from i2v_nodes.families.toolkit.safetensors_header import Header
 
 TRANSFORMER_PREFIXES = ("model.diffusion_model.", "")
@@ -81,9 +85,14 @@ PUBLISHED_VAES = {VAE090: VAE_090, VAE091: VAE_091, VAE095: VAE_095}
 _RELEASES = {VAE090: "0.9.0", VAE091: "0.9.1", VAE095: "0.9.5 and later"}
 
 
+GGUF_DESCRIPTION = "LTX-Video 0.9.x transformers (architecture 'ltxv')"
+
+
 def identify(header: Header) -> FilePart | None:
     if any(marker in name for name in header.tensors for marker in LTX2_MARKERS):
         return None  # LTX-2 (video with sound): another family's files
+    if header.container == "gguf":  # a GGUF file: only a transformer of LTX-Video's architecture
+        return _transformer(header) if architecture(header) in ("ltxv", "") else None
     for recognise in (_transformer, _vae_file, _t5):
         part = recognise(header)
         if part is not None:
@@ -144,6 +153,7 @@ def _transformer(header: Header) -> FilePart | None:
         weight_params(own),
         float8_params=float8_params(own, ()),  # every float8 matrix stays float8 (no fp32-kept parts)
         bundled=(vae,) if vae is not None else (),
+        gguf=gguf_weights(own),
     )
 
 

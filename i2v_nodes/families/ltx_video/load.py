@@ -27,6 +27,7 @@ from i2v_nodes.families.ltx_video.files import (
 )
 from i2v_nodes.families.toolkit.file_tensors import aligned, assign, empty_weights
 from i2v_nodes.families.toolkit.float8 import FLOAT8, cast_keeping_float8, keep_float8, split_scales
+from i2v_nodes.families.toolkit.gguf_tensors import assign_quantised, read_gguf_tensors
 from i2v_nodes.families.toolkit.tokenizers import (
     refuse_missing_tokenizer,
     t5_tokenizer_from_spiece,
@@ -68,6 +69,11 @@ def read_prefixed(path: Path, prefixes: Iterable[str],
 def load_transformer(part: FilePart, dtype: torch.dtype) -> torch.nn.Module:
     from diffusers import LTXVideoTransformer3DModel
 
+    if part.gguf is not None:  # quantised matrices kept as they lie in the mapped file
+        weights = transformer_to_diffusers(read_gguf_tensors(part.path))
+        with empty_weights():
+            model = LTXVideoTransformer3DModel.from_config(part.config)
+        return assign_quantised(model, weights, dtype, part.path)
     weights, scales = split_scales(read_prefixed(part.path, TRANSFORMER_PREFIXES,
                                                   ("vae.", "text_encoders.", "cond_stage_model.")))
     weights, scales = split_scales(

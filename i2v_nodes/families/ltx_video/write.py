@@ -6,17 +6,20 @@ in Lightricks' key names; and the T5 encoder (in ``text_encoders``) in transform
 Unlike ComfyUI's t5xxl files, the tiny T5 file embeds its (tiny, offline) tokenizer as a
 ``spiece_model`` tensor, as ComfyUI's UMT5 files do, so it loads with nothing else on disk. Each
 file carries the diffusers configs of its components in its ``diffusers_config`` metadata, for
-the settings no shape shows (attention heads, the tiny VAE's layout).
+the settings no shape shows (attention heads, the tiny VAE's layout). ``gguf-Q8_0`` writes the
+transformer as a ComfyUI-GGUF file (in ``unet``, typed as city96's tools type LTX-Video) beside a
+VAE file and an fp32 T5 file.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from i2v_nodes.families.contract.files import FILE_FOLDERS, FILE_FORMATS
+from i2v_nodes.families.contract.files import FILE_FOLDERS, FILE_FORMATS, GGUF, GGUF_FOLDER
 from i2v_nodes.families.ltx_video.components import meta_component
 from i2v_nodes.families.ltx_video.configs import TRANSFORMER_2B, TRANSFORMER_13B
 from i2v_nodes.families.ltx_video.files import (
@@ -26,6 +29,7 @@ from i2v_nodes.families.ltx_video.files import (
     transformer_to_original,
     vae_names_to_original,
 )
+from i2v_nodes.families.toolkit.file_headers import CONFIG_KEY
 from i2v_nodes.families.toolkit.file_writing import (
     CHECKPOINTS,
     component_config,
@@ -33,11 +37,17 @@ from i2v_nodes.families.toolkit.file_writing import (
     save_with_configs,
     to_format,
 )
+from i2v_nodes.families.toolkit.gguf_writing import quantised, tensor_types, write_gguf
 from i2v_nodes.families.toolkit.meta import config_json
 from i2v_nodes.families.toolkit.stand_ins import Tensors, stored, write_header
 from i2v_nodes.families.toolkit.tokenizers import unigram_spiece_bytes
 
 TRANSFORMER_PREFIX, VAE_PREFIX = "model.diffusion_model.", "vae."
+FORMATS = (*FILE_FORMATS, GGUF + "Q8_0")
+# city96's tools on LTX-Video: what llama-quantize never quantises, and what convert.py keeps in F32
+GGUF_UNQUANTISED = ("adaln_single.", "caption_projection.", "patchify_proj.", "proj_out.",
+                    "scale_shift_table")
+GGUF_HIGH_PRECISION = ("scale_shift_table",)
 
 
 
@@ -58,8 +68,11 @@ def write_files(pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> di
     the file of each loader slot (the checkpoint carries the VAE: no vae file). ``fmt`` (one of
     FILE_FORMATS) applies to both files: float8 formats store the Linear matrices in float8, the
     rest (and the VAE) in bf16, as ComfyUI's fp8 files do."""
-    if fmt not in FILE_FORMATS:
-        raise ValueError(f"format must be one of {FILE_FORMATS}, got {fmt!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if fmt.startswith(GGUF):
+        return {**_gguf_files(pipe, Path(models_dir), stem, fmt.removeprefix(GGUF)),
+                "text_encoder": write_files(pipe, models_dir, stem)["text_encoder"]}
     state, linear = _original_checkpoint(pipe)
     configs = {"transformer": component_config(pipe.transformer), "vae": component_config(pipe.vae)}
     checkpoint = save_with_configs(Path(models_dir) / CHECKPOINTS / f"{stem}_{fmt}.safetensors",
@@ -72,6 +85,22 @@ def write_files(pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> di
     encoder_path = Path(models_dir) / FILE_FOLDERS["text_encoder"] / f"{stem}_t5_{fmt}.safetensors"
     encoder = save_with_configs(encoder_path, text, {"text_encoder": component_config(pipe.text_encoder)})
     return {"diffusion_model": checkpoint, "text_encoder": encoder}
+
+
+def _gguf_files(pipe: Any, models_dir: Path, stem: str, file_type: str) -> dict[str, Path]:
+    """The transformer as a GGUF file (Lightricks' names, no prefix), the VAE as a VAE file."""
+    state, _linear = _original_checkpoint(pipe)
+    transformer = {k.removeprefix(TRANSFORMER_PREFIX): v for k, v in state.items()
+                   if k.startswith(TRANSFORMER_PREFIX)}
+    tensors = tensor_types({k: tuple(v.shape) for k, v in transformer.items()}, file_type,
+                           GGUF_UNQUANTISED, GGUF_HIGH_PRECISION)
+    metadata = {CONFIG_KEY: json.dumps({"transformer": component_config(pipe.transformer)}, sort_keys=True)}
+    gguf = write_gguf(models_dir / GGUF_FOLDER / f"{stem}-{file_type}.gguf", tensors, "ltxv", file_type,
+                      lambda name, kind, _shape: quantised(transformer[name].float().numpy(), kind), metadata)
+    vae = {k.removeprefix(VAE_PREFIX): v for k, v in state.items() if k.startswith(VAE_PREFIX)}
+    vae_path = save_with_configs(models_dir / FILE_FOLDERS["vae"] / f"{stem}_vae.safetensors", vae,
+                                 {"vae": component_config(pipe.vae)})
+    return {"diffusion_model": gguf, "vae": vae_path}
 
 
 # --- header-only stand-ins of the published files ----------------------------------------------------
