@@ -116,7 +116,7 @@ def test_the_planner_command_sizes_a_run_from_the_files_headers(published, capsy
         ({"diffusion_model": SD15, "diffusion_model_2": "pia_fp8"}, "diffusion_model_2",
          "stores its motion module as fp8_e4m3fn; this pack reads motion modules in fp32, fp16, bf16"),
         ({"diffusion_model": SD15, "diffusion_model_2": "pia.ckpt"}, "diffusion_model_2",
-         r"pia\.ckpt is a pickle \(\.ckpt\).*safetensors files only"),
+         r"pia\.ckpt is a pickle \(\.ckpt\).*safetensors and GGUF files only"),
     ],
 )
 def test_files_that_do_not_fit_are_refused_naming_the_input(published, slots, slot, message):
