@@ -248,3 +248,15 @@ def test_a_gguf_file_is_told_by_its_magic_not_its_name(root):
     renamed = write_gguf(root / "misc" / "renamed.safetensors", {"head.modulation": ("F32", (1, 2, 128))},
                          "wan", "Q8_0")
     assert read_file_header(renamed).container == "gguf"
+
+
+def test_the_planner_offers_no_fp8_storage_for_gguf_experts(root, template):
+    from i2v_nodes.runtime.memory import planner
+
+    experts = stand_ins.write_gguf_experts(root, "Q4_K_M")
+    gguf = models.handle_for_files({**template, **experts}, device="cuda", weights="fp8")
+    assert gguf.weights == "default" and not gguf.fp8_storable
+    assert models.handle_for_files(template, device="cuda").fp8_storable  # safetensors experts could be
+    shape = RunShape(832, 480, 81)
+    assert {weights for weights, _options in planner.ways_to_run(gguf, shape)} == {"default"}
+    assert {weights for weights, _options in planner.option_sets(gguf, shape)} == {"default"}

@@ -68,6 +68,14 @@ class ModelHandle:
         return frozenset(roles)
 
     @property
+    def fp8_storable(self) -> bool:
+        """Whether the denoisers could take fp8 storage: they exist and none is a GGUF file (those
+        stay quantised as stored, whatever ``weights`` says)."""
+        parts = self.files.parts if self.files is not None else {}
+        return bool(self.roles.denoisers) and not any(
+            parts[role].gguf for role in self.roles.denoisers if role in parts)
+
+    @property
     def rules(self) -> Rules:
         return self.family.rules(self.variant)
 

@@ -237,7 +237,7 @@ def advice(handle: ModelHandle, shape: RunShape, options: MemoryOptions, budget:
             break
     else:
         lines.append("- no memory option makes the run as asked fit")
-    if handle.weights != "fp8" and handle.roles.denoisers:
+    if handle.weights != "fp8" and handle.fp8_storable:
         fp8 = dataclasses.replace(handle, weights="fp8")
         for candidate in (options, *(c for _, c in ladder(handle, shape, options))):
             if fits(fp8, shape, candidate, budget):

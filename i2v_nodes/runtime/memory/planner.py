@@ -91,7 +91,7 @@ def _gib_map(phases: dict[str, int]) -> dict[str, float]:
 def option_sets(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[str, memory.MemoryOptions]]:
     """The handle's own weight storage with its default options and every step of the guard's
     ladder; then the same with fp8 storage (never chosen silently: it changes the output)."""
-    storages = [handle.weights] + (["fp8"] if handle.weights != "fp8" and handle.roles.denoisers else [])
+    storages = [handle.weights] + (["fp8"] if handle.weights != "fp8" and handle.fp8_storable else [])
     for weights in storages:
         variant = dataclasses.replace(handle, weights=weights)
         start = memory.default_options(variant, shape)
@@ -250,7 +250,7 @@ def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[s
     offloads = (
         ("none", "model", "group", "sequential") if torch.device(handle.device).type == "cuda" else ("none",)
     )
-    storages = ("default", "fp8") if handle.roles.denoisers else ("default",)
+    storages = ("default", "fp8") if handle.fp8_storable else ("default",)
     tilings = (False, True) if handle.family.spec.vae_tiling else (False,)
     for weights in storages:
         start = memory.default_options(dataclasses.replace(handle, weights=weights), shape)
