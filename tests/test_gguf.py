@@ -260,3 +260,12 @@ def test_the_planner_offers_no_fp8_storage_for_gguf_experts(root, template):
     shape = RunShape(832, 480, 81)
     assert {weights for weights, _options in planner.ways_to_run(gguf, shape)} == {"default"}
     assert {weights for weights, _options in planner.option_sets(gguf, shape)} == {"default"}
+
+
+def test_a_wan_gguf_without_its_5d_patch_embedding_is_refused_by_name(root, template):
+    """convert.py sets the 5-D patch embedding aside; fix_5d_tensors.py puts it back. Without it:"""
+    tensors = gguf_tensor_types(a14b_shapes(), "Q4_K_M")
+    tensors.pop("patch_embedding.weight")
+    path = write_gguf(root / "unet" / "no-5d-HighNoise-Q4_K_M.gguf", tensors, "wan", "Q4_K_M")
+    with pytest.raises(InputError, match=r"no-5d-HighNoise-Q4_K_M\.gguf has no patch_embedding\.weight"):
+        models.handle_for_files({**template, "diffusion_model": path})

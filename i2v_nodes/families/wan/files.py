@@ -114,6 +114,9 @@ def _transformer(header: Header) -> FilePart | None:
             raise ModelError(
                 f"{header.path.name} is a Wan {what} model, not an image-to-video one this pack runs"
             )
+    if not header.has(prefix + "patch_embedding.weight"):  # 5-D: ComfyUI-GGUF's convert sets it aside
+        raise ModelError(f"{header.path.name} has no patch_embedding.weight (a GGUF made without "
+                         "ComfyUI-GGUF's fix_5d_tensors step?); get a complete file")
     shape = lambda name: header.shape(prefix + name)  # noqa: E731 - a short local reader
     dim, in_dim = shape("head.modulation")[-1], shape("patch_embedding.weight")[1]
     if dim % 128:
