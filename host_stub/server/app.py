@@ -21,7 +21,7 @@ from host_stub.server import config, routes_editor, routes_files, routes_info, r
 from host_stub.server.http import errors_middleware, origin_middleware, token_middleware
 from host_stub.server.hub import Hub
 from host_stub.server.routing import SERVER_KEY, with_api_twins
-from host_stub.server.store import QueueInUse, QueueStore
+from host_stub.server.store import QueueInUse, QueueItem, QueueStore
 from host_stub.server.user_files import UserFiles
 from host_stub.server.worker import Worker, error_entry
 
@@ -95,8 +95,15 @@ class Server:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
-def _restart_entry(item: Any) -> dict[str, Any]:
+def _restart_entry(item: QueueItem) -> dict[str, Any]:
     return error_entry(item, "ServerRestart", "The server stopped while this prompt was running.")
+
+
+def _gave_up_entry(item: QueueItem, starts: int) -> dict[str, Any]:
+    log.error("prompt %s was running at %d stops of the server: it is marked failed, not run again",
+              item.prompt_id, starts)
+    return error_entry(item, "ServerRestart", f"The server stopped while this prompt was running, {starts} "
+                       "times: it is not run again.")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -118,12 +125,9 @@ def main(args: argparse.Namespace) -> int:
     except QueueInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    recovered = store.recover(args.on_restart == "rerun", _restart_entry)
+    _recover(store, args.on_restart == "rerun")
     log.info("queue database: %s (%d queued, %d in history)", db_path, store.remaining(),
              len(store.history()))
-    if recovered:
-        what = "queued again" if args.on_restart == "rerun" else "marked failed"
-        log.warning("prompts that were running when the server stopped, %s: %s", what, ", ".join(recovered))
     web_root = routes_editor.find_web_root(args.front_end_root)
     log.info("graph editor: %s", web_root or "not installed (pip install i2v-nodes[ui])")
     server = Server(host, store, token=args.token or None, max_body=int(args.max_body_size * MB),
@@ -134,6 +138,15 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _recover(store: QueueStore, rerun: bool) -> None:
+    recovered = store.recover(rerun, _restart_entry, _gave_up_entry)
+    again = [p for p in recovered if store.state_of(p) == "pending"]
+    failed = [p for p in recovered if p not in again]
+    for what, ids in (("queued again", again), ("marked failed", failed)):
+        if ids:
+            log.warning("prompts that were running when the server stopped, %s: %s", what, ", ".join(ids))
 
 
 async def _serve(server: Server, addresses: list[str], port: int) -> None:
