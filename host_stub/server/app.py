@@ -27,7 +27,6 @@ from host_stub.server.worker import Worker, error_entry
 
 log = logging.getLogger("host_stub.server")
 MB = 1024 * 1024
-FORM_MARGIN = 64 * 1024  # what a multipart form may add around an upload's bytes
 
 
 class Server:
@@ -53,7 +52,7 @@ class Server:
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            client_max_size=self.max_upload + FORM_MARGIN,  # the multipart form around the file
+            client_max_size=self.max_upload + routes_files.FORM_MARGIN,  # the form around the file
             middlewares=[errors_middleware, origin_middleware, token_middleware(self.token)],
         )
         app[SERVER_KEY] = self  # how the handlers reach this server: routing.server_of(request)

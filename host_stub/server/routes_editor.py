@@ -90,7 +90,7 @@ async def get_setting(request: web.Request) -> web.Response:
 async def post_settings(request: web.Request) -> web.Response:
     values = await read_json(request, server_of(request).max_body)
     if not isinstance(values, dict):
-        raise HTTPError(400, "settings must be a JSON object", "invalid_json")
+        raise HTTPError(400, "settings must be a JSON object", "invalid_json", "settings")
     await asyncio.to_thread(_user_files(request).write_settings, lambda old: {**old, **values})
     return web.Response(status=200)
 
@@ -105,7 +105,7 @@ async def list_userdata(request: web.Request) -> web.Response:
     """The files in ``?dir=``: names, ``split`` names or ``full_info`` entries, ``recurse`` optional."""
     query = request.rel_url.query
     if not query.get("dir"):
-        raise HTTPError(400, "no dir given")
+        raise HTTPError(400, "no dir given", details="dir")
     folder = _user_files(request).path(query["dir"])
     if not folder.is_dir():
         raise HTTPError(404, "directory not found", "not_found")
@@ -127,7 +127,7 @@ async def list_userdata_v2(request: web.Request) -> web.Response:
             return web.json_response([])
         raise HTTPError(404, "path not found", "not_found")
     if not folder.is_dir():
-        raise HTTPError(400, "not a directory")
+        raise HTTPError(400, "not a directory", details="path")
     entries = []
     for path in folder.rglob("*"):
         entry = {"name": path.name, "path": path.relative_to(files.root).as_posix(),
