@@ -19,6 +19,7 @@ from aiohttp import web
 
 from host_stub.server.http import HTTPError, read_json
 from host_stub.server.routing import Route, server_of
+from host_stub.server.served import file_response
 from host_stub.server.user_files import UserFiles
 
 NO_EDITOR = """<!doctype html><meta charset="utf-8"><title>host_stub</title>
@@ -140,10 +141,11 @@ async def list_userdata_v2(request: web.Request) -> web.Response:
 
 
 async def get_userdata(request: web.Request) -> web.StreamResponse:
+    """A user file, served as ``/view`` serves files (media and data inline, the rest as a download)."""
     path = _user_files(request).path(request.match_info["file"])
     if not path.is_file():
         raise HTTPError(404, "file not found", "not_found")
-    return web.FileResponse(path)
+    return file_response(path)
 
 
 async def post_userdata(request: web.Request) -> web.Response:

@@ -3,7 +3,8 @@
 Names with NUL bytes, absolute paths, ``..`` and over-long parts are refused (400), and so is any
 path whose real location (symlinks followed) is outside its folder (403). Uploads are written to
 a hidden file in the target folder and then renamed, so nobody sees a partial file; on a full
-disk the hidden file is removed and the answer is 507.
+disk the hidden file is removed and the answer is 507. Files are served as
+:mod:`host_stub.server.served` says (media inline, anything else as a download).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import errno
 import hashlib
 import io
-import mimetypes
 import os
 import secrets
 import shutil
@@ -25,10 +25,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from host_stub.server.http import FULL_DISK, HTTPError
 from host_stub.server.paths import check_part, inside
 from host_stub.server.routing import Route, server_of
+from host_stub.server.served import file_response, guard_headers
 
 ANNOTATIONS = {"[output]": "output", "[input]": "input", "[temp]": "temp"}
 FORM_MARGIN = 64 * 1024  # what a multipart form may add around an upload's bytes
-UNSAFE_TYPES = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}
 
 
 def _preview(path: Path, query: Any, filename: str) -> web.Response:
@@ -66,8 +66,8 @@ def _convert(path: Path, query: Any, filename: str) -> web.Response:
             buffer = io.BytesIO()
             out.save(buffer, format="PNG")
             content_type = "image/png"
-    headers = {"Content-Disposition": f'filename="{filename}"'}
-    return web.Response(body=buffer.getvalue(), content_type=content_type, headers=headers)
+    headers = guard_headers(filename, content_type)
+    return web.Response(body=buffer.getvalue(), headers=headers)
 
 
 def _digest(fh: Any) -> bytes:
@@ -155,17 +155,12 @@ def _view_path(request: web.Request) -> tuple[Path, str]:
 
 
 async def view(request: web.Request) -> web.StreamResponse:
-    """A file, as a download that a browser never renders, or an image preview or channel."""
+    """A media file as itself, anything else as a download (``served``), or an image's preview."""
     query = request.rel_url.query
     path, filename = _view_path(request)
     if "preview" in query or query.get("channel") in ("rgb", "a"):
         return await asyncio.to_thread(_preview, path, query, filename)
-    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    if content_type in UNSAFE_TYPES:
-        content_type = "application/octet-stream"  # download, never render
-    headers = {"Content-Disposition": f'filename="{filename}"', "Content-Type": content_type,
-               "X-Content-Type-Options": "nosniff"}
-    return web.FileResponse(path, headers=headers)
+    return file_response(path, filename)
 
 
 async def upload_image(request: web.Request) -> web.Response:
