@@ -18,9 +18,10 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from host_stub.server import config, routes_editor, routes_files, routes_info, routes_queue
-from host_stub.server.http import errors_middleware, origin_middleware, token_middleware
+from host_stub.server.http import errors_middleware, token_middleware
 from host_stub.server.hub import Hub
 from host_stub.server.routing import SERVER_KEY, with_api_twins
+from host_stub.server.sites import Sites, sites_middleware
 from host_stub.server.store import QueueInUse, QueueItem, QueueStore
 from host_stub.server.user_files import UserFiles
 from host_stub.server.worker import Worker, error_entry
@@ -34,7 +35,7 @@ class Server:
 
     def __init__(self, host: Any, store: QueueStore, token: str | None = None,
                  max_body: int = 32 * MB, max_upload: int = 100 * MB, user_dir: str | Path | None = None,
-                 web_root: Path | None = None):
+                 web_root: Path | None = None, allow_hosts: list[str] | tuple[str, ...] = ()):
         self.host = host
         self.store = store
         self.user_dir = Path(user_dir) if user_dir is not None else store.path.parent  # settings, user data
@@ -43,6 +44,8 @@ class Server:
         self.token = token
         self.max_body = max_body
         self.max_upload = max_upload
+        self.allow_hosts = list(allow_hosts)  # Host names accepted besides the addresses (sites.py)
+        self.addresses = ["127.0.0.1"]  # what start() listens on
         # Validation and node definitions run here, off the event loop, one at a time.
         self.reads = ThreadPoolExecutor(1, thread_name_prefix="host_stub-reads")
         self.ports: list[tuple[str, int]] = []
@@ -51,9 +54,10 @@ class Server:
         return asyncio.get_running_loop().run_in_executor(self.reads, functools.partial(fn, *args))
 
     def make_app(self) -> web.Application:
+        sites = Sites(self.addresses, self.allow_hosts, check_host=self.token is None)
         app = web.Application(
             client_max_size=self.max_upload + routes_files.FORM_MARGIN,  # the form around the file
-            middlewares=[errors_middleware, origin_middleware, token_middleware(self.token)],
+            middlewares=[errors_middleware, sites_middleware(sites), token_middleware(self.token)],
         )
         app[SERVER_KEY] = self  # how the handlers reach this server: routing.server_of(request)
         app.add_routes(with_api_twins(routes_queue.ROUTES, routes_files.ROUTES, routes_info.ROUTES,
@@ -69,6 +73,7 @@ class Server:
         self.worker = Worker(self.host, self.store, self.hub)
         self.worker.start()
         await loop.run_in_executor(None, self.worker.ready.wait)
+        self.addresses = list(addresses)
         self.app = self.make_app()
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
@@ -131,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
     log.info("graph editor: %s", web_root or "not installed (pip install i2v-nodes[ui])")
     server = Server(host, store, token=args.token or None, max_body=int(args.max_body_size * MB),
                     max_upload=int(args.max_upload_size * MB), user_dir=config.user_directory(args),
-                    web_root=web_root)
+                    web_root=web_root, allow_hosts=args.allow_host)
     try:
         asyncio.run(_serve(server, config.addresses(args.listen), args.port))
     except KeyboardInterrupt:

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--listen", default="127.0.0.1", nargs="?", const="0.0.0.0,::", metavar="IP",
         help="address(es) to listen on, comma separated (default 127.0.0.1; bare --listen: all)")
     add("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    add("--allow-host", action="append", default=[], metavar="NAME",
+        help="a host name clients may use for this server besides its addresses and localhost "
+             "(checked without a token, against DNS rebinding); repeatable; '*' accepts any")
     add("--packs", action="append", default=[], metavar="DIR", help="a pack or a folder of packs; repeatable")
     add("--input-dir", "--input-directory", dest="input_dir", help="input folder (default ./input)")
     add("--output-dir", "--output-directory", dest="output_dir", help="output folder (default ./output)")

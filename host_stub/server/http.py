@@ -1,4 +1,5 @@
-"""HTTP plumbing: JSON errors, bounded JSON bodies, and the middlewares (errors, origin, token).
+"""HTTP plumbing: JSON errors, bounded JSON bodies, and the errors and token middlewares (the
+origin and host checks are in :mod:`host_stub.server.sites`).
 
 Every error a client can cause is answered in JSON, in the shape ComfyUI uses for ``POST
 /prompt`` errors (``{"error": {"type", "message", "details", "extra_info"}, "node_errors": {}}``),
@@ -12,7 +13,6 @@ import errno
 import hmac
 import json
 import logging
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -136,26 +136,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 def _server_error(request: web.Request, exc: BaseException) -> web.Response:
     log.error("error handling %s %s", request.method, request.path, exc_info=exc)
     return json_error(500, "server_error", f"internal error ({type(exc).__name__})")
-
-
-@web.middleware
-async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse browser requests from another site (a page POSTing to 127.0.0.1:8188): the Origin's
-    host and port must be the Host header's."""
-    origin = request.headers.get("Origin")
-    host = request.headers.get("Host")
-    if origin and host and origin != "null":
-        parsed = urllib.parse.urlsplit(origin)
-        target = urllib.parse.urlsplit("//" + host)
-        origin_port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
-        host_port = target.port or {"http": 80, "https": 443}.get(request.scheme)
-        same = (parsed.hostname or "").lower() == (target.hostname or "").lower() and origin_port == host_port
-        if not same:
-            log.warning("refused a request from origin %s to host %s", origin, host)
-            return json_error(403, "forbidden_origin", "cross-origin requests are refused")
-    if request.method == "OPTIONS":
-        return web.Response()
-    return await handler(request)
 
 
 def token_middleware(token: str | None) -> Any:
