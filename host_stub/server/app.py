@@ -88,8 +88,10 @@ class Server:
         """Stop the worker (a running prompt is interrupted and stays queued), then the server."""
         self.worker.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.worker.join, timeout)
-        self.publisher.cancel()
-        await self.runner.cleanup()
+        if getattr(self, "publisher", None) is not None:
+            self.publisher.cancel()
+        if getattr(self, "runner", None) is not None:  # None when start() failed before it
+            await self.runner.cleanup()
         self.reads.shutdown(wait=False)
         if not self.worker.is_alive():
             self.store.close()
@@ -116,7 +118,8 @@ def main(args: argparse.Namespace) -> int:
     ignored = config.ignored_flags(args)
     if ignored:
         log.info("ignoring ComfyUI flags that mean nothing here: %s", " ".join(ignored))
-    problem = config.security_problem(args)
+    args.token = config.token_from(args)
+    problem = config.usage_problem(args) or config.security_problem(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -134,14 +137,13 @@ def main(args: argparse.Namespace) -> int:
              len(store.history()))
     web_root = routes_editor.find_web_root(args.front_end_root)
     log.info("graph editor: %s", web_root or "not installed (pip install i2v-nodes[ui])")
-    server = Server(host, store, token=args.token or None, max_body=int(args.max_body_size * MB),
+    server = Server(host, store, token=args.token, max_body=int(args.max_body_size * MB),
                     max_upload=int(args.max_upload_size * MB), user_dir=config.user_directory(args),
                     web_root=web_root, allow_hosts=args.allow_host)
     try:
-        asyncio.run(_serve(server, config.addresses(args.listen), args.port))
+        return asyncio.run(_serve(server, config.addresses(args.listen), args.port))
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 def _recover(store: QueueStore, rerun: bool) -> None:
@@ -153,7 +155,7 @@ def _recover(store: QueueStore, rerun: bool) -> None:
             log.warning("prompts that were running when the server stopped, %s: %s", what, ", ".join(ids))
 
 
-async def _serve(server: Server, addresses: list[str], port: int) -> None:
+async def _serve(server: Server, addresses: list[str], port: int) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -161,13 +163,20 @@ async def _serve(server: Server, addresses: list[str], port: int) -> None:
             loop.add_signal_handler(sig, _on_signal, stopping)
         except NotImplementedError:  # Windows: Ctrl-C ends asyncio.run with KeyboardInterrupt
             pass
-    await server.start(addresses, port)
+    try:
+        await server.start(addresses, port)
+    except OSError as exc:  # the port is taken, the address is not this machine's, ...
+        print(f"error: cannot listen on {', '.join(addresses)} port {port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        await server.stop()
+        return 1
     for address, bound in server.ports:
         shown = f"[{address}]" if ":" in address else address
         log.info("To see the GUI go to: http://%s:%d", shown, bound)
     await stopping.wait()
     log.info("stopping: a running prompt is interrupted and handled as --on-restart says on the next start")
     await server.stop()
+    return 0
 
 
 def _on_signal(stopping: asyncio.Event) -> None:
