@@ -63,7 +63,7 @@ def check_value(
                     {
                         "input_name": name,
                         "input_config": config,
-                        "received_value": value,
+                        "received_value": json_safe(value),
                         "exception_message": str(exc),
                     },
                 )
@@ -71,7 +71,7 @@ def check_value(
             return
     if skip_ranges:
         return
-    extra = {"input_name": name, "input_config": config, "received_value": value}
+    extra = {"input_name": name, "input_config": config, "received_value": json_safe(value)}
     if "min" in options and value < options["min"]:
         errors.append(
             reason(
@@ -112,3 +112,11 @@ def exception_reason(kind: str, message: str, exc: BaseException) -> dict[str, A
             "traceback": traceback.format_tb(sys.exc_info()[2] or exc.__traceback__),
         },
     }
+
+
+def json_safe(value: Any) -> Any:
+    """A received value as strict JSON can hold it: a NaN or an infinity as its text (``"nan"``), so an
+    error body never carries the bare ``NaN`` that strict JSON parsers refuse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

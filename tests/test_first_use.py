@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from i2v_nodes.families.toolkit.tiny import COMPLETE
+from i2v_nodes.families.toolkit.tiny import COMPLETE, ensure_built
 from i2v_nodes.runtime.loading import models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +75,26 @@ def test_a_whole_folder_built_before_the_mark_is_used_as_it_is(tmp_path):
     stamp = (folder / "model_index.json").stat().st_mtime_ns
     assert models.tiny_model_folder("tiny-i2vgen-xl", tmp_path) == folder
     assert (folder / "model_index.json").stat().st_mtime_ns == stamp and (folder / COMPLETE).is_file()
+
+
+def test_a_process_that_is_not_rank_0_still_writes_every_weight(tmp_path, monkeypatch):
+    # transformers 5 skips writing weights off rank 0 of an initialised process group (a sweep's
+    # processes form one); a first-use build is this process's own file and must be whole anyway.
+    from transformers.distributed import mixin
+    monkeypatch.setattr(mixin, "_is_torch_distributed_initialized", lambda: True)
+    monkeypatch.setattr(mixin, "_get_torch_distributed_rank", lambda: 1)
+    folder = models.tiny_model_folder("tiny-i2vgen-xl", tmp_path)
+    parts = [p for p in folder.iterdir() if p.is_dir()]
+    assert {"text_encoder", "image_encoder"} <= {p.name for p in parts}
+    assert all(any(p.iterdir()) for p in parts) and (folder / COMPLETE).is_file()
+
+
+def test_a_build_that_leaves_a_component_empty_fails_and_leaves_nothing(tmp_path):
+    class Unfinished:  # what a library that silently skips a write leaves
+        def save_pretrained(self, folder, **_):
+            Path(folder, "model_index.json").write_text(json.dumps({"text_encoder": ["x", "Y"]}))
+            Path(folder, "text_encoder").mkdir()
+
+    with pytest.raises(RuntimeError, match="without weights"):
+        ensure_built("unfinished", tmp_path, Unfinished)
+    assert list(tmp_path.iterdir()) == []  # no staging folder, nothing at the target

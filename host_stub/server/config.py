@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import os
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 log = logging.getLogger("host_stub.server")
 
@@ -38,36 +42,90 @@ IGNORED_SWITCHES = (
 )
 
 
+# --- values: each flag's value is checked as it is read; a bad one is one line and exit status 2 ---
+
+
+def _checked(kind: str, convert: Callable[[str], Any], ok: Callable[[Any], bool]) -> Callable[[str], Any]:
+    def read(text: str) -> Any:
+        try:
+            value = convert(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"must be {kind}, not {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {kind}, not {text!r}")
+        return value
+
+    read.__name__ = kind  # what argparse names in its message
+    return read
+
+
+PORT = _checked("a port number from 0 to 65535", int, lambda v: 0 <= v <= 65535)
+COUNT = _checked("a whole number of at least 1", int, lambda v: v >= 1)
+NON_NEGATIVE = _checked("a whole number of at least 0", int, lambda v: v >= 0)
+MEGABYTES = _checked("a size in MB above 0", float, lambda v: math.isfinite(v) and v > 0)
+TEXT = _checked("not empty", str, lambda v: bool(v.strip()))
+LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+HOST_NAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*\.?", re.IGNORECASE)
+
+
+def _one_line_error(message: str) -> NoReturn:
+    """argparse's errors for ``serve``: one line, exit status 2 (no usage dump)."""
+    print(f"error: {message} (python -m host_stub serve --help)", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
+    parser.error = _one_line_error  # type: ignore[method-assign]
+    _server_flags(parser.add_argument)
+    _folder_flags(parser.add_argument)
+    _comfyui_flags(parser.add_argument)
+
+
+def _server_flags(add: Callable[..., Any]) -> None:
     add("--listen", default="127.0.0.1", nargs="?", const="0.0.0.0,::", metavar="IP",
         help="address(es) to listen on, comma separated (default 127.0.0.1; bare --listen: all)")
-    add("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    add("--packs", action="append", default=[], metavar="DIR", help="a pack or a folder of packs; repeatable")
-    add("--input-dir", "--input-directory", dest="input_dir", help="input folder (default ./input)")
-    add("--output-dir", "--output-directory", dest="output_dir", help="output folder (default ./output)")
-    add("--models-dir", help="models root (default ./models)")
-    add("--temp-dir", help="temp folder (default OUTPUT/temp)")
-    add("--temp-directory", help="ComfyUI's flag: the temp folder is TEMP_DIRECTORY/temp")
-    add("--user-directory", help="user folder: holds the queue database by default (default ./user)")
-    add("--queue-db", metavar="PATH",
-        help="the queue and history database (default USER/host_stub/queue.sqlite3)")
+    add("--port", type=PORT, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free one)")
+    add("--allow-host", action="append", default=[], metavar="NAME", type=TEXT,
+        help="a host name clients may use for this server besides its addresses and localhost "
+             "(checked without a token, against DNS rebinding); repeatable; '*' accepts any")
+    add("--token", type=TEXT, help=f"bearer token clients must send (or ${TOKEN_ENV})")
+    add("--insecure", action="store_true", help="allow listening beyond loopback without a token")
     add("--on-restart", choices=("rerun", "fail"), default="rerun",
         help="a prompt that was running when the server stopped: run it again (default) or mark it failed")
-    add("--max-history", type=int, default=10000, help="history entries kept (default 10000)")
+    add("--max-history", type=COUNT, default=10000, help="history entries kept (default 10000)")
+    add("--max-upload-size", type=MEGABYTES, default=100.0, metavar="MB",
+        help="largest upload (default 100 MB)")
+    add("--max-body-size", type=MEGABYTES, default=32.0, metavar="MB",
+        help="largest JSON body (default 32 MB)")
+    add("-v", "--verbose", nargs="?", const="DEBUG", default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="log level (bare -v: DEBUG)")
+
+
+def _folder_flags(add: Callable[..., Any]) -> None:
+    add("--packs", action="append", default=[], metavar="DIR", type=TEXT,
+        help="a pack or a folder of packs; repeatable")
+    add("--input-dir", "--input-directory", dest="input_dir", type=TEXT,
+        help="input folder (default ./input)")
+    add("--output-dir", "--output-directory", dest="output_dir", type=TEXT,
+        help="output folder (default ./output)")
+    add("--models-dir", type=TEXT, help="models root (default ./models)")
+    add("--temp-dir", type=TEXT, help="temp folder (default OUTPUT/temp)")
+    add("--temp-directory", type=TEXT, help="ComfyUI's flag: the temp folder is TEMP_DIRECTORY/temp")
+    add("--user-directory", type=TEXT,
+        help="user folder: holds the queue database by default (default ./user)")
+    add("--queue-db", metavar="PATH", type=TEXT,
+        help="the queue and history database (default USER/host_stub/queue.sqlite3)")
+    add("--front-end-root", metavar="DIR", type=TEXT,
+        help="serve the editor from DIR (default: the installed wheel)")
+
+
+def _comfyui_flags(add: Callable[..., Any]) -> None:
     add("--extra-model-paths-config", action="append", nargs="+", default=[], metavar="PATH",
         help="ComfyUI's extra_model_paths.yaml; custom_nodes entries load as packs")
     add("--cpu", action="store_true",
         help="hide the GPUs (CUDA_VISIBLE_DEVICES='') so everything runs on the CPU")
-    add("--cache-lru", type=int, default=0, metavar="N", help="ComfyUI's LRU cache of N node results")
-    add("--token", default=os.environ.get(TOKEN_ENV),
-        help=f"bearer token clients must send (or ${TOKEN_ENV})")
-    add("--insecure", action="store_true", help="allow listening beyond loopback without a token")
-    add("--front-end-root", metavar="DIR", help="serve the editor from DIR (default: the installed wheel)")
-    add("--max-upload-size", type=float, default=100.0, metavar="MB", help="largest upload (default 100 MB)")
-    add("--max-body-size", type=float, default=32.0, metavar="MB", help="largest JSON body (default 32 MB)")
-    add("-v", "--verbose", nargs="?", const="DEBUG", default="INFO",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="log level (bare -v: DEBUG)")
+    add("--cache-lru", type=NON_NEGATIVE, default=0, metavar="N",
+        help="ComfyUI's LRU cache of N node results")
     for flag in IGNORED_WITH_VALUE:
         add(flag, dest=f"ignored_{flag[2:]}", nargs="?", const="", help=argparse.SUPPRESS)
     for flag in IGNORED_SWITCHES:
@@ -91,6 +149,38 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with flags that each read well but do not make a server, or None."""
+    listen = addresses(args.listen)
+    if not listen:
+        return "--listen: no address given (e.g. --listen 127.0.0.1, or a bare --listen for all)"
+    for address in listen:
+        if not _address_ok(address):
+            return f"--listen: {address!r} is not an IP address or a host name"
+    if args.front_end_root and not (Path(args.front_end_root).expanduser() / "index.html").is_file():
+        return f"--front-end-root: {args.front_end_root} has no index.html"
+    for path in (p for group in args.extra_model_paths_config for p in group):
+        if not Path(path).is_file():
+            return f"--extra-model-paths-config: {path} is not a file"
+    return None
+
+
+def _address_ok(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", address):  # digits and dots: meant as an IPv4 address, and not one
+        return False
+    return HOST_NAME.fullmatch(address) is not None
+
+
+def token_from(args: argparse.Namespace) -> str | None:
+    """``--token``, else ``$HOST_STUB_TOKEN`` (an empty variable is no token)."""
+    return args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
 
 
 def security_problem(args: argparse.Namespace) -> str | None:

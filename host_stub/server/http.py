@@ -1,27 +1,32 @@
-"""HTTP plumbing: JSON errors, bounded JSON bodies, and the middlewares (errors, origin, token).
+"""HTTP plumbing: JSON errors, bounded JSON bodies, and the errors and token middlewares (the
+origin and host checks are in :mod:`host_stub.server.sites`).
 
 Every error a client can cause is answered in JSON, in the shape ComfyUI uses for ``POST
-/prompt`` errors (``{"error": {"type", "message", "details", "extra_info"}, "node_errors": {}}``);
-an unexpected failure is logged with its traceback here and answered 500 without one.
+/prompt`` errors (``{"error": {"type", "message", "details", "extra_info"}, "node_errors": {}}``),
+400 naming the field at fault; storage that cannot be written (a full disk, a read-only queue
+database) is 507. Anything else is a bug: logged with its traceback here, answered 500 without one.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import logging
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from host_stub.server.config import is_loopback
+from host_stub.server.store import StoreUnwritable
 
 log = logging.getLogger("host_stub.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN_COOKIE = "host_stub_token"
+MAX_DEPTH = 100  # JSON nested deeper than this is refused: copying or storing it would overflow the stack
+QUERY_INT_LIMIT = 2**53  # the largest integer a query parameter may give (JSON's exact integers)
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 class HTTPError(Exception):
@@ -54,9 +59,29 @@ async def read_json(request: web.Request, limit: int, empty: Any = None) -> Any:
     if not body.strip() and empty is not None:
         return empty
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPError(400, "the request body is not valid JSON", "invalid_json", str(exc)) from None
+    except RecursionError:
+        raise HTTPError(400, f"the request body is nested more than {MAX_DEPTH} levels deep",
+                        "too_deep") from None
+    check_depth(data)
+    return data
+
+
+def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse (400) JSON nested deeper than ``limit``, naming the top-level field it is in."""
+    stack = [(value, 2, key) for key, value in data.items()] if isinstance(data, dict) else [(data, 1, None)]
+    while stack:
+        value, depth, field = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > limit:
+            where = "the request body" if field is None else f"'{field}'"
+            message = f"{where} is nested more than {limit} levels deep"
+            raise HTTPError(400, message, "too_deep", str(field or ""))
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1, field) for child in children)
 
 
 async def read_object(request: web.Request, limit: int, empty: Any = None) -> dict[str, Any]:
@@ -71,9 +96,12 @@ def query_int(request: web.Request, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise HTTPError(400, f"{name} must be an integer, not {value!r}") from None
+        raise HTTPError(400, f"{name} must be an integer, not {value!r}", details=name) from None
+    if abs(number) > QUERY_INT_LIMIT:
+        raise HTTPError(400, f"{name} is out of range ({value})", details=name)
+    return number
 
 
 # --- middlewares ------------------------------------------------------------------------------------
@@ -87,33 +115,27 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return json_error(exc.status, exc.kind, exc.message, exc.details)
     except web.HTTPRequestEntityTooLarge as exc:
         return json_error(413, "body_too_large", exc.text or "request body too large")
+    except StoreUnwritable as exc:  # logged by the store
+        return json_error(507, "queue_unwritable", "the queue database cannot be written", str(exc))
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return json_error(400, "invalid_path", "a file name is too long", exc.strerror or "")
+        if exc.errno not in FULL_DISK:
+            return _server_error(request, exc)
+        log.error("%s %s: %s", request.method, request.path, exc)
+        why = exc.strerror or str(exc)
+        return json_error(507, "insufficient_storage", "the server cannot store this", why)
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
             return json_error(exc.status, "http_error", exc.reason)
         raise
     except Exception as exc:  # noqa: BLE001 - logged here; the client gets no traceback
-        log.exception("error handling %s %s", request.method, request.path)
-        return json_error(500, "server_error", f"internal error ({type(exc).__name__})")
+        return _server_error(request, exc)
 
 
-@web.middleware
-async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse browser requests from another site (a page POSTing to 127.0.0.1:8188): the Origin's
-    host and port must be the Host header's."""
-    origin = request.headers.get("Origin")
-    host = request.headers.get("Host")
-    if origin and host and origin != "null":
-        parsed = urllib.parse.urlsplit(origin)
-        target = urllib.parse.urlsplit("//" + host)
-        origin_port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
-        host_port = target.port or {"http": 80, "https": 443}.get(request.scheme)
-        same = (parsed.hostname or "").lower() == (target.hostname or "").lower() and origin_port == host_port
-        if not same:
-            log.warning("refused a request from origin %s to host %s", origin, host)
-            return json_error(403, "forbidden_origin", "cross-origin requests are refused")
-    if request.method == "OPTIONS":
-        return web.Response()
-    return await handler(request)
+def _server_error(request: web.Request, exc: BaseException) -> web.Response:
+    log.error("error handling %s %s", request.method, request.path, exc_info=exc)
+    return json_error(500, "server_error", f"internal error ({type(exc).__name__})")
 
 
 def token_middleware(token: str | None) -> Any:
@@ -137,6 +159,3 @@ def token_middleware(token: str | None) -> Any:
 
     return check
 
-
-def loopback_only(addresses: list[str]) -> bool:
-    return all(is_loopback(a) for a in addresses)

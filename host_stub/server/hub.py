@@ -34,7 +34,10 @@ class Hub:
     async def publish_loop(self) -> None:
         while True:
             event, data, sid = await self.messages.get()
-            await self.send(event, data, sid)
+            try:
+                await self.send(event, data, sid)
+            except Exception:  # noqa: BLE001 - one message must not stop every later one
+                log.exception("could not send %s", event)
 
     async def send(self, event: str, data: Any, sid: str | None = None) -> None:
         if sid is None:
@@ -43,7 +46,11 @@ class Hub:
             targets = [self.sockets[sid]] if sid in self.sockets else []
         if not targets:
             return
-        text = json.dumps({"type": event, "data": data}, default=str)
+        try:
+            text = json.dumps({"type": event, "data": data}, default=str)
+        except (TypeError, ValueError, RecursionError) as exc:  # an output JSON cannot hold
+            log.error("dropped %s: it cannot be sent as JSON (%s)", event, exc)
+            return
         for ws in targets:
             try:
                 await ws.send_str(text)

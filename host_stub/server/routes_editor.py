@@ -19,6 +19,7 @@ from aiohttp import web
 
 from host_stub.server.http import HTTPError, read_json
 from host_stub.server.routing import Route, server_of
+from host_stub.server.served import file_response
 from host_stub.server.user_files import UserFiles
 
 NO_EDITOR = """<!doctype html><meta charset="utf-8"><title>host_stub</title>
@@ -90,7 +91,7 @@ async def get_setting(request: web.Request) -> web.Response:
 async def post_settings(request: web.Request) -> web.Response:
     values = await read_json(request, server_of(request).max_body)
     if not isinstance(values, dict):
-        raise HTTPError(400, "settings must be a JSON object", "invalid_json")
+        raise HTTPError(400, "settings must be a JSON object", "invalid_json", "settings")
     await asyncio.to_thread(_user_files(request).write_settings, lambda old: {**old, **values})
     return web.Response(status=200)
 
@@ -105,7 +106,7 @@ async def list_userdata(request: web.Request) -> web.Response:
     """The files in ``?dir=``: names, ``split`` names or ``full_info`` entries, ``recurse`` optional."""
     query = request.rel_url.query
     if not query.get("dir"):
-        raise HTTPError(400, "no dir given")
+        raise HTTPError(400, "no dir given", details="dir")
     folder = _user_files(request).path(query["dir"])
     if not folder.is_dir():
         raise HTTPError(404, "directory not found", "not_found")
@@ -127,7 +128,7 @@ async def list_userdata_v2(request: web.Request) -> web.Response:
             return web.json_response([])
         raise HTTPError(404, "path not found", "not_found")
     if not folder.is_dir():
-        raise HTTPError(400, "not a directory")
+        raise HTTPError(400, "not a directory", details="path")
     entries = []
     for path in folder.rglob("*"):
         entry = {"name": path.name, "path": path.relative_to(files.root).as_posix(),
@@ -140,10 +141,11 @@ async def list_userdata_v2(request: web.Request) -> web.Response:
 
 
 async def get_userdata(request: web.Request) -> web.StreamResponse:
+    """A user file, served as ``/view`` serves files (media and data inline, the rest as a download)."""
     path = _user_files(request).path(request.match_info["file"])
     if not path.is_file():
         raise HTTPError(404, "file not found", "not_found")
-    return web.FileResponse(path)
+    return file_response(path)
 
 
 async def post_userdata(request: web.Request) -> web.Response:

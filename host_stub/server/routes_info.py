@@ -82,7 +82,14 @@ async def get_object_info_node(request: web.Request) -> web.Response:
 
 
 async def get_system_stats(request: web.Request) -> web.Response:
-    return web.json_response(await server_of(request).off_loop(system_stats))
+    """ComfyUI's answer, plus ``system.queue_database``: whether the queue database can be written
+    (``writable``, ``error``) and how many finished prompts' history waits to be written."""
+    server = server_of(request)
+    stats = await server.off_loop(system_stats)
+    worker = getattr(server, "worker", None)
+    unwritten = len(worker.unwritten) if worker is not None else 0
+    stats["system"]["queue_database"] = {**server.store.health(), "unwritten_history": unwritten}
+    return web.json_response(stats)
 
 
 async def get_embeddings(request: web.Request) -> web.Response:

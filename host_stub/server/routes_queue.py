@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any
 
 from aiohttp import web
 
 from host_stub.errors import WorkflowError
+from host_stub.server import checks
 from host_stub.server.http import HTTPError, error_body, query_int, read_object
 from host_stub.server.routing import Route, server_of
 from host_stub.server.store import PromptIdInUse
@@ -20,44 +20,16 @@ from host_stub.workflow import check_api_prompt
 log = logging.getLogger("host_stub.server")
 
 
-def _strings(values: list[Any]) -> bool:
-    return all(isinstance(v, str) for v in values)
-
-
 def _id_list(data: dict[str, Any], key: str) -> list[str]:
     ids = data.get(key, [])
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise HTTPError(400, f"'{key}' must be a list of prompt ids")
+        raise HTTPError(400, f"'{key}' must be a list of prompt ids", details=key)
     return ids
 
 
 async def _body(request: web.Request, empty: Any = None) -> dict[str, Any]:
     """The request's JSON object, within the server's body limit."""
     return await read_object(request, server_of(request).max_body, empty)
-
-
-def _number(data: dict[str, Any]) -> float | None:
-    """``number`` of a ``POST /prompt`` body: a number or a numeric string, as ComfyUI takes it."""
-    number = data.get("number")
-    if number is None:
-        return None
-    if isinstance(number, bool) or not isinstance(number, (int, float, str)):
-        raise HTTPError(400, "'number' must be a number")
-    try:
-        return float(number)
-    except ValueError:
-        raise HTTPError(400, "'number' must be a number") from None
-
-
-def _extra_data(data: dict[str, Any]) -> dict[str, Any]:
-    """``extra_data`` of a ``POST /prompt`` body, with the body's ``client_id`` put in."""
-    extra = data.get("extra_data")
-    extra = {} if extra is None else extra
-    if not isinstance(extra, dict):
-        raise HTTPError(400, "'extra_data' must be an object")
-    if "client_id" in data:
-        extra["client_id"] = data["client_id"]
-    return extra
 
 
 async def get_prompt(request: web.Request) -> web.Response:
@@ -75,12 +47,8 @@ async def post_prompt(request: web.Request) -> web.Response:
         prompt = check_api_prompt(data["prompt"])
     except WorkflowError as exc:
         return web.json_response(error_body("invalid_prompt", "Invalid prompt", str(exc)), status=400)
-    number = _number(data)
-    prompt_id = str(data.get("prompt_id") or uuid.uuid4())
-    targets = data.get("partial_execution_targets")
-    if targets is not None and not (isinstance(targets, list) and _strings(targets)):
-        raise HTTPError(400, "'partial_execution_targets' must be a list of node ids")
-    extra = _extra_data(data)
+    number, prompt_id = checks.number(data), checks.prompt_id(data)
+    targets, extra = checks.targets(data), checks.extra_data(data)
     valid = await server.off_loop(validate_prompt, server.host.registry, prompt, targets)
     if not valid.ok:
         log.warning("invalid prompt: %s", valid.error)
@@ -91,7 +59,8 @@ async def post_prompt(request: web.Request) -> web.Response:
             server.store.add, prompt_id, prompt, extra, valid.outputs, number, bool(data.get("front"))
         )
     except PromptIdInUse:
-        raise HTTPError(400, f"prompt {prompt_id} is already queued", "prompt_id_in_use") from None
+        in_use = f"prompt {prompt_id} is already queued"
+        raise HTTPError(400, in_use, "prompt_id_in_use", "prompt_id") from None
     if secrets:
         server.worker.secrets[prompt_id] = secrets
     server.worker.queue_updated()
@@ -149,11 +118,11 @@ async def post_interrupt(request: web.Request) -> web.Response:
     """Stop the running prompt, or the one named; a named pending prompt is taken off the queue."""
     store, worker = server_of(request).store, server_of(request).worker
     data = await _body(request, empty={})
-    prompt_id = data.get("prompt_id")
+    prompt_id = checks.optional_id(data.get("prompt_id"), "prompt_id")
     if prompt_id:
-        if not worker.interrupt(str(prompt_id)):
+        if not worker.interrupt(prompt_id):
             # Not running: a pending prompt is taken off the queue instead.
-            if await asyncio.to_thread(store.delete_pending, str(prompt_id)) == "pending":
+            if await asyncio.to_thread(store.delete_pending, prompt_id) == "pending":
                 worker.queue_updated()
             else:
                 log.info("Prompt %s is not currently running, skipping interrupt", prompt_id)

@@ -3,9 +3,14 @@
 Items have ComfyUI's queue item shape, ``[number, prompt_id, prompt, extra_data,
 outputs_to_execute]``; they run in ComfyUI's heap order (lowest ``number`` first, then prompt id).
 Every change is committed before the caller acknowledges it (WAL journal, ``synchronous=FULL``),
-so what a client was told was queued is on disk. An item being run is marked ``running``; on
-the next start, :meth:`QueueStore.recover` either queues it again or records it as failed. One
-process at a time serves from a database (a ``.lock`` file beside it).
+so what a client was told was queued is on disk. An item being run is marked ``running`` and its
+starts are counted; on the next start, :meth:`QueueStore.recover` either queues it again or records
+it as failed, and an item that was running at :data:`MAX_STARTS` ends of the server is never run
+again (a prompt that crashes the process must not crash it forever). One process at a time
+serves from a database (a ``.lock`` file beside it).
+
+A write that SQLite refuses (a full disk, a read-only file system) raises :class:`StoreUnwritable`;
+the store remembers the problem (:meth:`QueueStore.health`) until a write succeeds again.
 
 History entries have ComfyUI's shape (``prompt``, ``outputs``, ``status``, ``meta``) and are
 listed in the order they finished; the oldest are dropped beyond ``max_history``.
@@ -14,12 +19,16 @@ listed in the order they finished; the oldest are dropped beyond ``max_history``
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("host_stub.server")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -28,7 +37,8 @@ CREATE TABLE IF NOT EXISTS queue (
     item TEXT NOT NULL,
     client_id TEXT,
     state TEXT NOT NULL DEFAULT 'pending',
-    queued_at REAL NOT NULL
+    queued_at REAL NOT NULL,
+    starts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_order ON queue (state, number, prompt_id);
 CREATE TABLE IF NOT EXISTS history (
@@ -40,6 +50,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 MAXIMUM_HISTORY_SIZE = 10000  # ComfyUI's limit
+MAX_STARTS = 3  # a prompt running at this many ends of the server is marked failed, not run again
 
 
 class PromptIdInUse(ValueError):
@@ -48,6 +59,10 @@ class PromptIdInUse(ValueError):
 
 class QueueInUse(RuntimeError):
     """Another process serves from this queue database."""
+
+
+class StoreUnwritable(RuntimeError):
+    """SQLite cannot write the database (full disk, read-only file system, I/O error)."""
 
 
 def _lock(path: Path) -> Any:
@@ -96,6 +111,7 @@ class QueueStore:
         self.max_history = max_history
         self._file_lock = _lock(self.path)
         self._lock = threading.RLock()
+        self.problem: str | None = None  # why the last write failed, until one succeeds
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -104,6 +120,24 @@ class QueueStore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(queue)")}
+            if "starts" not in columns:  # a database from before starts were counted
+                self._db.execute("ALTER TABLE queue ADD COLUMN starts INTEGER NOT NULL DEFAULT 0")
+
+    def health(self) -> dict[str, Any]:
+        """For ``/system_stats``: the database, whether it can be written, and why not."""
+        return {"path": str(self.path), "writable": self.problem is None, "error": self.problem}
+
+    def _written(self, error: BaseException | None) -> None:
+        """Note how a write ended: a database error becomes the store's problem (logged once)."""
+        if error is None:
+            if self.problem is not None:
+                log.warning("the queue database %s can be written again", self.path)
+            self.problem = None
+            return
+        if self.problem is None:
+            log.error("the queue database %s cannot be written: %s", self.path, error)
+        self.problem = str(error)
 
     def close(self) -> None:
         with self._lock:
@@ -112,7 +146,7 @@ class QueueStore:
                 self._file_lock.close()
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+        return _Transaction(self._db, self._lock, self._written)
 
     # --- the queue --------------------------------------------------------------------------------
 
@@ -150,8 +184,14 @@ class QueueStore:
             ).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE queue SET state = 'running' WHERE prompt_id = ?", (row[0],))
+            started = "UPDATE queue SET state = 'running', starts = starts + 1 WHERE prompt_id = ?"
+            db.execute(started, (row[0],))
         return QueueItem.from_json(row[1])
+
+    def uncount(self, prompt_id: str) -> None:
+        """A start that the server's own stop cut short is not held against the prompt."""
+        with self._tx() as db:
+            db.execute("UPDATE queue SET starts = MAX(starts - 1, 0) WHERE prompt_id = ?", (prompt_id,))
 
     def finish(self, prompt_id: str, entry: dict[str, Any]) -> None:
         """Take a running item off the queue and write its history entry, in one transaction."""
@@ -200,19 +240,23 @@ class QueueStore:
         with self._tx() as db:
             return db.execute("DELETE FROM queue WHERE state = 'pending'").rowcount
 
-    def recover(self, rerun: bool, entry_for: Any) -> list[str]:
+    def recover(self, rerun: bool, entry_for: Callable[[QueueItem], dict[str, Any]],
+                gave_up: Callable[[QueueItem, int], dict[str, Any]] | None = None) -> list[str]:
         """After a restart: items left ``running`` run again (``rerun``) or get the history entry
-        ``entry_for(item)`` gives. Returns their prompt ids."""
+        ``entry_for(item)`` gives; one started :data:`MAX_STARTS` times gets ``gave_up(item,
+        starts)`` (``entry_for(item)`` without it) even with ``rerun``. Returns their prompt ids."""
         with self._tx() as db:
-            rows = db.execute("SELECT prompt_id, item FROM queue WHERE state = 'running'").fetchall()
-            for prompt_id, text in rows:
-                if rerun:
+            rows = db.execute("SELECT prompt_id, item, starts FROM queue WHERE state = 'running'").fetchall()
+            for prompt_id, text, starts in rows:
+                if rerun and starts < MAX_STARTS:
                     db.execute("UPDATE queue SET state = 'pending' WHERE prompt_id = ?", (prompt_id,))
-                else:
-                    db.execute("DELETE FROM queue WHERE prompt_id = ?", (prompt_id,))
-                    db.execute("DELETE FROM history WHERE prompt_id = ?", (prompt_id,))
-                    entry = entry_for(QueueItem.from_json(text))
-                    _insert_history(db, prompt_id, entry)
+                    continue
+                item = QueueItem.from_json(text)
+                over = gave_up is not None and starts >= MAX_STARTS
+                entry = gave_up(item, starts) if over else entry_for(item)
+                db.execute("DELETE FROM queue WHERE prompt_id = ?", (prompt_id,))
+                db.execute("DELETE FROM history WHERE prompt_id = ?", (prompt_id,))
+                _insert_history(db, prompt_id, entry)
         return [row[0] for row in rows]
 
     # --- the history ------------------------------------------------------------------------------
@@ -251,16 +295,25 @@ def _insert_history(db: sqlite3.Connection, prompt_id: str, entry: dict[str, Any
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) under the store's lock."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) under the store's lock. A
+    database error (SQLite's ``OperationalError``: full disk, read-only, I/O) is reported to
+    ``written`` and raised as :class:`StoreUnwritable`; the connection is left with no open
+    transaction, so the next write can try again."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock,
+                 written: Callable[[BaseException | None], None]):
         self.db = db
         self.lock = lock
+        self.written = written
 
     def __enter__(self) -> sqlite3.Connection:
         self.lock.acquire()
         try:
             self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self.lock.release()
+            self.written(exc)
+            raise StoreUnwritable(str(exc)) from exc
         except BaseException:
             self.lock.release()
             raise
@@ -268,6 +321,22 @@ class _Transaction:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                exc = self._commit()
         finally:
-            self.lock.release()
+            try:
+                if self.db.in_transaction:  # SQLite may have rolled back already (a full disk does)
+                    self.db.execute("ROLLBACK")
+            finally:
+                self.lock.release()
+        if isinstance(exc, sqlite3.OperationalError):
+            self.written(exc)
+            raise StoreUnwritable(str(exc)) from exc
+
+    def _commit(self) -> sqlite3.OperationalError | None:
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            return exc
+        self.written(None)
+        return None

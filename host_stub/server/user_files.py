@@ -1,6 +1,7 @@
 """The editor's user data: ComfyUI's single user's folder (``USER/default``) and its
 ``comfy.settings.json``. Paths from a client are checked to stay in the folder; files are written
-to a hidden file and then renamed, so nobody reads a partial one."""
+to a hidden file and then renamed, so nobody reads a partial one (and on a full disk the hidden
+file is removed again)."""
 
 from __future__ import annotations
 
@@ -42,15 +43,15 @@ class UserFiles:
         """Replace the settings with ``update(old settings)``, one writer at a time."""
         with self.settings_lock:
             settings = update(self.read_settings())
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.root / f".{SETTINGS}.part"
-            tmp.write_text(json.dumps(settings, indent=4), encoding="utf-8")
-            os.replace(tmp, self.root / SETTINGS)
+            self.write(self.root / SETTINGS, json.dumps(settings, indent=4).encode("utf-8"))
 
     @staticmethod
     def write(path: Path, body: bytes) -> None:
         """Write ``path`` whole: to a hidden file first, then renamed over it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(body)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(body)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

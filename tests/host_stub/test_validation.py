@@ -286,6 +286,15 @@ def test_finite_floats_are_still_coerced(host, node):
         assert delay == float(value) and isinstance(delay, float)
 
 
+@pytest.mark.parametrize("value", NOT_FINITE)
+def test_the_error_body_for_a_non_finite_float_is_strict_json(host, node, value):
+    import json
+
+    result = host.validate(float_prompt(node, value))
+    body = json.loads(json.dumps(result.response(), allow_nan=False))  # raises on a bare NaN
+    assert body["node_errors"]["2"]["errors"][0]["extra_info"]["received_value"] == str(value)
+
+
 @pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN"])
 def test_set_overrides_with_nan_or_infinity_are_refused_at_validation(host, node, raw):
     result = host.validate(float_prompt(node, 0.0), overrides=[f"2.delay={raw}"])

@@ -159,7 +159,9 @@ def ensure_built(name: str, models_dir: Path, build: Callable[[], Any]) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         try:
             log.info("building tiny model %s in %s", name, target)
-            build().save_pretrained(staging, safe_serialization=True)
+            _every_rank_saves(build()).save_pretrained(staging, safe_serialization=True)
+            if not _whole(staging):
+                raise RuntimeError(f"building {name} left a component without weights in {staging}")
             (staging / COMPLETE).write_text("built by i2v-nodes\n", encoding="utf-8")
             staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide it from other users
             os.rename(staging, target)
@@ -169,25 +171,42 @@ def ensure_built(name: str, models_dir: Path, build: Callable[[], Any]) -> Path:
 
 
 def _complete(folder: Path) -> bool:
-    """Whether a built folder is whole: marked so, or (built before the mark existed) holding every
-    component its model_index.json names, none of them empty; such a folder is marked now."""
+    """Whether a built folder is whole: marked so, or (built before the mark existed) :func:`_whole`;
+    such a folder is marked now."""
     if (folder / COMPLETE).is_file():
         return True
-    index = folder / "model_index.json"
-    if not index.is_file():
-        return False
-    try:
-        named = [k for k, v in json.loads(index.read_text(encoding="utf-8")).items()
-                 if isinstance(v, list) and v and v[0] is not None]
-    except (OSError, ValueError):
-        return False
-    if not all((folder / part).is_dir() and any((folder / part).iterdir()) for part in named):
+    if not _whole(folder):
         return False
     try:
         (folder / COMPLETE).write_text("checked by i2v-nodes\n", encoding="utf-8")
     except OSError:
         pass  # a read-only models folder: still whole, checked again next time
     return True
+
+
+def _whole(folder: Path) -> bool:
+    """Whether a pipeline folder holds every component its model_index.json names, none empty."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    named = [k for k, v in index.items() if isinstance(v, list) and v and v[0] is not None]
+    return all((folder / part).is_dir() and any((folder / part).iterdir()) for part in named)
+
+
+def _every_rank_saves(pipeline: Any) -> Any:
+    """transformers 5 writes a model's weights only on rank 0 of an initialised torch.distributed group
+    (a sweep's processes form one), silently leaving an empty folder on the others. A first-use build
+    is this process's own file, whatever its rank: each transformers component of this freshly built
+    pipeline is told so (on the instance; the library's class is left alone)."""
+    for component in getattr(pipeline, "components", {}).values():
+        if hasattr(component, "should_save_on_this_rank"):
+            component.should_save_on_this_rank = _this_process_saves
+    return pipeline
+
+
+def _this_process_saves(is_main_process: bool = True) -> bool:
+    return is_main_process
 
 
 def _set_aside(folder: Path) -> None:

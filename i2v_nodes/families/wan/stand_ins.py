@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from i2v_nodes.families.contract.files import FILE_FOLDERS, GGUF_FOLDER
+from i2v_nodes.families.toolkit.file_writing import save_atomically
 from i2v_nodes.families.toolkit.gguf_writing import write_gguf
 from i2v_nodes.families.toolkit.meta import CLIP_VISION_H14, config_json
 from i2v_nodes.families.toolkit.stand_ins import stored, write_header
@@ -173,14 +174,11 @@ def lightx2v_lora_file(path: Path, config: dict[str, Any], rank: int = LIGHTX2V_
     shapes = lightx2v_lora_shapes(config, rank)
     if seed is None:
         return write_header(path, {name: ("F32", shape) for name, shape in shapes.items()})
-    from safetensors.torch import save_file
-
     generator = torch.Generator().manual_seed(seed)
     alpha = LIGHTX2V_ALPHA * rank / LIGHTX2V_RANK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({name: torch.tensor(alpha) if not shape else torch.randn(shape, generator=generator) * 0.5
-               for name, shape in shapes.items()}, str(path))
-    return path
+    state = {name: torch.tensor(alpha) if not shape else torch.randn(shape, generator=generator) * 0.5
+             for name, shape in shapes.items()}
+    return save_atomically(path, state, {})  # whole or not there: a sweep's other processes may read it
 
 
 def write_lightx2v_loras(models_dir: Path, config: dict[str, Any] | None = None, rank: int = LIGHTX2V_RANK,
