@@ -65,11 +65,13 @@ class MemoryOptions:
     vae_tiling: bool = False
     clips_per_call: int = 0  # clips per denoiser call; 0 = all of them at once
     split_cfg: bool = False  # run the CFG halves as two denoiser calls
+    residency: str = "resident"  # resident: everything loaded stays; phase: encoders and experts streamed
 
     def describe(self) -> str:
         return (f"offload {self.offload}, decode_chunk_size {self.decode_chunk}, VAE tiling "
                 f"{'on' if self.vae_tiling else 'off'}, clips per denoiser call "
-                f"{self.clips_per_call or 'all'}{', CFG halves split' if self.split_cfg else ''}")
+                f"{self.clips_per_call or 'all'}{', CFG halves split' if self.split_cfg else ''}"
+                f"{', streamed per phase' if self.residency == 'phase' else ''}")
 
 
 @dataclass(frozen=True)

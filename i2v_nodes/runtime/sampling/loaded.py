@@ -15,8 +15,9 @@ import torch
 
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.families.contract.files import LoadSpec
+from i2v_nodes.families.contract.spec import Roles
 from i2v_nodes.runtime import speed
-from i2v_nodes.runtime.loading import lora, placement
+from i2v_nodes.runtime.loading import lora, placement, streaming
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import DTYPES
@@ -46,6 +47,15 @@ class Loaded:
     prompts: OrderedDict = field(default_factory=OrderedDict)
     loras: lora.Applied = field(default_factory=lora.Applied)  # the LoRA adapters on the denoisers now
     speed: speed.State = field(default_factory=speed.State)  # compiled blocks, MagCache calibrations
+    streaming: streaming.Streaming | None = None  # hooks releasing what a phase does not need
+
+    def stream(self, roles: Roles, per_phase: bool) -> None:
+        """Stream the encoders and denoisers per phase, or keep everything resident."""
+        if per_phase and self.streaming is None:
+            self.streaming = streaming.stream(self.pipeline, roles)
+        elif not per_phase and self.streaming is not None:
+            self.streaming.remove()
+            self.streaming = None
 
     def prompt_embeddings(self, family: Family, text: str) -> torch.Tensor:
         if text in self.prompts:
@@ -59,6 +69,8 @@ class Loaded:
         return embeds
 
     def close(self) -> None:
+        if self.streaming is not None:
+            self.streaming.remove()
         if self.registration is not None:
             self.registration.release()
             self.registration = None

@@ -105,6 +105,8 @@ def _clips(run: SampleRun, pil_images: list[Any],
                         clips.append(decode_checked(family, handle, loaded, clip, chunk, len(clips)))
                         sounds.append(family.decode_audio(loaded.pipeline, clip))
                         run.progress.update(1)
+            if loaded.streaming is not None:  # RAM is short: an idle pipeline holds no expert
+                loaded.streaming.release_all()
     except torch.OutOfMemoryError as exc:
         raise _out_of_memory(handle, plan, phase, exc) from exc
     return clips, sounds, loaded
@@ -119,6 +121,7 @@ def _ready(run: SampleRun, loaded: Loaded) -> None:
         lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers, handle.family,
                   DTYPES[handle.precision])
     placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
+    loaded.stream(handle.roles, per_phase=plan.options.residency == "phase")
 
 
 def _prompt_embeddings(family: Family, loaded: Loaded, s: SampleSettings,
@@ -165,6 +168,9 @@ def _report(run: SampleRun, loaded: Loaded, clips: int, loads: int) -> str:
     handle, s = run.handle, run.settings
     chunk = s.decode_chunk_size or run.plan.options.decode_chunk
     report = _run_report(run.plan, s, clips, chunk, run.timings, loads)
+    if loaded.streaming is not None:
+        report += (f"; streamed per phase ({', '.join(loaded.streaming.components)} resident only while they "
+                   f"run; {loaded.streaming.spilled / 2**20:.0f} MiB of converted weights in a spill file)")
     if run.notes:
         report += "; " + "; ".join(run.notes)
     if loaded.note:

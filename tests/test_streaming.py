@@ -1,0 +1,114 @@
+"""Streaming per phase (issue 20, item 1): converted weights spilled once to a private file, released
+components dropped by the kernel and faulted back with the same bytes, the experts never resident
+together, and a streamed run's frames equal a resident run's bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from i2v_nodes.runtime import sampling, services
+from i2v_nodes.runtime.loading import models, residency, streaming
+from i2v_nodes.runtime.memory import guard
+
+pytestmark = pytest.mark.skipif(not residency.SUPPORTED, reason="streaming needs Linux's /proc and madvise")
+MiB = 2**20
+
+
+def rss_file() -> int:
+    return int(re.search(r"RssFile:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def mapped_module(tmp_path: Path) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """A module with one tensor used in place from its safetensors file and one converted on load."""
+    generator = torch.Generator().manual_seed(0)
+    save_file({"kept": torch.randn(16 * MiB // 4, generator=generator),
+               "cast": torch.randn(8 * MiB // 2, generator=generator).to(torch.bfloat16)},
+              str(tmp_path / "weights.safetensors"))
+    with safe_open(str(tmp_path / "weights.safetensors"), framework="pt", device="cpu") as handle:
+        kept, cast = handle.get_tensor("kept"), handle.get_tensor("cast").float()
+    module = torch.nn.Module()
+    module.kept = torch.nn.Parameter(kept, requires_grad=False)
+    module.register_buffer("cast", cast)
+    return module, {"kept": kept.clone(), "cast": cast.clone()}
+
+
+def test_weights_used_in_place_are_file_backed_and_converted_ones_are_spilled_once(tmp_path):
+    module, before = mapped_module(tmp_path)
+    assert residency.footprint(module) == residency.Footprint(file_backed=16 * MiB, anonymous=16 * MiB)
+    pointer = module.kept.data_ptr()
+    spill = tmp_path / "spill"
+    assert residency.make_file_backed(module, spill) == 16 * MiB
+    assert residency.footprint(module) == residency.Footprint(file_backed=32 * MiB)
+    assert module.kept.data_ptr() == pointer  # what was the file's already is not copied
+    assert module.cast.data_ptr() % 4096 == 0  # a page boundary: as aligned as the allocator's
+    assert list(spill.iterdir()) == []  # the spill file is unlinked: it goes with its mapping
+    assert residency.make_file_backed(module, spill) == 0  # once
+    assert torch.equal(module.kept, before["kept"]) and torch.equal(module.cast, before["cast"])
+
+
+def test_a_released_component_leaves_memory_and_comes_back_with_the_same_bytes(tmp_path):
+    module, before = mapped_module(tmp_path)
+    residency.make_file_backed(module, tmp_path)
+    float(module.kept.sum() + module.cast.sum())  # every page in
+    resident = rss_file()
+    assert residency.release(module) == 32 * MiB
+    assert resident - rss_file() > 28 * MiB  # the pages went (other mappings move a little meanwhile)
+    assert torch.equal(module.kept, before["kept"]) and torch.equal(module.cast, before["cast"])
+    assert rss_file() - (resident - 32 * MiB) > 28 * MiB  # and came back from the files on use
+
+
+def test_a_written_private_mapping_is_not_taken_for_the_file(tmp_path):
+    module, _ = mapped_module(tmp_path)
+    module.kept.data[0] = 1.0  # a page copied on write now differs from the file
+    assert residency.footprint(module).file_backed == 0
+    assert residency.release(module) == 0  # advice would throw the write away: none is given
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+
+SETTINGS = sampling.SampleSettings(prompt="waves on the beach", negative_prompt="blurry", width=64, height=48,
+                                   num_frames=9, steps=4, guidance_scale=5.0, seed=7, batch_size=2,
+                                   target_fps=16)
+
+
+def planned(handle, residency_mode: str):
+    shape = sampling.plan.run_shape(handle, SETTINGS)
+    budget = guard.Budget(free=2**40, total=2**40, headroom=0.0, ram_free=2**40, ram_total=2**40)
+    plan = guard.plan_run(handle, shape, "off", budget)
+    options = dataclasses.replace(plan.options, residency=residency_mode)
+    return dataclasses.replace(handle, plan=dataclasses.replace(plan, options=options))
+
+
+@pytest.mark.parametrize("name", ["tiny-wan2.2-i2v-a14b", "tiny-wan2.1-i2v"])
+def test_a_streamed_run_equals_a_resident_run_bit_for_bit(name, model_dirs, still_image, fresh_cache,
+                                                         monkeypatch):
+    monkeypatch.setattr(residency, "SPILL_AT_LEAST", 0)  # the tiny weights are small: spill them all
+    handle = models.open_model(name, models.LoadOptions(), model_dirs, torch.device("cpu"))
+    resident = sampling.sample(planned(handle, "resident"), still_image, SETTINGS, services.standalone(),
+                               cache=fresh_cache)
+    loaded = fresh_cache.peek(handle.cache_key)
+    loaded.prompts.clear()  # so the streamed run encodes its prompt too
+    entered: list[frozenset[str]] = []
+    original = streaming.Streaming.entering
+    monkeypatch.setattr(streaming.Streaming, "entering",
+                        lambda self, role: (original(self, role), entered.append(frozenset(self.resident))))
+    streamed = sampling.sample(planned(handle, "phase"), still_image, SETTINGS, services.standalone(),
+                               cache=fresh_cache)
+    assert fresh_cache.loads == 1  # the same cached pipeline, streamed
+    assert torch.equal(streamed.frames, resident.frames)
+    assert "streamed per phase" in streamed.report
+    roles = handle.roles
+    assert {role for step in entered for role in step} == set(streaming.streamed_roles(roles))
+    assert all(len(step) == 1 for step in entered)  # never two streamed components at once
+    assert loaded.streaming.resident == set() and loaded.streaming.spilled > 0  # released at the end
+    again = sampling.sample(planned(handle, "resident"), still_image, SETTINGS, services.standalone(),
+                            cache=fresh_cache)
+    assert loaded.streaming is None and torch.equal(again.frames, resident.frames)
