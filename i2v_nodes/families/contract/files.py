@@ -58,6 +58,7 @@ class FilePart:
     hint: str = ""  # what the file name adds (e.g. "high" / "low" noise for Wan 2.2 experts)
     tokenizer: bool = False  # the file carries its own tokenizer (ComfyUI's text encoders do)
     float8_params: int = 0  # weights that stay float8 once loaded (the rest load in the compute dtype)
+    half_params: int = 0  # embedding tables that stay in their stored bf16/fp16 (looked up, then cast)
     bundled: tuple[FilePart, ...] = ()  # other components the same file carries (a checkpoint's VAE)
     gguf: GGUFWeights | None = None  # a GGUF file: what stays quantised once loaded (toolkit.gguf_header)
 
@@ -70,9 +71,9 @@ class FilePart:
         quantised matrices as stored, a float8 file's float8 matrices at one byte, the rest cast."""
         if self.gguf is not None:
             return self.gguf.loaded_bytes(self.params, bytes_per_element)
-        if self.fp8:
-            return self.float8_params + (self.params - self.float8_params) * bytes_per_element
-        return self.params * bytes_per_element
+        float8 = self.float8_params if self.fp8 else 0
+        rest = self.params - float8 - self.half_params
+        return float8 + self.half_params * min(2, bytes_per_element) + rest * bytes_per_element
 
 
 @dataclass(frozen=True)

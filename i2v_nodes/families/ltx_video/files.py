@@ -53,6 +53,7 @@ from i2v_nodes.families.toolkit.file_headers import (
     count_numbered,
     file_format,
     float8_params,
+    half_params,
     only,
     own_config,
     prefix_of,
@@ -247,7 +248,8 @@ def _t5(header: Header) -> FilePart | None:
         config,
         weight_params(encoder, tied),
         tokenizer=header.has("spiece_model"),
-        float8_params=float8_params(encoder, ("shared.", "embed_tokens", "relative_attention_bias", ".wo.")),
+        float8_params=float8_params(encoder, ("shared.", "embed_tokens", "relative_attention_bias")),
+        half_params=half_params(encoder, both),
     )
 
 

@@ -69,6 +69,16 @@ def float8_params(header: Header, dequantised: tuple[str, ...] = ()) -> int:
     )
 
 
+def half_params(header: Header, tables: tuple[str, ...]) -> int:
+    """Weights of the embedding tables ``tables`` names (the first one present: tied tables are stored
+    once) stored in bf16 or fp16: they stay so once loaded, looked up and then cast."""
+    for name in tables:
+        if name in header.tensors:
+            tensor = header.tensors[name]
+            return tensor.numel if tensor.dtype in ("BF16", "F16") else 0
+    return 0
+
+
 def count_numbered(header: Header, pattern: str) -> int:
     """How many distinct N a key pattern with one ``(\\d+)`` group has (blocks, layers)."""
     regex = re.compile(pattern)

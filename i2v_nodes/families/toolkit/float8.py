@@ -10,6 +10,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 FLOAT8 = tuple(getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name))
 FP8_MAX = 448.0  # the largest float8_e4m3fn value
+HALF = (torch.bfloat16, torch.float16)
 
 
 def float8_forward(module: torch.nn.Linear, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -23,16 +24,90 @@ def float8_forward(module: torch.nn.Linear, dtype: torch.dtype) -> Callable[[tor
     return forward
 
 
+def embedding_forward(module: torch.nn.Embedding,
+                      dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Look rows up in the stored table, then cast them: exactly the rows of the table cast whole."""
+
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, module.weight, module.padding_idx).to(dtype)
+
+    return forward
+
+
+_REPORTING: dict[type, type] = {}
+
+
+def _reporting_compute_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Let a model whose weights stay in several dtypes report the one it computes in as its ``dtype``.
+
+    diffusers and transformers models report their first floating parameter's dtype, and pipelines
+    cast the prompt embeddings (and so the latents) to the text encoder's: a table kept in bf16, or a
+    float8 matrix, must not decide that. The instance gets a subclass of the same name and module, so
+    pipelines see the class they expect."""
+    cls = type(module)
+    if not isinstance(getattr(cls, "dtype", None), property):
+        return
+    if cls not in _REPORTING:
+        _REPORTING[cls] = type(cls.__name__, (cls,), {
+            "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+            "dtype": property(lambda self: self._i2v_compute_dtype),
+        })
+    module.__class__ = _REPORTING[cls]
+    module._i2v_compute_dtype = dtype
+
+
+def _plain_tables(module: torch.nn.Module) -> set[str]:
+    """Embedding tables that are only looked up (nn.Embedding's own forward, no max_norm, not tied to
+    an output layer): those can stay in their stored half precision, cast row by row."""
+    head = getattr(module, "get_output_embeddings", lambda: None)()
+    if head is not None and getattr(getattr(module, "config", None), "tie_word_embeddings", False):
+        return set()
+    return {name for name, layer in module.named_modules()
+            if type(layer).forward is torch.nn.Embedding.forward and isinstance(layer, torch.nn.Embedding)
+            and layer.max_norm is None}
+
+
+def _gated_outputs(module: torch.nn.Module, patterns: set[str]) -> dict[str, torch.nn.Module]:
+    """The output layers (``wo``) that T5-style gated feed-forwards keep in fp32, by name, each with
+    its feed-forward. Their float8 matrices can stay float8 and compute in fp32 (the same numbers as
+    a matrix dequantised to fp32 on load, at a quarter of its bytes) once the feed-forward casts its
+    input to fp32 rather than to the weight's dtype: see ``gated_forward``."""
+    if "wo" not in patterns:
+        return {}
+    return {f"{name}.wo": layer for name, layer in module.named_modules()
+            if all(hasattr(layer, part) for part in ("wi_0", "wi_1", "wo", "act", "dropout"))}
+
+
+def gated_forward(ff: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A gated feed-forward as transformers' (U)T5 computes it, its output layer taking fp32 input
+    (transformers casts to ``wo.weight.dtype``, which would be float8 here)."""
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        gated = ff.act(ff.wi_0(hidden)) * ff.wi_1(hidden)
+        return ff.wo(ff.dropout(gated).to(torch.float32))
+
+    return forward
+
+
 def keep_float8(module: torch.nn.Module, scales: Mapping[str, torch.Tensor], dtype: torch.dtype) -> int:
     """Let every Linear layer whose weight is float8 compute in ``dtype`` (times its ComfyUI scale,
-    kept as a buffer so it moves with the layer). Returns how many layers stay in float8."""
+    kept as a buffer so it moves with the layer), and every embedding table kept in its stored half
+    precision give rows in ``dtype``. Returns how many layers stay in float8."""
     count = 0
+    gated = _gated_outputs(module, set(getattr(type(module), "_keep_in_fp32_modules", None) or ()))
+    tables = _plain_tables(module)
     for name, layer in module.named_modules():
+        stored = layer.weight.dtype if name in tables else None
+        if stored in HALF and stored != dtype:
+            layer.forward = embedding_forward(layer, dtype)
         if isinstance(layer, torch.nn.Linear) and layer.weight.dtype in FLOAT8:
             if name in scales:
                 layer.register_buffer("fp8_scale", scales[name].float().reshape(()), persistent=False)
-            layer.forward = float8_forward(layer, dtype)
+            if name in gated:  # kept in fp32 by the class: computes in fp32, its input cast to it
+                gated[name].forward = gated_forward(gated[name])
+            layer.forward = float8_forward(layer, torch.float32 if name in gated else dtype)
             count += 1
+    _reporting_compute_dtype(module, dtype)
     return count
 
 
@@ -45,19 +120,24 @@ def cast_keeping_float8(
     """Cast a checkpoint as from_pretrained(dtype) would, but keep float8 Linear matrices float8.
 
     A float8 tensor anywhere else (an embedding, or a part the class keeps in fp32, whose callers
-    cast their input to the weight's dtype) is dequantised with its scale. ``state`` is consumed,
+    cast their input to the weight's dtype) is dequantised with its scale. An embedding table stored in
+    bf16 or fp16 stays so (a lookup then a cast gives exactly the cast table's rows, and the table stays
+    where it lies in the mapped file, at half the bytes of fp32). ``state`` is consumed,
     so a file read whole is never held twice. Returns the weights and the scales of the layers that
     stay float8.
     """
     linear = {
         f"{name}.weight" for name, layer in module.named_modules() if isinstance(layer, torch.nn.Linear)
     }
+    tables = {f"{name}.weight" for name in _plain_tables(module)}
     patterns = set(getattr(type(module), "_keep_in_fp32_modules", None) or ())
+    fp32_outputs = set(_gated_outputs(module, patterns))
     weights, kept_scales = {}, dict(scales)
     for name in list(state):
         tensor = state.pop(name)  # so the file's copy goes as soon as its cast is made
         keep_fp32 = bool(patterns & set(name.split(".")))
-        if tensor.dtype in FLOAT8 and name in linear and not keep_fp32:
+        stays_float8 = name in linear and (not keep_fp32 or name.removesuffix(".weight") in fp32_outputs)
+        if (tensor.dtype in FLOAT8 and stays_float8) or (tensor.dtype in HALF and name in tables):
             weights[name] = tensor
             continue
         if tensor.dtype in FLOAT8:

@@ -35,6 +35,7 @@ from i2v_nodes.families.toolkit.file_headers import (
     count_numbered,
     file_format,
     float8_params,
+    half_params,
     prefix_of,
     weight_params,
 )
@@ -206,8 +207,9 @@ def _umt5(header: Header) -> FilePart | None:
         config,
         weight_params(header, tied),
         tokenizer=header.has("spiece_model"),
-        # embedding tables, and the feed-forward output transformers keeps in fp32
-        float8_params=float8_params(header, ("shared.", "embed_tokens", "relative_attention_bias", ".wo.")),
+        # float8 embedding tables are dequantised (the output layers kept in fp32 stay float8)
+        float8_params=float8_params(header, ("shared.", "embed_tokens", "relative_attention_bias")),
+        half_params=half_params(header, both),
     )
 
 

@@ -61,11 +61,16 @@ class _LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        # a view of a tensor made before the trace (a weight's transpose, an input) allocates nothing
+        given = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0]
+                 if isinstance(t, torch.Tensor)}
         for tensor in tree_flatten(out)[0]:
             if not isinstance(tensor, torch.Tensor) or id(tensor) in self._tracked:
                 continue
             storage = tensor.untyped_storage()
             key, nbytes = storage._cdata, storage.nbytes()
+            if key not in self._refs and key in given:
+                continue
             if key not in self._refs:
                 self._refs[key] = 0
                 self.live += nbytes

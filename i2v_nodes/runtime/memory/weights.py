@@ -94,8 +94,8 @@ def in_place_bytes(handle: ModelHandle) -> dict[str, int]:
         kept = handle.vae_precision if name == handle.roles.vae else handle.precision
         if part is not None and part.gguf is not None:
             out[name] = part.gguf.stored_bytes
-        elif part is not None and part.fp8:
-            out[name] = part.float8_params
+        elif part is not None and part.fp8:  # float8 matrices, and tables kept in their stored half precision
+            out[name] = part.float8_params + part.half_params * 2
         elif name in handle.fp8_roles:  # cast to float8 on load: private
             out[name] = 0
         else:
