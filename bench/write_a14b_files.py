@@ -309,9 +309,9 @@ def _write_template_file(path: Path, stand_in: Path, slot: str) -> Path:
 def _tiny_spiece() -> bytes:
     """A small sentencepiece model whose ids fit UMT5's vocabulary (as bench/comfy_core_files.py)."""
     from i2v_nodes.families.registry import WAN
-    from i2v_nodes.families.wan.write import spiece_bytes
+    from i2v_nodes.families.toolkit.tokenizers import unigram_spiece_bytes
 
-    return spiece_bytes(WAN.tiny_models["tiny-wan2.1-i2v"]().tokenizer)
+    return unigram_spiece_bytes(WAN.tiny_models["tiny-wan2.1-i2v"]().tokenizer)
 
 
 def _timed(path: Path, write) -> None:
