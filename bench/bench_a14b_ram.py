@@ -24,7 +24,8 @@ everything loaded); SET fp8_scaled or gguf; LIMIT in GiB (0: no limit, still mea
 
     python bench/bench_a14b_ram.py --comfyui /work/comfy-check/comfyui \\
         --python /work/comfy-check/venv/bin/python --launcher /work/shared/tools/comfy_cpu_main.py \\
-        [--files /work/bench-files] [--work /work/bench-a14b] [--runs pack:fp8_scaled:18 ...]
+        [--comfy-pythonpath /work/comfy-check/tv-stub] [--files /work/bench-files] \\
+        [--work /work/bench-a14b] [--runs pack:fp8_scaled:18 ...]
 
 ComfyUI-GGUF must be in WORK/packs/ComfyUI-GGUF for core's GGUF runs (``git clone
 https://github.com/city96/ComfyUI-GGUF``; ``pip install gguf`` in ComfyUI's venv). A benchmark, not a
@@ -219,6 +220,8 @@ def measure(run: Run, a: argparse.Namespace) -> Run:
 
 def _env(run: Run, a: argparse.Namespace) -> dict[str, str]:
     env = {"I2V_SPILL_DIR": str(a.work / "spill"), "OMP_NUM_THREADS": str(a.threads)}
+    if a.comfy_pythonpath:
+        env["PYTHONPATH"] = a.comfy_pythonpath
     if run.kind.startswith("pack-"):
         env["I2V_BENCH_RESIDENCY"] = run.kind.removeprefix("pack-")
     return env
@@ -339,6 +342,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--python", default=sys.executable, help="the Python of ComfyUI's environment")
     parser.add_argument("--launcher", help="a script to start ComfyUI with instead of main.py (a CPU shim)")
     parser.add_argument("--comfy-args", default="", help="more ComfyUI arguments")
+    parser.add_argument("--comfy-pythonpath", default="", help="ComfyUI's PYTHONPATH (a torchvision stub)")
     parser.add_argument("--files", type=Path, default=write_a14b_files.DEFAULT_FOLDER)
     parser.add_argument("--work", type=Path, default=Path("/work/bench-a14b"))
     parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), help="KIND:SET:LIMIT[:POLICY]")
