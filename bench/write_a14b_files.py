@@ -12,9 +12,10 @@ small matrices (about 0.02), unit norms, zero biases; fp8_scaled matrices carry 
 ``scale_weight`` as ComfyUI's files do; K-quant blocks have small scales and zero mean. UMT5 carries a
 small sentencepiece model (ComfyUI's and the pack's tokenizers read it from the file).
 
-Streamed: the header first, then each tensor's bytes in file order, large ones in row chunks, so no
-whole file (and no whole tensor over CHUNK elements) is ever in memory; written pages are flushed and
-dropped from the page cache as they go, so the machine's cache is not filled either. The script prints
+Streamed: the header first, then each tensor's bytes in file order, so no whole file is ever in
+memory (safetensors tensors go CHUNK values at a time; gguf's writer takes one whole tensor, at most
+0.3 GB here); written pages are flushed and dropped from the page cache as they go, so the
+machine's cache is not filled either. The script prints
 its own peak RSS (VmHWM) at the end to show it. A file already there is kept (delete it to rewrite);
 a file is staged under a hidden name and renamed when whole.
 
@@ -251,11 +252,18 @@ def _k_blocks(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np
 
 
 def _float_array(name: str, kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """gguf's writer takes a whole tensor: it is filled CHUNK values at a time (time_projection's
+    157 M values would otherwise take 1.3 GB of fp32 temporaries for a 0.3 GB F16 tensor)."""
     dtype = np.float32 if kind == "F32" else np.float16
     role = role_of(name, shape)
     if role != "random":
         return np.full(shape, 0 if role == "zeros" else 1, dtype=dtype)
-    return (rng.standard_normal(shape, dtype=np.float32) * WEIGHT_STD).astype(dtype)
+    out = np.empty(math.prod(shape), dtype=dtype)
+    for first in range(0, out.size, CHUNK):
+        chunk = rng.standard_normal(min(CHUNK, out.size - first), dtype=np.float32)
+        chunk *= WEIGHT_STD
+        out[first:first + chunk.size] = chunk
+    return out.reshape(shape)
 
 
 class CacheTrimmer:
