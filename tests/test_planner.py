@@ -44,12 +44,16 @@ def test_names_options_that_fit_and_the_ram_each_needs(answer_24gb):
         handle = dataclasses.replace(answer_24gb.handle, weights=option.weights)
         assert guard.fits(handle, answer_24gb.shape, option.options, budget)
         assert option.device_peak <= budget.usable and option.ram_peak <= budget.ram_usable
-    # offloading both bf16 experts keeps 57 GB of weights in RAM: more than 64 GB of RAM allows
+    # offloading both bf16 experts and keeping them resident holds 57 GB of weights in RAM: more than 64 GB
+    # of RAM allows; streamed per phase, RAM holds one of them at a time
     bf16_offloaded = [
         o for o in answer_24gb.options if o.weights == "default" and o.options.offload != "none"
     ]
-    assert bf16_offloaded and not any(o.fits for o in bf16_offloaded)
-    assert all(o.ram_peak > 57 * GiB for o in bf16_offloaded)
+    resident = [o for o in bf16_offloaded if o.options.residency == "resident"]
+    assert resident and not any(o.fits for o in resident)
+    assert all(o.ram_peak > 57 * GiB for o in resident)
+    streamed = [o for o in bf16_offloaded if o.options.residency == "phase"]
+    assert streamed and all(o.fits and o.ram_peak < 32 * GiB for o in streamed)
 
 
 def test_the_verdict_is_the_guards(answer_24gb):
@@ -69,14 +73,21 @@ def test_the_verdict_is_the_guards(answer_24gb):
 
 
 def test_cli_text_and_json(capsys):
+    # with 32 GB of RAM only fp8 experts fit (bf16 ones streamed one at a time need 29.8 GiB)
     rc = cli.main(
-        ["plan", A14B, "--width", "832", "--height", "480", "--frames", "81", "--vram", "24", "--ram", "64"]
+        ["plan", A14B, "--width", "832", "--height", "480", "--frames", "81", "--vram", "24", "--ram", "32"]
     )
     text = capsys.readouterr().out
     assert rc == 1
     assert "as asked (weights default, offload none" in text and "DOES NOT FIT" in text
     assert "verdict: does not fit as asked; it fits with weights fp8" in text
     assert "RAM per phase: load" in text
+    rc = cli.main(
+        ["plan", A14B, "--width", "832", "--height", "480", "--frames", "81", "--vram", "24", "--ram", "64",
+         "--no-search"]
+    )
+    assert rc == 1 and ("verdict: does not fit as asked; it fits with weights default, offload group, VAE "
+                        "tiling on, streamed per phase") in capsys.readouterr().out
     rc = cli.main(
         [
             "plan",

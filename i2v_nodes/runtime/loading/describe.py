@@ -29,6 +29,7 @@ class Description:
     variant: str
     configs: dict[str, Any]
     params: tuple[tuple[str, int], ...]
+    stored: tuple[tuple[str, str], ...] = ()  # (component, the precision most of its weights are stored in)
 
 
 def describe_folder(folder: Path) -> Description:
@@ -72,7 +73,7 @@ def _describe_folder(folder: Path, _signature: tuple) -> Description:
             "checkpoints; a text-to-video one has no image input)"
         )
     family, variant = found
-    params = []
+    params, stored = [], []
     for component in family.roles(variant).weighted:
         parts = family.weight_folders(component, configs)  # more than one when parts merge at load
         for part in parts:
@@ -84,7 +85,8 @@ def _describe_folder(folder: Path, _signature: tuple) -> Description:
                     f"is incomplete; fetch the model again"
                 )
         params.append((component, sum(count_safetensors_params(folder / part) for part in parts)))
-    return Description(family, variant, configs, tuple(params))
+        stored.append((component, stored_precision([folder / part for part in parts])))
+    return Description(family, variant, configs, tuple(params), tuple(stored))
 
 
 def describe_hub(hub_id: str) -> Description:
@@ -93,7 +95,9 @@ def describe_hub(hub_id: str) -> Description:
     if family is None:
         raise ModelError(f"{hub_id} is not a known hub id ({', '.join(registry.known_hub_ids())})")
     configs, params = family.published_description(hub_id)
-    return Description(family, family.hub_variant(hub_id), configs, params)
+    # the published repositories of every family store their weights in bf16
+    return Description(family, family.hub_variant(hub_id), configs, params,
+                       tuple((name, "bf16") for name, _count in params))
 
 
 def count_safetensors_params(component_dir: Path) -> int:
@@ -116,6 +120,20 @@ def count_safetensors_params(component_dir: Path) -> int:
         variant = _variant_of(path.name)
         by_variant[variant] = by_variant.get(variant, 0) + _safetensors_numel(path)
     return max(by_variant.values())
+
+
+SAFETENSORS_PRECISION = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}
+
+
+def stored_precision(component_dirs: list[Path]) -> str:
+    """The precision most of a component's weight bytes are stored in ("" if none of bf16, fp16, fp32):
+    loaded in that precision, diffusers and transformers use them where they lie in the mapped file."""
+    by_dtype: dict[str, int] = {}
+    for folder in component_dirs:
+        for path in folder.glob("*.safetensors"):
+            for tensor in read_header(path).tensors.values():
+                by_dtype[tensor.dtype] = by_dtype.get(tensor.dtype, 0) + tensor.nbytes
+    return SAFETENSORS_PRECISION.get(max(by_dtype, key=by_dtype.get), "") if by_dtype else ""
 
 
 def _variant_of(filename: str) -> str:

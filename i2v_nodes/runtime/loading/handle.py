@@ -49,6 +49,8 @@ class ModelHandle:
     plan: Any = field(default=None, compare=False, hash=False, repr=False)
     files: Any = field(default=None, compare=False, hash=False, repr=False)  # a FileSet, for single files
     tokenizer_roots: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
+    # (component, precision its weights are stored in): those loaded in it are used in place, file-backed
+    stored: tuple[tuple[str, str], ...] = field(default=(), compare=False, hash=False, repr=False)
     # LoRAs (lora.LoraSpec), applied on the cached pipeline before each run: part of what the handle is,
     # never of its cache key, so changing them never reloads the base weights
     loras: tuple[Any, ...] = ()

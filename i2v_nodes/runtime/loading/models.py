@@ -204,6 +204,7 @@ def open_model(name: str, options: LoadOptions, model_dirs: list[Path],
         weights=weights,
         params=found.params,
         configs=found.configs,
+        stored=found.stored,
     )
 
 
@@ -267,7 +268,7 @@ def describe_published(hub_id: str, precision: str | None = None, vae_precision:
     return ModelHandle(name=hub_id, source=hub_id, family=found.family, variant=found.variant, local=False,
                        precision=precision or resolve_precision("auto", torch.device(device), default),
                        vae_precision=vae_precision, device=device, offload=offload, weights=weights,
-                       params=found.params, configs=found.configs)
+                       params=found.params, configs=found.configs, stored=found.stored)
 
 
 def handle_for_planning(name: str, model_dirs: list[Path], *, precision: str = "auto",
@@ -288,7 +289,8 @@ def handle_for_planning(name: str, model_dirs: list[Path], *, precision: str = "
     return ModelHandle(name=name, source=name, family=found.family, variant=found.variant, local=False,
                        precision=resolve_precision(precision, target, rules.default_precision),
                        vae_precision=resolve_vae_precision(vae_precision), device=str(target),
-                       offload=offload, weights=weights, params=found.params, configs=found.configs)
+                       offload=offload, weights=weights, params=found.params, configs=found.configs,
+                       stored=found.stored)
 
 
 def resolve_device(name: str, default_device: torch.device) -> torch.device:

@@ -17,6 +17,7 @@ import torch
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.families.contract.files import FileSet, LoadSpec
 from i2v_nodes.families.contract.spec import Roles
+from i2v_nodes.runtime.loading import residency
 from i2v_nodes.runtime.loading.precision import FP8_STORAGE
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,10 @@ log = logging.getLogger(__name__)
 
 def load_pipeline(
     family: Family, roles: Roles, source: str, local: bool, spec: LoadSpec, device: torch.device,
-    offload: str, variant: str = "",
+    offload: str, variant: str = "", streamed: bool = False,
 ) -> Any:
-    """The stock pipeline from a local folder or hub id: safetensors only, never remote code."""
+    """The stock pipeline from a local folder or hub id: safetensors only, never remote code. Streamed,
+    each denoiser is made file-backed and released as soon as it is loaded (RAM holds one at a time)."""
     from diffusers import AutoModel
 
     common = {"use_safetensors": True, "local_files_only": local, **family.load_kwargs(source, local, spec)}
@@ -40,6 +42,8 @@ def load_pipeline(
             )
         if offload == "none":
             module.to(device)
+        if streamed:
+            _set_aside(module)
         denoisers[name] = module
     pipe = family.pipeline_class(variant).from_pretrained(
         source, dtype={"default": spec.dtype, roles.vae: spec.vae_dtype}, **common, **parts, **denoisers
@@ -51,7 +55,8 @@ def load_pipeline(
 
 
 def load_files_pipeline(family: Family, roles: Roles, files: FileSet, spec: LoadSpec, device: torch.device,
-                        offload: str, tokenizer_roots: list[Path], allow_download: bool) -> tuple[Any, str]:
+                        offload: str, tokenizer_roots: list[Path], allow_download: bool,
+                        streamed: bool = False) -> tuple[Any, str]:
     """The stock pipeline from single files, placed like one from a folder; and the family's note
     (which tokenizer it used). Denoisers not already float8 get fp8 storage if asked."""
 
@@ -61,12 +66,21 @@ def load_files_pipeline(family: Family, roles: Roles, files: FileSet, spec: Load
             module.enable_layerwise_casting(storage_dtype=storage, compute_dtype=spec.dtype)
         if offload == "none":
             module.to(device)
+        if streamed:
+            _set_aside(module)
 
     pipe, note = family.files.load(files, spec, tokenizer_roots, allow_download, settle)
     pipe.set_progress_bar_config(disable=True)
     family.prepare(pipe)
     place(pipe, roles, device, offload)
     return pipe, note
+
+
+def _set_aside(module: torch.nn.Module) -> None:
+    """A denoiser just loaded for a streamed run: its weights file-backed and its pages released, so
+    the next one loads beside none of it."""
+    residency.make_file_backed(module)
+    residency.release(module)
 
 
 def place(pipe: Any, roles: Roles, device: torch.device, offload: str) -> None:
@@ -91,6 +105,9 @@ def place(pipe: Any, roles: Roles, device: torch.device, offload: str) -> None:
                     offload_type=group_offload_type(module),
                     num_blocks_per_group=1,
                     use_stream=device.type == "cuda",
+                    # pin each group as it goes rather than a pinned copy of every weight: RAM holds the
+                    # weights once, where they lie (mapped from their file), and streaming can release them
+                    low_cpu_mem_usage=True,
                 )
     else:
         raise ValueError(f"unknown offload mode {offload!r}")

@@ -221,15 +221,38 @@ def release(module: torch.nn.Module, memory_map: MemoryMap | None = None) -> int
     return released
 
 
+def resident_bytes(module: torch.nn.Module, memory_map: MemoryMap | None = None) -> int:
+    """Bytes of ``module``'s file-backed tensors mapped into this process now (counted in its RSS):
+    the pages /proc/self/pagemap marks present."""
+    if not SUPPORTED:
+        return 0
+    memory_map = memory_map or MemoryMap()
+    pages: set[int] = set()
+    with open("/proc/self/pagemap", "rb") as pagemap:
+        for _owner, _name, tensor, _param in tensors(module):
+            if memory_map.backing(tensor) is None:
+                continue
+            start, end = span(tensor)
+            first, count = start // PAGE, -(-end // PAGE) - start // PAGE
+            pagemap.seek(first * 8)
+            entries = memoryview(pagemap.read(count * 8)).cast("Q")
+            pages.update(first + i for i, entry in enumerate(entries) if entry >> 63)
+    return len(pages) * PAGE
+
+
 _LIBC = None
 
 
-def _madvise(address: int, length: int) -> int:
+def _libc() -> ctypes.CDLL:
     global _LIBC
     if _LIBC is None:
         _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         _LIBC.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    return _LIBC.madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), MADV_DONTNEED)
+    return _LIBC
+
+
+def _madvise(address: int, length: int) -> int:
+    return _libc().madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), MADV_DONTNEED)
 
 
 def _drop_cache(found: Mapping, first: int, last: int) -> None:

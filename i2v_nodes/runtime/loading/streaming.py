@@ -1,13 +1,13 @@
 """A pipeline streamed per phase: only the component that runs now is resident.
 
-The streamed components are the encoders and the denoisers, the large ones that each phase needs
-alone (a text encoder to encode, each expert for its own steps). Their weights are made file-backed
-(:mod:`.residency`), and a forward pre-hook on each releases the others when it starts: the text
-encoder goes when the first expert starts, the high-noise expert when the low-noise one does, and a
-new prompt's encoding releases the experts. A released component comes back on its own, page by page,
-when it next runs, with the very same bytes: the frames of a streamed run are those of a resident one.
-
-The VAE and the other small parts stay resident (their encode and decode are not forward calls).
+Every weighted component's weights are made file-backed (:mod:`.residency`), so releasing one is
+only a hint to the kernel: a released component comes back on its own, page by page, when it next
+runs, with the very same bytes, and the frames of a streamed run are those of a resident one. A
+forward pre-hook on each encoder and denoiser releases all the others when it starts: the text
+encoder goes when the first expert starts, the high-noise expert when the low-noise one does, a new
+prompt's encoding releases the experts. The prompt's encoders are released as soon as it is encoded
+(``release_all``), so the VAE encodes the image alone. The VAE and decoders, whose encode and decode
+are not forward calls, are faulted in when used and released when an encoder or denoiser next starts.
 """
 
 from __future__ import annotations
@@ -30,27 +30,29 @@ class Streaming:
 
     components: dict[str, torch.nn.Module]
     hooks: list[Any] = field(default_factory=list)
-    resident: set[str] = field(default_factory=set)
+    current: str | None = None  # the hooked component that ran last (None: all released since)
     spilled: int = 0  # bytes of converted weights moved to a spill file
     released: int = 0  # bytes released so far
+    entered: list[str] = field(default_factory=list)  # hooked components in the order they started
 
     def entering(self, role: str) -> None:
-        """``role`` starts a forward: release every other streamed component that is resident."""
-        if self.resident == {role}:
+        """``role`` starts a forward: release every other component, unless it ran last already."""
+        if self.current == role:
             return
-        for other in sorted(self.resident - {role}):
-            self.release(other)
-        self.resident = {role}
-
-    def release(self, role: str) -> None:
-        freed = residency.release(self.components[role])
-        self.released += freed
-        self.resident.discard(role)
-        log.debug("released %s (%.1f MiB)", role, freed / 2**20)
+        self.entered.append(role)
+        self._release(other for other in self.components if other != role)
+        self.current = role
 
     def release_all(self) -> None:
-        for role in sorted(self.resident):
-            self.release(role)
+        self._release(self.components)
+        self.current = None
+
+    def _release(self, roles: Any) -> None:
+        memory_map = residency.MemoryMap()  # one reading of the mappings for all of them
+        for role in roles:
+            freed = residency.release(self.components[role], memory_map)
+            self.released += freed
+            log.debug("released %s (%.1f MiB)", role, freed / 2**20)
 
     def remove(self) -> None:
         for hook in self.hooks:
@@ -58,19 +60,21 @@ class Streaming:
         self.hooks.clear()
 
 
-def streamed_roles(roles: Roles) -> tuple[str, ...]:
+def hooked_roles(roles: Roles) -> tuple[str, ...]:
+    """The components whose forward calls mark a phase: the encoders and the denoisers."""
     return (*roles.encoders, *roles.denoisers)
 
 
 def stream(pipe: Any, roles: Roles) -> Streaming:
-    """Stream ``pipe`` per phase: its encoders and denoisers made file-backed, released, and hooked."""
-    components = {role: module for role in streamed_roles(roles)
+    """Stream ``pipe`` per phase: every weighted component file-backed and released, the encoders and
+    denoisers hooked."""
+    components = {role: module for role in roles.weighted
                   if isinstance(module := getattr(pipe, role, None), torch.nn.Module)}
     streaming = Streaming(components)
     for role, module in components.items():
         streaming.spilled += residency.make_file_backed(module)
-        streaming.hooks.append(module.register_forward_pre_hook(_hook(streaming, role)))
-    streaming.resident = set(components)
+        if role in hooked_roles(roles):
+            streaming.hooks.append(module.register_forward_pre_hook(_hook(streaming, role)))
     streaming.release_all()
     log.info("streaming %s per phase (%.1f MiB of converted weights spilled)", ", ".join(components),
              streaming.spilled / 2**20)

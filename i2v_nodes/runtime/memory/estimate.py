@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass
 
-import torch
-
 from i2v_nodes.families.contract.family import Family
-from i2v_nodes.runtime.loading import lora
 from i2v_nodes.runtime.loading.handle import ModelHandle
-from i2v_nodes.runtime.loading.placement import group_offload_type
 from i2v_nodes.runtime.loading.precision import bytes_per_element, dtype_of
+from i2v_nodes.runtime.memory.weights import (
+    PHASES,
+    in_place_bytes,
+    largest_layer_bytes,
+    on_cpu,
+    read_bytes,
+    resident_weights,
+    streamed_weights,
+    weight_bytes,
+)
 from i2v_nodes.runtime.speed import step_cache
 from i2v_nodes.runtime.speed.settings import SpeedSettings
 
@@ -43,7 +48,6 @@ CUDA_RUNTIME_BYTES = 768 * 2**20
 CPU_RUNTIME_BYTES = 512 * 2**20
 # System RAM of a process driving a GPU: Python, torch and the CUDA libraries mapped on the host.
 HOST_RUNTIME_BYTES = 2 * GiB
-PHASES = ("encode", "denoise", "decode")
 
 
 @dataclass(frozen=True)
@@ -84,103 +88,21 @@ class Estimate:
     runtime: int
     peak: int
     phase: str
+    file_backed: int = 0  # of the weights, bytes mapped from files: pages the kernel may drop and re-read
+
+    @property
+    def anonymous(self) -> int:
+        """Private memory at the peak: what stays until freed (a memory limit ends the process for it)."""
+        return self.peak - self.file_backed
 
     def describe(self) -> str:
-        return (f"{gib(self.peak)} at {self.phase} (weights {gib(self.weights)}, activations "
+        mapped = f" ({gib(self.file_backed)} of them file-backed)" if self.file_backed else ""
+        return (f"{gib(self.peak)} at {self.phase} (weights {gib(self.weights)}{mapped}, activations "
                 f"{gib(self.activations)}, buffers {gib(self.buffers)}, runtime {gib(self.runtime)})")
 
 
 def gib(n: int | float) -> str:
     return f"{n / GiB:.2f} GiB"
-
-
-def on_cpu(handle: ModelHandle) -> bool:
-    return torch.device(handle.device).type == "cpu"
-
-
-# --- weights -------------------------------------------------------------------------------------
-
-
-def weight_bytes(handle: ModelHandle) -> dict[str, int]:
-    """Bytes of each component's weights as loaded: the VAE in its own dtype, fp8 one byte (a float8
-    file's embeddings and fp32-kept parts in the compute dtype), a GGUF file's quantised matrices as
-    stored (the file is mapped, not copied)."""
-    roles, fp8 = handle.roles, handle.fp8_roles
-    parts = handle.files.parts if handle.files is not None else {}
-    sizes = {}
-    for name, count in handle.params:
-        if name in parts and (parts[name].fp8 or parts[name].gguf):  # what stays as stored, the rest cast
-            sizes[name] = parts[name].loaded_bytes(bytes_per_element(handle.precision))
-            continue
-        if name in fp8:
-            per = 1
-        elif name == roles.vae:
-            per = bytes_per_element(handle.vae_precision)
-        else:
-            per = bytes_per_element(handle.precision)
-        sizes[name] = count * per
-    # LoRA adapters stay unfused beside their layers (so removing them is exact), in the compute dtype
-    extra = lora.weight_bytes(handle.loras, roles.denoisers, bytes_per_element(handle.precision))
-    for name, size in extra.items():
-        sizes[name] = sizes.get(name, 0) + size
-    return sizes
-
-
-def _phase_components(handle: ModelHandle) -> dict[str, tuple[str, ...]]:
-    roles = handle.roles
-    return {"encode": (*roles.encoders, roles.vae), "denoise": roles.denoisers,
-            "decode": (roles.vae, *roles.decoders)}
-
-
-def resident_weights(handle: ModelHandle, offload: str) -> dict[str, int]:
-    """Weight bytes on the device during each phase, for each offload mode."""
-    sizes = weight_bytes(handle)
-    if offload == "none":
-        return dict.fromkeys(PHASES, sum(sizes.values()))
-    resident = {}
-    for phase, components in _phase_components(handle).items():
-        if offload == "model":  # one whole component at a time (one expert at a time)
-            resident[phase] = max((sizes.get(c, 0) for c in components), default=0)
-        else:  # group: one block (plus the next, prefetched); sequential: one layer
-            resident[phase] = max((_offload_share(handle, c, offload, sizes.get(c, 0)) for c in components),
-                                  default=0)
-    return resident
-
-
-def _offload_share(handle: ModelHandle, component: str, offload: str, size: int) -> int:
-    count = dict(handle.params).get(component, 0)
-    if not count:
-        return 0
-    group, leaf = _part_sizes(handle.family, component, json.dumps(handle.configs.get(component, {}),
-                                                                      sort_keys=True))
-    if offload == "group":
-        share = 2 * group if group else leaf
-    else:
-        share = leaf
-    return min(size, size * share // count)
-
-
-@functools.lru_cache(maxsize=64)
-def _part_sizes(family: Family, component: str, config: str) -> tuple[int, int]:
-    """Parameters of a component's largest offload group (0 if it offloads leaf by leaf) and of its
-    largest single layer. Remembered per config: the adapt ladder and the advice ask many times."""
-    module = family.traces.meta_component(component, config, torch.float32)
-    leaf = max((sum(p.numel() for p in m.parameters(recurse=False)) for m in module.modules()), default=0)
-    if group_offload_type(module) != "block_level":
-        return 0, leaf
-    blocks, rest = [], 0
-    for child in module.children():  # as diffusers groups them: each block, then everything else
-        if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)):
-            blocks += [sum(p.numel() for p in block.parameters()) for block in child]
-        else:
-            rest += sum(p.numel() for p in child.parameters())
-    rest += sum(p.numel() for p in module.parameters(recurse=False))
-    return max([*blocks, rest]), leaf
-
-
-def largest_layer_bytes(handle: ModelHandle, component: str) -> int:
-    config = json.dumps(handle.configs.get(component, {}), sort_keys=True)
-    return _part_sizes(handle.family, component, config)[1] * bytes_per_element(handle.precision)
 
 
 # --- activations ---------------------------------------------------------------------------------
@@ -236,7 +158,7 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
     """Peak device memory of one phase (each phase is traced only when asked for)."""
     rules = handle.rules
     family, variant, configs = handle.family, handle.variant, handle.configs_json
-    weights = resident_weights(handle, options.offload)[phase]
+    weights = resident_weights(handle, options.offload, options.residency)[phase]
     buffers = 0
     if phase == "encode":
         act = max(_traced_vae(family, variant, configs, handle.vae_precision, "encode", shape.num_frames,
@@ -257,7 +179,16 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
         if on_cpu(handle):  # the IMAGE output of every clip lives in the same RAM
             buffers += shape.num_frames * _frame_bytes(shape) * shape.batch_size
     runtime = CPU_RUNTIME_BYTES if on_cpu(handle) else CUDA_RUNTIME_BYTES
-    return _estimate(phase, weights, int(act * ACTIVATION_MARGIN), buffers, runtime)
+    mapped = _file_backed(handle, options, weights) if on_cpu(handle) else 0
+    return _estimate(phase, weights, int(act * ACTIVATION_MARGIN), buffers, runtime, mapped)
+
+
+def _file_backed(handle: ModelHandle, options: MemoryOptions, weights: int) -> int:
+    """Of ``weights`` in RAM, the file-backed bytes: streamed per phase, all of them (what was converted
+    is spilled to a file); else what lies in place."""
+    if options.residency == "phase":
+        return weights
+    return min(weights, sum(in_place_bytes(handle).values()))
 
 
 # Allowances for torch.compile (not traced): the compiled kernels and their workspace on the
@@ -298,8 +229,10 @@ def _frame_bytes(shape: RunShape) -> int:
     return 3 * shape.height * shape.width * 4  # decoded frames are float32
 
 
-def _estimate(phase: str, weights: int, activations: int, buffers: int, runtime: int) -> Estimate:
-    return Estimate(weights, activations, buffers, runtime, weights + activations + buffers + runtime, phase)
+def _estimate(phase: str, weights: int, activations: int, buffers: int, runtime: int,
+              file_backed: int = 0) -> Estimate:
+    return Estimate(weights, activations, buffers, runtime, weights + activations + buffers + runtime, phase,
+                    file_backed)
 
 
 def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> dict[str, Estimate]:
@@ -307,36 +240,44 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
     sizes = weight_bytes(handle)
     denoisers = handle.roles.denoisers
     in_ram = sum(sizes.values()) if options.offload != "none" else 0
+    streamed = options.residency == "phase" and options.offload in ("group", "sequential")
+    if streamed:  # the original tensors stay the offload's source: mapped, one phase's at a time
+        in_ram = max(streamed_weights(handle, sizes).values())
     # Each denoiser is read in the compute dtype and only then cast to fp8 (and, without offload,
     # moved to the device): the load peaks at one denoiser in full precision beside what stays.
     # A single file is read whole as stored, then cast a tensor at a time.
     loaded = dict(handle.params)
-    full = {d: _read_bytes(handle, d, loaded.get(d, 0), sizes.get(d, 0)) for d in denoisers}
+    full = {d: read_bytes(handle, d, loaded.get(d, 0), sizes.get(d, 0)) for d in denoisers}
     steps, kept = [], 0
     for name in denoisers:
         steps.append(kept + full[name])
         kept += sizes.get(name, 0) if options.offload != "none" else 0
     rest = sum(size for name, size in sizes.items() if name not in denoisers)
     load_peak = max([*steps, kept + rest, in_ram])
+    if streamed:
+        load_peak = _streamed_load(handle, sizes, full)
     frames = shape.num_frames * _frame_bytes(shape) * shape.batch_size  # the IMAGE output of every clip
     clip = shape.num_frames * _frame_bytes(shape)  # the clip being copied off the device
     return {
         "load": _estimate("load", load_peak, 0, 0, HOST_RUNTIME_BYTES),
-        "run": _estimate("run", in_ram, 0, frames + clip, HOST_RUNTIME_BYTES + _compile_ram(shape)),
+        "run": _estimate("run", in_ram, 0, frames + clip, HOST_RUNTIME_BYTES + _compile_ram(shape),
+                         _file_backed(handle, options, in_ram) if options.offload != "none" else 0),
     }
 
 
-FILE_FORMAT_BYTES = {"fp8_e4m3fn": 1, "fp8_scaled": 1, "bf16": 2, "fp16": 2, "fp32": 4}
+def _streamed_load(handle: ModelHandle, sizes: dict[str, int], full: dict[str, int]) -> int:
+    """RAM of a streamed load: each denoiser is spilled and released as it loads, then the rest load
+    together before they are; so the peak is one denoiser's converted weights (and what passes through
+    while it is cast, unless it is read where it lies) or the rest's. Mapped weights are not read."""
+    denoisers, in_place, stored = handle.roles.denoisers, in_place_bytes(handle), dict(handle.stored)
+    private = {name: size - in_place.get(name, 0) for name, size in sizes.items()}
 
+    def passing(name: str) -> int:
+        mapped = handle.files is None and stored.get(name) == handle.precision
+        return 0 if mapped else max(0, full[name] - sizes.get(name, 0))
 
-def _read_bytes(handle: ModelHandle, role: str, params: int, kept: int) -> int:
-    """RAM a denoiser takes while it loads: from a folder, in the compute dtype; from a single
-    file, the file's own format or what is kept, whichever is larger; from a GGUF file (mapped, its
-    quantised matrices used where they lie), what is kept."""
-    part = handle.files.parts.get(role) if handle.files is not None else None
-    if part is None:
-        return params * bytes_per_element(handle.precision)
-    return kept if part.gguf else max(kept, params * FILE_FORMAT_BYTES.get(part.format, 4))
+    rest = sum(size for name, size in private.items() if name not in denoisers)
+    return max([rest, *(private.get(d, 0) + passing(d) for d in denoisers)])
 
 
 def estimate(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> Estimate:

@@ -84,7 +84,7 @@ def fits(handle: ModelHandle, shape: RunShape, options: MemoryOptions, budget: B
     resident weights, then one phase at a time), so a run that cannot fit is known early."""
     if not on_cpu(handle) and estimate_ram(handle, shape, options).peak > budget.ram_usable:
         return False
-    resident = resident_weights(handle, options.offload)
+    resident = resident_weights(handle, options.offload, options.residency)
     if max(resident.values()) > budget.usable:
         return False
     return all(
@@ -141,7 +141,9 @@ def ladder(
     handle: ModelHandle, shape: RunShape, options: MemoryOptions
 ) -> Iterator[tuple[str, MemoryOptions]]:
     """Memory options in the order the interface settles: decode chunking, VAE tiling, offload
-    (CUDA only), then splitting the batch into sequential sub-batches (and CFG halves)."""
+    (CUDA only; streaming per phase once the weights sit in RAM by groups, before the slowest
+    offload; on a CPU, where RAM is the device, at once), then splitting the batch into sequential
+    sub-batches (and CFG halves)."""
     if handle.rules.chunked_decode and options.decode_chunk > 1:
         yield (
             f"decode_chunk_size {options.decode_chunk} -> 1",
@@ -151,11 +153,17 @@ def ladder(
         yield "VAE tiling on", (options := dataclasses.replace(options, vae_tiling=True))
     if torch.device(handle.device).type == "cuda":
         start = OFFLOAD_LADDER.index(options.offload) + 1 if options.offload in OFFLOAD_LADDER else 0
+        if options.offload == "group" and _streamable(handle, options):
+            yield STREAMED, (options := dataclasses.replace(options, residency="phase"))
         for mode in OFFLOAD_LADDER[start:]:
             yield (
                 f"offload {options.offload} -> {mode}",
                 (options := dataclasses.replace(options, offload=mode)),
             )
+            if mode == "group" and _streamable(handle, options):
+                yield STREAMED, (options := dataclasses.replace(options, residency="phase"))
+    elif _streamable(handle, options):
+        yield STREAMED, (options := dataclasses.replace(options, residency="phase"))
     if shape.batch_size > 1 and options.clips_per_call != 1:
         yield (
             "batch split into one clip per denoiser call",
@@ -163,6 +171,16 @@ def ladder(
         )
     if shape.cfg and handle.family.spec.cfg_in_one_call and not options.split_cfg:
         yield "CFG halves run as two denoiser calls", dataclasses.replace(options, split_cfg=True)
+
+
+STREAMED = ("encoders and experts streamed per phase (each resident only while it runs; RAM for one at a "
+            "time, each expert re-read from its file per clip)")
+
+
+def _streamable(handle: ModelHandle, options: MemoryOptions) -> bool:
+    """Whether streaming per phase would hold less: not yet on, and more than one streamed component."""
+    roles = handle.roles
+    return options.residency != "phase" and len([*roles.encoders, *roles.denoisers]) > 1
 
 
 # --- advice --------------------------------------------------------------------------------------
@@ -271,9 +289,10 @@ def render_report(handle: ModelHandle, plan: Plan) -> str:
     ]
     if torch.device(handle.device).type != "cpu":
         ram_verdict = "fits" if plan.ram.peak <= plan.ram_usable else "DOES NOT FIT"
+        mapped = f" ({gib(plan.ram.file_backed)} of it file-backed)" if plan.ram.file_backed else ""
         lines.append(
-            f"system RAM: peak {gib(plan.ram.peak)} at {plan.ram.phase}, usable {gib(plan.ram_usable)}: "
-            f"{ram_verdict}"
+            f"system RAM: peak {gib(plan.ram.peak)}{mapped} at {plan.ram.phase}, usable "
+            f"{gib(plan.ram_usable)}: {ram_verdict}"
         )
     lines.append(f"options: {plan.options.describe()}")
     if plan.changes:

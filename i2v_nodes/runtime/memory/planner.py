@@ -54,6 +54,7 @@ class Option:
     chunked_decode: bool  # whether decode chunks mean anything for this family
     largest_frames: int  # at the asked size, up to twice the asked (or trained) count; 0: none fits
     largest_size: tuple[int, int] | None  # at the asked frames, same aspect; None: none fits
+    ram_file_backed: int = 0  # of the RAM peak, pages mapped from files (the kernel may drop them)
 
     def label(self) -> str:
         o = self.options
@@ -68,6 +69,8 @@ class Option:
             parts.append(f"{o.clips_per_call} clip(s) per call")
         if o.split_cfg:
             parts.append("CFG halves split")
+        if o.residency == "phase":
+            parts.append("streamed per phase")
         return ", ".join(parts)
 
     def as_data(self) -> dict[str, Any]:
@@ -78,6 +81,7 @@ class Option:
             "ram_gib": _gib_map(self.ram_phases),
             "device_peak_gib": round(self.device_peak / GiB, 2),
             "ram_peak_gib": round(self.ram_peak / GiB, 2),
+            "ram_file_backed_gib": round(self.ram_file_backed / GiB, 2),
             "fits": self.fits,
             "largest_frames": self.largest_frames,
             "largest_size": list(self.largest_size) if self.largest_size else None,
@@ -126,6 +130,7 @@ def evaluate(
         handle.rules.chunked_decode,
         frames,
         (size.width, size.height) if size else None,
+        memory.estimate_ram(variant, shape, options).file_backed,
     )
 
 
@@ -199,8 +204,9 @@ def render(result: Answer) -> str:
         "each memory option (cumulative, in the order VRAMGuard's adapt tries them; fp8 changes the output):"
     )
     for option in result.options:
+        verdict = "fits" if option.fits else "does not fit"
         line = (f"- {option.label()}: device {option.device_peak / GiB:.1f} GiB, RAM "
-                f"{option.ram_peak / GiB:.1f} GiB: {'fits' if option.fits else 'does not fit'}")
+                f"{option.ram_peak / GiB:.1f} GiB{_mapped(option)}: {verdict}")
         if result.searched:
             size = f"{option.largest_size[0]}x{option.largest_size[1]}" if option.largest_size else "none"
             limit = 2 * max(s.num_frames, h.rules.trained_frames)
@@ -221,9 +227,17 @@ def render(result: Answer) -> str:
 
 def _verdict(option: Option) -> str:
     return (
-        f"device peak {option.device_peak / GiB:.1f} GiB, RAM peak {option.ram_peak / GiB:.1f} GiB: "
-        f"{'FITS' if option.fits else 'DOES NOT FIT'}"
+        f"device peak {option.device_peak / GiB:.1f} GiB, RAM peak {option.ram_peak / GiB:.1f} GiB"
+        f"{_mapped(option)}: {'FITS' if option.fits else 'DOES NOT FIT'}"
     )
+
+
+def _mapped(option: Option) -> str:
+    """How much of the RAM peak is file-backed (droppable) beside the anonymous rest."""
+    if not option.ram_file_backed:
+        return ""
+    anonymous = option.ram_peak - option.ram_file_backed
+    return f" ({anonymous / GiB:.1f} anonymous + {option.ram_file_backed / GiB:.1f} file-backed)"
 
 
 def _phase_line(pool: str, phases: dict[str, int]) -> str:
@@ -245,18 +259,22 @@ class Choice:
 
 
 def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[str, memory.MemoryOptions]]:
-    """Every combination of weight storage, offload mode and VAE tiling, best first: full-precision
-    weights before fp8, then the fastest offload, then VAE tiling off before on."""
-    offloads = (
-        ("none", "model", "group", "sequential") if torch.device(handle.device).type == "cuda" else ("none",)
-    )
+    """Every combination of weight storage, offload mode, residency and VAE tiling, best first:
+    full-precision weights before fp8, then the fastest offload (everything resident before streamed
+    per phase, where weights sit in RAM), then VAE tiling off before on."""
+    if torch.device(handle.device).type == "cuda":
+        offloads = (("none", "resident"), ("model", "resident"), ("group", "resident"),
+                    ("sequential", "resident"))
+    else:
+        offloads = (("none", "resident"),)
     storages = ("default", "fp8") if handle.fp8_storable else ("default",)
     tilings = (False, True) if handle.family.spec.vae_tiling else (False,)
     for weights in storages:
         start = memory.default_options(dataclasses.replace(handle, weights=weights), shape)
-        for offload in offloads:
+        for offload, residency in offloads:
             for tiling in tilings:
-                yield weights, dataclasses.replace(start, offload=offload, vae_tiling=tiling)
+                yield weights, dataclasses.replace(start, offload=offload, residency=residency,
+                                                   vae_tiling=tiling)
 
 
 def choose(candidates: Iterable[tuple[ModelHandle, memory.RunShape]], machine: Machine) -> Choice | None:

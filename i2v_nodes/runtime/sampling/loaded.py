@@ -62,6 +62,8 @@ class Loaded:
             self.prompts.move_to_end(text)
             return self.prompts[text]
         embeds = family.encode_prompt(self.pipeline, text, self.device)
+        if self.streaming is not None:  # the encoders' phase is over: the VAE encodes the image alone
+            self.streaming.release_all()
         self.prompts[text] = embeds
         while len(self.prompts) > 2 and (len(self.prompts) > PROMPT_MEMORY
                                          or sum(map(_nbytes, self.prompts.values())) > PROMPT_MEMORY_BYTES):
@@ -84,7 +86,8 @@ def _nbytes(encoding: Any) -> int:
     return sum(_nbytes(getattr(encoding, f.name)) for f in fields)
 
 
-def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, cache: ModelCache):
+def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, cache: ModelCache,
+                    streamed: bool = False):
     def load() -> tuple[Loaded, Callable[[], None]]:
         roles, device = handle.roles, torch.device(handle.device)
         spec = LoadSpec(DTYPES[handle.precision], DTYPES[handle.vae_precision], handle.weights)
@@ -92,11 +95,11 @@ def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, c
         if handle.files is not None:
             roots = [Path(root) for root in handle.tokenizer_roots]
             pipe, note = placement.load_files_pipeline(handle.family, roles, handle.files, spec, device,
-                                                       offload, roots, handle.allow_download)
+                                                       offload, roots, handle.allow_download, streamed)
             log.info("%s: %s", handle.name, note)
         else:
             pipe = placement.load_pipeline(handle.family, roles, handle.source, handle.local, spec,
-                                           device, offload, handle.variant)
+                                           device, offload, handle.variant, streamed)
         # with offload hooks the pipeline knows best; without, it is where we put it
         execution = device if offload == "none" else pipe._execution_device
         loaded = Loaded(pipe, execution, getattr(pipe, roles.vae).dtype, note=note)

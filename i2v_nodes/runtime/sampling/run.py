@@ -86,7 +86,8 @@ def _clips(run: SampleRun, pil_images: list[Any],
     sounds: list[dict[str, Any] | None] = []
     started, phase = time.perf_counter(), "load"
     try:
-        loader = pipeline_loader(handle, plan.options.offload, run.services, cache)
+        loader = pipeline_loader(handle, plan.options.offload, run.services, cache,
+                                 streamed=plan.options.residency == "phase")
         with torch.no_grad(), cache.use(key, weight_total(handle), loader) as loaded:
             timings["load"] = time.perf_counter() - started
             _ready(run, loaded)

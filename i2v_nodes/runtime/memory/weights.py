@@ -1,0 +1,150 @@
+"""Weights in memory: the bytes of each component as loaded, which of them each phase and offload mode
+keeps on the device, which are streamed per phase, and which lie in place in their files."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import torch
+
+from i2v_nodes.families.contract.family import Family
+from i2v_nodes.runtime.loading import lora
+from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.placement import group_offload_type
+from i2v_nodes.runtime.loading.precision import bytes_per_element
+
+PHASES = ("encode", "denoise", "decode")
+FILE_FORMAT_BYTES = {"fp8_e4m3fn": 1, "fp8_scaled": 1, "bf16": 2, "fp16": 2, "fp32": 4}
+
+def on_cpu(handle: ModelHandle) -> bool:
+    return torch.device(handle.device).type == "cpu"
+
+
+def weight_bytes(handle: ModelHandle) -> dict[str, int]:
+    """Bytes of each component's weights as loaded: the VAE in its own dtype, fp8 one byte (a float8
+    file's embeddings and fp32-kept parts in the compute dtype), a GGUF file's quantised matrices as
+    stored (the file is mapped, not copied)."""
+    roles, fp8 = handle.roles, handle.fp8_roles
+    parts = handle.files.parts if handle.files is not None else {}
+    sizes = {}
+    for name, count in handle.params:
+        if name in parts and (parts[name].fp8 or parts[name].gguf):  # what stays as stored, the rest cast
+            sizes[name] = parts[name].loaded_bytes(bytes_per_element(handle.precision))
+            continue
+        if name in fp8:
+            per = 1
+        elif name == roles.vae:
+            per = bytes_per_element(handle.vae_precision)
+        else:
+            per = bytes_per_element(handle.precision)
+        sizes[name] = count * per
+    # LoRA adapters stay unfused beside their layers (so removing them is exact), in the compute dtype
+    extra = lora.weight_bytes(handle.loras, roles.denoisers, bytes_per_element(handle.precision))
+    for name, size in extra.items():
+        sizes[name] = sizes.get(name, 0) + size
+    return sizes
+
+
+def _phase_components(handle: ModelHandle) -> dict[str, tuple[str, ...]]:
+    roles = handle.roles
+    return {"encode": (*roles.encoders, roles.vae), "denoise": roles.denoisers,
+            "decode": (roles.vae, *roles.decoders)}
+
+
+def resident_weights(handle: ModelHandle, offload: str, residency: str = "resident") -> dict[str, int]:
+    """Weight bytes on the device during each phase, for each offload mode (on a CPU, streamed per
+    phase: only the phase's own encoder or expert beside what is never streamed)."""
+    sizes = weight_bytes(handle)
+    if offload == "none":
+        if residency == "phase" and on_cpu(handle):
+            return streamed_weights(handle, sizes)
+        return dict.fromkeys(PHASES, sum(sizes.values()))
+    resident = {}
+    for phase, components in _phase_components(handle).items():
+        if offload == "model":  # one whole component at a time (one expert at a time)
+            resident[phase] = max((sizes.get(c, 0) for c in components), default=0)
+        else:  # group: one block (plus the next, prefetched); sequential: one layer
+            resident[phase] = max((_offload_share(handle, c, offload, sizes.get(c, 0)) for c in components),
+                                  default=0)
+    return resident
+
+
+def streamed_weights(handle: ModelHandle, sizes: dict[str, int]) -> dict[str, int]:
+    """Weight bytes resident in each phase of a run streamed per phase (``loading.streaming``): one
+    component at a time (an encoder, or the VAE encoding the image; one expert), and at decode the VAE
+    with the decoders."""
+    roles = handle.roles
+    encoders = [sizes.get(c, 0) for c in (*roles.encoders, roles.vae)]
+    return {"encode": max(encoders, default=0),
+            "denoise": max((sizes.get(c, 0) for c in roles.denoisers), default=0),
+            "decode": sum(sizes.get(c, 0) for c in (roles.vae, *roles.decoders))}
+
+
+def in_place_bytes(handle: ModelHandle) -> dict[str, int]:
+    """Bytes of each component's weights used where they lie in their files (file-backed): a GGUF
+    file's quantised matrices, a float8 file's float8 matrices, and weights loaded in the precision
+    they are stored in (single files by their format, folders by their headers)."""
+    parts = handle.files.parts if handle.files is not None else {}
+    stored = dict(handle.stored)
+    sizes = weight_bytes(handle)
+    out = {}
+    for name, _count in handle.params:
+        part = parts.get(name)
+        kept = handle.vae_precision if name == handle.roles.vae else handle.precision
+        if part is not None and part.gguf is not None:
+            out[name] = part.gguf.stored_bytes
+        elif part is not None and part.fp8:
+            out[name] = part.float8_params
+        elif name in handle.fp8_roles:  # cast to float8 on load: private
+            out[name] = 0
+        else:
+            here = part.format if part is not None else stored.get(name, "")
+            out[name] = sizes.get(name, 0) if here == kept else 0
+    return out
+
+
+def _offload_share(handle: ModelHandle, component: str, offload: str, size: int) -> int:
+    count = dict(handle.params).get(component, 0)
+    if not count:
+        return 0
+    group, leaf = _part_sizes(handle.family, component, json.dumps(handle.configs.get(component, {}),
+                                                                      sort_keys=True))
+    if offload == "group":
+        share = 2 * group if group else leaf
+    else:
+        share = leaf
+    return min(size, size * share // count)
+
+
+@functools.lru_cache(maxsize=64)
+def _part_sizes(family: Family, component: str, config: str) -> tuple[int, int]:
+    """Parameters of a component's largest offload group (0 if it offloads leaf by leaf) and of its
+    largest single layer. Remembered per config: the adapt ladder and the advice ask many times."""
+    module = family.traces.meta_component(component, config, torch.float32)
+    leaf = max((sum(p.numel() for p in m.parameters(recurse=False)) for m in module.modules()), default=0)
+    if group_offload_type(module) != "block_level":
+        return 0, leaf
+    blocks, rest = [], 0
+    for child in module.children():  # as diffusers groups them: each block, then everything else
+        if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)):
+            blocks += [sum(p.numel() for p in block.parameters()) for block in child]
+        else:
+            rest += sum(p.numel() for p in child.parameters())
+    rest += sum(p.numel() for p in module.parameters(recurse=False))
+    return max([*blocks, rest]), leaf
+
+
+def largest_layer_bytes(handle: ModelHandle, component: str) -> int:
+    config = json.dumps(handle.configs.get(component, {}), sort_keys=True)
+    return _part_sizes(handle.family, component, config)[1] * bytes_per_element(handle.precision)
+
+
+def read_bytes(handle: ModelHandle, role: str, params: int, kept: int) -> int:
+    """RAM a denoiser takes while it loads: from a folder, in the compute dtype; from a single
+    file, the file's own format or what is kept, whichever is larger; from a GGUF file (mapped, its
+    quantised matrices used where they lie), what is kept."""
+    part = handle.files.parts.get(role) if handle.files is not None else None
+    if part is None:
+        return params * bytes_per_element(handle.precision)
+    return kept if part.gguf else max(kept, params * FILE_FORMAT_BYTES.get(part.format, 4))
