@@ -147,14 +147,19 @@ def pack_graph(files: dict[str, str], a: argparse.Namespace, steps: int, seed: i
 
 
 class Server:
-    def __init__(self, a: argparse.Namespace, work: Path):
+    """A ComfyUI server on a free port, models from ``models`` (default WORK/models), custom nodes
+    from WORK/packs; ``preexec_fn`` runs in the child before ComfyUI starts (e.g. joining a memory
+    cgroup) and ``env`` adds environment variables."""
+
+    def __init__(self, a: argparse.Namespace, work: Path, models: Path | None = None,
+                 preexec_fn=None, env: dict[str, str] | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = work / "extra_model_paths.yaml"
         config.write_text(
             "bench:\n"
-            f"  base_path: {work / 'models'}\n"
-            "  diffusion_models: diffusion_models\n  text_encoders: text_encoders\n  vae: vae\n"
+            f"  base_path: {models or work / 'models'}\n"
+            "  diffusion_models: diffusion_models\n  unet: unet\n  text_encoders: text_encoders\n  vae: vae\n"
             "  clip_vision: clip_vision\n"
             f"  custom_nodes: {work / 'packs'}\n"
         )
@@ -178,9 +183,9 @@ class Server:
             *a.comfy_args.split(),
         ]
         self.log = open(work / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "COMFYUI_DIR": str(Path(a.comfyui).resolve())}
+        env = {**os.environ, "COMFYUI_DIR": str(Path(a.comfyui).resolve()), **(env or {})}
         self.process = subprocess.Popen(
-            command, cwd=a.comfyui, stdout=self.log, stderr=subprocess.STDOUT, env=env
+            command, cwd=a.comfyui, stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
         )
         for _ in range(180):
             if self.process.poll() is not None:

@@ -18,9 +18,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from i2v_nodes.families.toolkit.float8 import quantize_fp8_scaled  # noqa: E402
 from i2v_nodes.families.wan import stand_ins as stand_ins  # noqa: E402
 from i2v_nodes.families.wan.configs import PUBLISHED  # noqa: E402
-from i2v_nodes.families.wan.write import quantize_fp8_scaled  # noqa: E402
 
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "U8": torch.uint8}
 FP8 = torch.float8_e4m3fn
@@ -74,9 +74,9 @@ def fill(header_path: Path, spiece: bytes | None = None) -> dict[str, torch.Tens
 def tiny_spiece() -> bytes:
     """A small sentencepiece model (ComfyUI's tokenizer reads it; its ids fit UMT5's vocabulary)."""
     from i2v_nodes.families.registry import WAN
-    from i2v_nodes.families.wan.write import spiece_bytes
+    from i2v_nodes.families.toolkit.tokenizers import unigram_spiece_bytes
 
-    return spiece_bytes(WAN.tiny_models["tiny-wan2.1-i2v"]().tokenizer)
+    return unigram_spiece_bytes(WAN.tiny_models["tiny-wan2.1-i2v"]().tokenizer)
 
 
 def write(models_dir: Path) -> dict[str, Path]:
