@@ -159,6 +159,7 @@ def test_guard_error_fails_fast_with_advice_and_loads_nothing(session_dirs, monk
     asked_options = memory.default_options(model, memory.RunShape(512, 512, 16))
     enough_for_four = memory.estimate(model, memory.RunShape(512, 512, 4), asked_options).peak
     monkeypatch.setattr(devices, "free_bytes", lambda device: enough_for_four)
+    monkeypatch.setattr(devices, "process_resident_bytes", lambda: 0)  # no runtime credit: exact budget
     with pytest.raises(MemoryGuardError) as caught:
         node("VRAMGuard").guard(model, 512, 512, 16, 1, "error", 0.0, unique_id="2")
     message = str(caught.value)

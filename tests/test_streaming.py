@@ -13,9 +13,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from i2v_nodes.runtime import sampling, services
+from i2v_nodes.errors import MemoryGuardError
+from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.loading import models, residency, streaming
-from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.memory import devices, guard
 
 pytestmark = pytest.mark.skipif(not residency.SUPPORTED, reason="streaming needs Linux's /proc and madvise")
 MiB = 2**20
@@ -119,3 +120,38 @@ def test_a_streamed_run_equals_a_resident_run_bit_for_bit(name, model_dirs, stil
     again = sampling.sample(planned(handle, "resident"), still_image, SETTINGS, services.standalone(),
                             cache=fresh_cache)
     assert loaded.streaming is None and torch.equal(again.frames, resident.frames)
+
+
+@pytest.mark.parametrize("policy", ["error", "adapt"])
+def test_the_guard_streams_whatever_its_policy_when_only_streaming_fits(policy, model_dirs):
+    handle = models.open_model("tiny-wan2.2-i2v-a14b", models.LoadOptions(), model_dirs, torch.device("cpu"))
+    shape = sampling.plan.run_shape(handle, SETTINGS)
+    options = memory.default_options(handle, shape)
+    streamed = dataclasses.replace(options, residency="phase")
+    resident_peak = memory.estimate(handle, shape, options).peak
+    streamed_peak = memory.estimate(handle, shape, streamed).peak
+    assert streamed_peak < resident_peak
+    between = (resident_peak + streamed_peak) // 2
+    budget = guard.Budget(free=between, total=between, headroom=0.0, ram_free=between, ram_total=between)
+    plan = guard.plan_run(handle, shape, policy, budget)
+    assert plan.fits and plan.options.residency == "phase" and plan.options.offload == options.offload
+    assert "streamed per phase" in plan.report and "everything resident needs" in plan.report
+    roomy = guard.Budget(free=resident_peak, total=resident_peak, headroom=0.0, ram_free=resident_peak,
+                         ram_total=resident_peak)
+    assert guard.plan_run(handle, shape, policy, roomy).options.residency == "resident"  # the fastest
+    short = streamed_peak - 1
+    with pytest.raises(MemoryGuardError, match="DOES NOT FIT"):
+        guard.plan_run(handle, shape, "error", guard.Budget(free=short, total=short, headroom=0.0,
+                                                            ram_free=short, ram_total=short))
+
+
+def test_the_budget_counts_the_process_runtime_once(model_dirs, monkeypatch):
+    """Free memory measured from inside the process has already taken its runtime away, which the
+    estimates count too: the budget gives back what this process holds, up to that runtime."""
+    handle = models.open_model("tiny-wan2.2-i2v-a14b", models.LoadOptions(), model_dirs, torch.device("cpu"))
+    free = 8 * 2**30
+    host = dataclasses.replace(services.standalone(), free_bytes=lambda device: free)
+    assert devices.process_resident_bytes() > 100 * 2**20  # torch is imported
+    budget = sampling.budget_for(handle, host, 0.1, False)
+    assert budget.free == budget.ram_free == free + min(devices.process_resident_bytes(),
+                                                         memory.CPU_RUNTIME_BYTES)

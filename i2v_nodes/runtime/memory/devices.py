@@ -43,6 +43,15 @@ def total_bytes(device: torch.device) -> int:
     return machine if limit is None else min(machine, limit.limit)
 
 
+def process_resident_bytes() -> int:
+    """This process's resident memory now (0 where /proc cannot tell): already counted as used."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def cache_budget_bytes(device: str) -> int:
     """``I2V_CACHE_BUDGET_GB`` if set, else 80% of the device's memory (RAM on CPU)."""
     configured = os.environ.get("I2V_CACHE_BUDGET_GB")

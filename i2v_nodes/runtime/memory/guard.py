@@ -101,8 +101,11 @@ def plan_run(
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     options = start or default_options(handle, shape)
     changes: list[str] = []
+    if policy != "off" and not fits(handle, shape, options, budget):
+        options, changes = _resident_or_streamed(handle, shape, options, budget)
     if policy == "adapt" and not fits(handle, shape, options, budget):
-        options, changes = _adapt(handle, shape, options, budget)
+        options, more = _adapt(handle, shape, options, budget)
+        changes += more
     ok = fits(handle, shape, options, budget)
     plan = Plan(
         shape,
@@ -122,6 +125,20 @@ def plan_run(
     if not ok and policy in ("error", "adapt"):
         raise MemoryGuardError(plan.report + "\n" + advice(handle, shape, options, budget))
     return plan
+
+
+def _resident_or_streamed(
+    handle: ModelHandle, shape: RunShape, options: MemoryOptions, budget: Budget
+) -> tuple[MemoryOptions, list[str]]:
+    """Streaming per phase gives the same frames as keeping everything resident, slower: the guard
+    picks it, whatever its policy, when the resident run does not fit and the streamed one does
+    (where the weights sit in RAM: on a CPU, or with group offload)."""
+    streamed = dataclasses.replace(options, residency="phase")
+    where = on_cpu(handle) or options.offload == "group"
+    if where and _streamable(handle, options) and fits(handle, shape, streamed, budget):
+        resident = gib(estimate_ram(handle, shape, options).peak)
+        return streamed, [f"{STREAMED}: everything resident needs {resident} of RAM"]
+    return options, []
 
 
 def _adapt(

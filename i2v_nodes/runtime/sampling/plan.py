@@ -13,7 +13,7 @@ from i2v_nodes.errors import MemoryGuardError
 from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.loading.handle import ModelHandle
-from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.memory import devices, guard
 from i2v_nodes.runtime.options import speed_of
 from i2v_nodes.runtime.sampling.settings import SampleSettings
 from i2v_nodes.runtime.services import HostServices
@@ -31,9 +31,14 @@ def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
     """Device memory and system RAM free now; this model's own weights count as free if loaded."""
     device, cpu = torch.device(handle.device), torch.device("cpu")
     weights = weight_total(handle) if key_loaded else 0
-    return guard.Budget(free=services.free_bytes(device), total=services.total_bytes(device),
-                        headroom=headroom, already_loaded=weights, ram_free=services.free_bytes(cpu),
-                        ram_total=services.total_bytes(cpu),
+    # The estimates count the process's own runtime (interpreter, libraries), which free memory
+    # measured from inside it has already taken away: counted once, not twice.
+    on_cpu = device.type == "cpu"
+    own = devices.process_resident_bytes()
+    ram_own = min(own, memory.CPU_RUNTIME_BYTES if on_cpu else memory.HOST_RUNTIME_BYTES)
+    return guard.Budget(free=services.free_bytes(device) + (ram_own if on_cpu else 0),
+                        total=services.total_bytes(device), headroom=headroom, already_loaded=weights,
+                        ram_free=services.free_bytes(cpu) + ram_own, ram_total=services.total_bytes(cpu),
                         ram_already=weights if handle.offload != "none" else 0)
 
 
