@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -320,3 +321,31 @@ def test_inside_comfyui_its_own_t5_tokenizer_folder_is_found(monkeypatch, tmp_pa
     roots = host.tokenizer_roots()
     assert roots == [tmp_path / "models" / "text_encoders", shipped]
     assert ltx_video_load.tokenizer_folder(roots) == shipped / "t5_tokenizer"
+
+
+def test_a_file_changed_on_disk_under_a_cached_model_is_read_again(tiny_files, still_image,
+                                                                  fresh_cache):
+    """A new download under the same name: ComfyUI runs the loader again (IS_CHANGED), and a handle
+    made before the change loads the new weights, never the cached old ones."""
+    names = tiny_files["tiny-ltx-video"]
+    handle = load_node(names)
+    before = run(handle, still_image, fresh_cache)
+    mark = NODE.IS_CHANGED(**names)
+    path = node_module.resolve("diffusion_model", names["diffusion_model"])
+    original, stat = path.read_bytes(), path.stat()
+    with safe_open(str(path), "pt") as opened:
+        metadata = opened.metadata()
+        changed = {name: opened.get_tensor(name) * 1.5 for name in opened.keys()}  # noqa: SIM118
+    staged = path.with_name("staged.safetensors")
+    try:
+        save_file(changed, str(staged), metadata=metadata)
+        staged.replace(path)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert NODE.IS_CHANGED(**names) != mark
+        after = run(handle, still_image, fresh_cache)
+        assert fresh_cache.loads == 2 and not torch.equal(after.frames, before.frames)
+        assert torch.equal(run(load_node(names), still_image, fresh_cache).frames, after.frames)
+        assert fresh_cache.loads == 2 and fresh_cache.stats().entries == 1  # the old weights are gone
+    finally:
+        staged.write_bytes(original)
+        staged.replace(path)

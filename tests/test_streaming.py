@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from i2v_nodes.errors import MemoryGuardError
+from i2v_nodes.errors import DeviceOutOfMemory, MemoryGuardError
 from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.loading import models, residency, streaming
 from i2v_nodes.runtime.memory import devices, guard
@@ -155,3 +155,31 @@ def test_the_budget_counts_the_process_runtime_once(model_dirs, monkeypatch):
     budget = sampling.budget_for(handle, host, 0.1, False)
     assert budget.free == budget.ram_free == free + min(devices.process_resident_bytes(),
                                                          memory.CPU_RUNTIME_BYTES)
+
+
+def test_out_of_memory_in_a_streamed_phase_leaves_the_cache_consistent(model_dirs, still_image, fresh_cache,
+                                                                        monkeypatch):
+    """Out of memory in the low-noise expert's steps: the named error, nothing left resident, the
+    cached pipeline kept, and the next streamed run gives the frames of a resident one."""
+    monkeypatch.setattr(residency, "SPILL_AT_LEAST", 0)
+    handle = models.open_model("tiny-wan2.2-i2v-a14b", models.LoadOptions(), model_dirs, torch.device("cpu"))
+    resident = sampling.sample(planned(handle, "resident"), still_image, SETTINGS, services.standalone(),
+                               cache=fresh_cache)
+    loaded = fresh_cache.peek(handle.cache_key)
+    expert = loaded.pipeline.transformer_2
+    original = type(expert).forward
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CPU out of memory (simulated)")
+
+    monkeypatch.setattr(type(expert), "forward", out_of_memory)
+    with pytest.raises(DeviceOutOfMemory, match="denoise"):
+        sampling.sample(planned(handle, "phase"), still_image, SETTINGS, services.standalone(),
+                        cache=fresh_cache)
+    state = loaded.streaming
+    assert state is not None and state.current is None
+    assert all(residency.resident_bytes(module) == 0 for module in state.components.values())
+    monkeypatch.setattr(type(expert), "forward", original)
+    again = sampling.sample(planned(handle, "phase"), still_image, SETTINGS, services.standalone(),
+                            cache=fresh_cache)
+    assert fresh_cache.loads == 1 and torch.equal(again.frames, resident.frames)

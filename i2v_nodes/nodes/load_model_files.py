@@ -75,6 +75,22 @@ class LoadI2VModelFiles:
     OUTPUT_TOOLTIPS = ("The model handle: connect it to VRAMGuard (or straight to I2VSample).",)
 
     @classmethod
+    def IS_CHANGED(cls, **inputs):  # noqa: N802 - ComfyUI's name
+        """A file written over or replaced under the same name re-runs the loader (the handle then
+        has another cache key, and I2VSample re-reads a file that changes under a cached model)."""
+        marks = []
+        for slot in FILE_FOLDERS:
+            name = inputs.get(slot)
+            if not isinstance(name, str) or name == NONE:
+                continue
+            try:
+                stat = resolve(slot, name).stat()
+            except (InputError, OSError):
+                return f"{slot}={name}: unreadable"  # the load itself names what is wrong
+            marks.append(f"{slot}={name}@{stat.st_size}:{stat.st_mtime_ns}")
+        return ";".join(marks)
+
+    @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
         # each folder scanned once (both experts list diffusion_models)
         folders = {folder for slot in FILE_FOLDERS for folder in file_folders(slot)}

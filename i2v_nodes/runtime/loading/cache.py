@@ -134,8 +134,15 @@ class ModelCache:
         ``collect=False`` skips the garbage collection, for callers inside a host's own unload
         (collecting there can fire the host's finalizers mid-loop); the host collects later.
         """
+        return self._unload_where(lambda k: key is None or k == key, collect)
+
+    def unload_source(self, source: str) -> int:
+        """Drop every entry of one model source (whatever its dtypes or offload)."""
+        return self._unload_where(lambda k: k.source == source, True)
+
+    def _unload_where(self, chosen_key: Callable[[CacheKey], bool], collect: bool) -> int:
         with self._lock:
-            chosen = [e for k, e in self._entries.items() if key is None or k == key]
+            chosen = [e for k, e in self._entries.items() if chosen_key(k)]
             now = []
             for entry in chosen:
                 entry.stale = True

@@ -54,6 +54,8 @@ class ModelHandle:
     # LoRAs (lora.LoraSpec), applied on the cached pipeline before each run: part of what the handle is,
     # never of its cache key, so changing them never reloads the base weights
     loras: tuple[Any, ...] = ()
+    # single files: (loader slot, path) as opened, to open them again when one changes on disk
+    opened: tuple[tuple[str, str], ...] = field(default=(), compare=False, hash=False, repr=False)
 
     @property
     def cache_key(self) -> CacheKey:

@@ -220,7 +220,28 @@ def open_files(paths: dict[str, Path], options: LoadOptions, default_device: tor
     weights = resolve_weights(_files_weights(found.family, fileset, options.weights), device)
     handle = _files_handle(found, fileset, options, device, weights)
     handle.family.files.check_tokenizer(fileset, list(tokenizer_roots), options.allow_download)
-    return dataclasses.replace(handle, tokenizer_roots=tuple(str(p) for p in tokenizer_roots))
+    return dataclasses.replace(handle, tokenizer_roots=tuple(str(p) for p in tokenizer_roots),
+                               opened=tuple((slot, str(path)) for slot, path in paths.items()))
+
+
+def as_on_disk(handle: ModelHandle) -> ModelHandle:
+    """The handle of single files as they are now: itself, or, when a file changed on disk since it
+    was opened (a new download, a file written over), the files opened again, headers and all. The
+    new handle has another cache key, so its weights load anew and never mix with the old ones."""
+    if handle.files is None or not handle.opened:
+        return handle
+    try:
+        now = files_source(handle.files)
+    except OSError as exc:
+        raise ModelError(f"{handle.name}: a file of this model is gone since it was opened: {exc}") from exc
+    if now == handle.source:
+        return handle
+    log.warning("%s changed on disk since it was opened: reading the files again", handle.name)
+    options = LoadOptions(handle.precision, handle.vae_precision, handle.device, handle.offload,
+                          handle.allow_download, handle.weights)
+    fresh = open_files({slot: Path(path) for slot, path in handle.opened}, options,
+                       torch.device(handle.device), [Path(p) for p in handle.tokenizer_roots])
+    return dataclasses.replace(fresh, loras=handle.loras, plan=handle.plan)
 
 
 def handle_for_files(paths: dict[str, Path], *, precision: str = "auto", vae_precision: str = "auto",

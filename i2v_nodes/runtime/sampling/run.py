@@ -22,7 +22,7 @@ import torch
 from i2v_nodes.errors import DeviceOutOfMemory
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.runtime import memory
-from i2v_nodes.runtime.loading import lora, placement
+from i2v_nodes.runtime.loading import lora, models, placement
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import DTYPES
@@ -56,6 +56,10 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
            cache: ModelCache | None = None) -> SampleResult:
     """Frames for every input image and seed: clip (image j, seed + i) is clip j * batch + i."""
     cache = cache or default_cache()
+    fresh = models.as_on_disk(handle)
+    if fresh is not handle:  # the cached weights may be mapped from the file that changed: never reuse them
+        cache.unload_source(handle.source)
+        handle = fresh
     family_settings = validate_settings(handle, s)
     pil_images = images_to_pil(images)
     plan = plan_for_run(handle, s, services, cache, family_settings)
@@ -88,7 +92,7 @@ def _clips(run: SampleRun, pil_images: list[Any],
     try:
         loader = pipeline_loader(handle, plan.options.offload, run.services, cache,
                                  streamed=plan.options.residency == "phase")
-        with torch.no_grad(), cache.use(key, weight_total(handle), loader) as loaded:
+        with torch.no_grad(), cache.use(key, weight_total(handle), loader) as loaded, _released_after(loaded):
             timings["load"] = time.perf_counter() - started
             _ready(run, loaded)
             phase = "encode"
@@ -106,8 +110,6 @@ def _clips(run: SampleRun, pil_images: list[Any],
                         clips.append(decode_checked(family, handle, loaded, clip, chunk, len(clips)))
                         sounds.append(family.decode_audio(loaded.pipeline, clip))
                         run.progress.update(1)
-            if loaded.streaming is not None:  # RAM is short: an idle pipeline holds no expert
-                loaded.streaming.release_all()
     except torch.OutOfMemoryError as exc:
         raise _out_of_memory(handle, plan, phase, exc) from exc
     return clips, sounds, loaded
@@ -138,6 +140,17 @@ def _prompt_embeddings(family: Family, loaded: Loaded, s: SampleSettings,
 def _prompts_ignored(handle: ModelHandle, s: SampleSettings) -> bool:
     """Whether the run was given prompt text its model cannot use (the report says so)."""
     return not handle.family.spec.takes_prompt and bool(s.prompt.strip() or s.negative_prompt.strip())
+
+
+@contextmanager
+def _released_after(loaded: Loaded) -> Iterator[None]:
+    """A streamed run's pipeline holds no encoder or expert once idle (RAM is short), also after a
+    failure or a cancel mid-phase."""
+    try:
+        yield
+    finally:
+        if loaded.streaming is not None:
+            loaded.streaming.release_all()
 
 
 @contextmanager
