@@ -18,6 +18,7 @@ import torch
 from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.memory import guard
+from i2v_nodes.runtime.memory.advice import advice
 
 GiB = 2**30
 
@@ -142,6 +143,7 @@ class Answer:
     asked: Option  # the run as configured
     options: tuple[Option, ...]  # every option set, in ladder order
     searched: bool = True  # whether the largest frames and sizes were searched
+    advice: str = ""  # when nothing fits: the smallest changes that would, with their figures
 
     @property
     def fits(self) -> bool:
@@ -172,6 +174,7 @@ class Answer:
             "asked": self.asked.as_data(),
             "fitting_options": fitting.as_data() if fitting else None,
             "options": [o.as_data() for o in self.options],
+            "advice": self.advice.splitlines()[1:],
         }
 
 
@@ -184,7 +187,10 @@ def answer(handle: ModelHandle, shape: memory.RunShape, machine: Machine, search
         evaluate(handle, shape, weights, options, budget, search)
         for weights, options in option_sets(handle, shape)
     )
-    return Answer(handle, shape, machine, asked, options, search)
+    advised = ""
+    if not any(option.fits for option in (asked, *options)):
+        advised = advice(handle, shape, memory.default_options(handle, shape), budget)
+    return Answer(handle, shape, machine, asked, options, search, advised)
 
 
 def render(result: Answer) -> str:
@@ -220,8 +226,10 @@ def render(result: Answer) -> str:
         if result.fits
         else f"verdict: does not fit as asked; it fits with {fitting.label()}"
         if fitting
-        else "verdict: does not fit with any memory option; lower the size or frame count (see above)"
+        else "verdict: does not fit with any memory option"
     )
+    if result.advice:
+        lines.append(result.advice)
     return "\n".join(lines)
 
 
