@@ -72,6 +72,42 @@ def test_the_verdict_is_the_guards(answer_24gb):
     assert plan.fits and plan.estimate.peak == fitting.device_peak
 
 
+def _way(choice: planner.Choice) -> tuple[str, str, str]:
+    return choice.handle.weights, choice.options.offload, choice.options.residency
+
+
+def test_tier_choice_keeps_everything_resident_where_that_fits_and_streams_only_where_nothing_else_does():
+    """Streaming re-reads each expert from its file per clip, so a run that fits resident keeps that (in
+    fp8 here, although bf16 streamed would fit too); where no resident way fits the RAM, the choice
+    streams with group offload, and VRAMGuard, given only the loader's settings, streams it the same."""
+    handle = models.describe_published(A14B, device="cuda")
+    shape = memory.RunShape(1280, 720, 81)
+    roomy = planner.choose([(handle, shape)], planner.Machine(16, 64))
+    assert _way(roomy) == ("fp8", "group", "resident")
+    bf16_streamed = dataclasses.replace(roomy.options, residency="phase")
+    assert guard.fits(handle, shape, bf16_streamed, planner.Machine(16, 64).budget())
+    budget = planner.Machine(16, 32).budget()
+    short = planner.choose([(handle, shape)], planner.Machine(16, 32))
+    assert _way(short) == ("fp8", "group", "phase")
+    resident = dataclasses.replace(short.options, residency="resident")
+    assert short.ram_peak <= budget.ram_usable < memory.estimate_ram(short.handle, shape, resident).peak
+    loaded = dataclasses.replace(short.handle, offload=short.options.offload)  # the workflow's loader
+    plan = guard.plan_run(loaded, shape, "adapt" if short.options.vae_tiling else "error", budget)
+    assert (plan.options.residency, plan.options.vae_tiling) == ("phase", short.options.vae_tiling)
+
+
+def test_ways_to_run_stream_only_where_the_guard_would_after_every_resident_way():
+    handle, shape = models.describe_published(A14B, device="cuda"), memory.RunShape(832, 480, 81)
+    ways = [(weights, o.offload, o.residency) for weights, o in planner.ways_to_run(handle, shape)]
+    first_streamed = next(i for i, way in enumerate(ways) if way[2] == "phase")
+    assert all(way[2] == "resident" for way in ways[:first_streamed])
+    streamed = {way for way in ways if way[2] == "phase"}
+    assert streamed == {("default", "group", "phase"), ("fp8", "group", "phase")}
+    on_cpu = dataclasses.replace(handle, device="cpu")
+    cpu_ways = [(o.offload, o.residency) for _weights, o in planner.ways_to_run(on_cpu, shape)]
+    assert list(dict.fromkeys(cpu_ways)) == [("none", "resident"), ("none", "phase")]
+
+
 def test_cli_text_and_json(capsys):
     # with 32 GB of RAM only fp8 experts fit (bf16 ones streamed one at a time need 29.8 GiB)
     rc = cli.main(

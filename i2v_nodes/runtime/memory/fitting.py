@@ -98,6 +98,13 @@ STREAMED = ("encoders and experts streamed per phase (each resident only while i
             "time, each expert re-read from its file per clip)")
 
 
+def streams_here(handle: ModelHandle, options: MemoryOptions) -> bool:
+    """Whether VRAMGuard streams a run with these options per phase when it does not fit resident:
+    where the weights sit in RAM (a CPU, or group offload on CUDA) and streaming would hold less.
+    The tier chooser asks the same, so a workflow's loader settings alone reproduce its choice."""
+    return (on_cpu(handle) or options.offload == "group") and streamable(handle, options)
+
+
 def streamable(handle: ModelHandle, options: MemoryOptions) -> bool:
     """Whether streaming per phase would hold less: not yet on, and more than one streamed component."""
     roles = handle.roles

@@ -23,7 +23,6 @@ from i2v_nodes.runtime.memory import (
     estimate,
     estimate_ram,
     gib,
-    on_cpu,
 )
 from i2v_nodes.runtime.memory.advice import advice
 from i2v_nodes.runtime.memory.fitting import (  # noqa: F401 - the guard's API, also asked for here
@@ -35,6 +34,7 @@ from i2v_nodes.runtime.memory.fitting import (  # noqa: F401 - the guard's API, 
     largest_frames,
     largest_size,
     streamable,
+    streams_here,
 )
 
 POLICIES = ["error", "adapt", "off"]
@@ -105,8 +105,7 @@ def _resident_or_streamed(
     picks it, whatever its policy, when the resident run does not fit and the streamed one does
     (where the weights sit in RAM: on a CPU, or with group offload)."""
     streamed = dataclasses.replace(options, residency="phase")
-    where = on_cpu(handle) or options.offload == "group"
-    if where and streamable(handle, options) and fits(handle, shape, streamed, budget):
+    if streams_here(handle, options) and fits(handle, shape, streamed, budget):
         resident = gib(estimate_ram(handle, shape, options).peak)
         return streamed, [f"{STREAMED}: everything resident needs {resident} of RAM"]
     return options, []

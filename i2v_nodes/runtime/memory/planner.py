@@ -267,22 +267,26 @@ class Choice:
 
 
 def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[str, memory.MemoryOptions]]:
-    """Every combination of weight storage, offload mode, residency and VAE tiling, best first:
-    full-precision weights before fp8, then the fastest offload (everything resident before streamed
-    per phase, where weights sit in RAM), then VAE tiling off before on."""
-    if torch.device(handle.device).type == "cuda":
-        offloads = (("none", "resident"), ("model", "resident"), ("group", "resident"),
-                    ("sequential", "resident"))
-    else:
-        offloads = (("none", "resident"),)
+    """Every combination of weight storage, offload mode, residency and VAE tiling, best first: every
+    way with everything resident before any streamed per phase (streaming re-reads each expert from its
+    file per clip, so a run that fits resident, even in fp8 or with a slower offload, keeps doing so);
+    within each, full-precision weights before fp8, then the fastest offload, then VAE tiling off
+    before on. Streaming is tried only where VRAMGuard would stream the same workflow: with the weights
+    in RAM (group offload on CUDA; a CPU), so the graph's loader settings alone reproduce the choice."""
+    cuda = torch.device(handle.device).type == "cuda"
+    ways = {"resident": ("none", "model", "group", "sequential") if cuda else ("none",),
+            "phase": ("group",) if cuda else ("none",)}
     storages = ("default", "fp8") if handle.fp8_storable else ("default",)
     tilings = (False, True) if handle.family.spec.vae_tiling else (False,)
-    for weights in storages:
-        start = memory.default_options(dataclasses.replace(handle, weights=weights), shape)
-        for offload, residency in offloads:
-            for tiling in tilings:
-                yield weights, dataclasses.replace(start, offload=offload, residency=residency,
-                                                   vae_tiling=tiling)
+    for residency, offloads in ways.items():
+        for weights in storages:
+            start = memory.default_options(dataclasses.replace(handle, weights=weights), shape)
+            for offload in offloads:
+                way = dataclasses.replace(start, offload=offload)
+                if residency == "phase" and not guard.streams_here(handle, way):
+                    continue
+                for tiling in tilings:
+                    yield weights, dataclasses.replace(way, residency=residency, vae_tiling=tiling)
 
 
 def choose(candidates: Iterable[tuple[ModelHandle, memory.RunShape]], machine: Machine) -> Choice | None:
