@@ -12,16 +12,21 @@ from pathlib import Path
 import pytest
 
 from host_stub import Host
+from i2v_nodes.families import registry
 from i2v_nodes.families.wan import stand_ins as stand_ins
 from i2v_nodes.families.wan.configs import TINY as TINY_CONFIGS
+from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading import models
+from i2v_nodes.runtime.memory import guard
 from i2v_nodes.runtime.output import video
 from tests.test_audio import probe_audio
 from workflows import tier_plan
 from workflows.tier_plan import HUB_OF_TEMPLATE, MACHINES
 
 REPO = Path(__file__).resolve().parents[1]
+GiB = 2**30
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+WAN = registry.get("wan")
 # Each published model's tiny twin (same variant), at a small size that keeps its family's rules.
 TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
         "Wan-AI/Wan2.2-I2V-A14B-Diffusers": ("tiny-wan2.2-i2v-a14b", 64, 48, 9),
@@ -34,9 +39,14 @@ TINY = {"ali-vilab/i2vgen-xl": ("tiny-i2vgen-xl", 64, 48, 8),
         "openmmlab/PIA-condition-adapter": ("tiny-animatediff-i2v", 64, 64, 8)}
 
 
+# The tiny models' GGUF files: Q8_0, as K-quants (Q4_K_M's) need rows of 256 that tiny layers lack
+TINY_GGUF = "gguf-Q8_0"
+
+
 def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:
     """--set overrides that run a tier on its model's tiny twin on a CPU, and the expected video size.
-    A tier on ComfyUI's files runs on the tiny twin's single files (see the host fixture)."""
+    A tier on ComfyUI's files runs on the tiny twin's single files (see the host fixture), GGUF ones
+    on the tiny twin's GGUF files."""
     loader = next(n for n in api.values() if n["class_type"].startswith("LoadI2VModel"))
     kind = loader["class_type"]
     hub = loader["inputs"].get("model") or HUB_OF_TEMPLATE[loader["inputs"]["diffusion_model"]]
@@ -44,7 +54,8 @@ def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:
     if kind == "LoadI2VModel":
         model = [f"LoadI2VModel.model={name}"]
     else:
-        files = models.tiny_single_files(name, Path(os.environ["I2V_MODELS_DIR"]))
+        fmt = TINY_GGUF if loader["inputs"]["diffusion_model"].endswith(".gguf") else "fp32"
+        files = models.tiny_single_files(name, Path(os.environ["I2V_MODELS_DIR"]), fmt)
         model = [f"{kind}.{slot}={path.name}" for slot, path in files.items()]
     overrides = [*model, f"{kind}.offload=none", f"{kind}.weights=default", f"VRAMGuard.width={width}",
                  f"VRAMGuard.height={height}", f"VRAMGuard.num_frames={frames}", "I2VSample.steps=2"]
@@ -53,12 +64,15 @@ def scaled_down(api: dict) -> tuple[list[str], tuple[int, int, int]]:
 
 @pytest.fixture(scope="module")
 def host(session_dirs) -> Host:
-    """The stub, with header-only stand-ins of ComfyUI's template files in its model folders (what
-    the -files tiers name, so they validate and plan), the tiny Wan models' single files, and tiny
-    LoRAs in the lightx2v layout for the tiny A14B under the names the -lightx2v tiers use."""
+    """The stub, with header-only stand-ins of ComfyUI's template files and of the other files tiers
+    name (GGUF experts) in its model folders (so the -files tiers validate and plan), the tiny Wan
+    models' single files, and tiny LoRAs in the lightx2v layout for the tiny A14B under the names the
+    -lightx2v tiers use."""
     shutil.copy(REPO / "examples" / "i2v-example.png", session_dirs["input"])
     for variant in stand_ins.TEMPLATE_FILES:
         stand_ins.write_template_files(session_dirs["models"], variant)
+    for file_set in WAN.tiers.file_tiers:
+        file_set.stand_ins(session_dirs["models"])
     write_tiny_lightx2v_loras(session_dirs["models"])
     folders = {f"{name}_dir": str(session_dirs[name]) for name in ("input", "output", "models")}
     return Host(packs=[str(REPO)], **folders)
@@ -122,7 +136,44 @@ def test_tier_fits_its_card_at_full_settings(path, stand_in_dir):
     settings = next(n["inputs"] for n in api.values() if n["class_type"] == "VRAMGuard")
     plan = tier_plan.plan_tier(api, path.stem, stand_in_dir)  # raises if it does not fit
     assert settings["policy"] in ("error", "adapt") and plan.fits
-    assert not plan.changes or set(plan.changes) == {"VAE tiling on"}  # adapt only adds what the Note says
+    # adapt only adds what the Note says; streaming per phase is the guard's own choice, in every policy
+    streamed = {change for change in plan.changes if change.startswith(guard.STREAMED)}
+    assert set(plan.changes) - streamed <= {"VAE tiling on"}
+    assert bool(streamed) == (plan.options.residency == "phase")
+    note = next(n for n in load(path)["nodes"] if n["type"] == "Note")["widgets_values"][0]
+    assert ("streamed per phase" in note) == bool(streamed)
+
+
+def test_the_8gb_gguf_tier_streams_a14b_in_16gb_of_ram_and_its_note_gives_ram_and_swap_time(stand_in_dir):
+    """Wan 2.2 A14B on QuantStack's Q4_K_M experts, for an 8 GB card with 16 GB of RAM: VRAMGuard streams
+    it per phase there (everything resident needs more RAM than the machine has) within the card and
+    the RAM, and the Note gives the RAM peak as anonymous + file-backed and the swap time as one
+    expert's file over the two disk speeds it names."""
+    name = "wan-8gb-files-gguf"
+    api = load(REPO / "workflows" / "api" / f"{name}.json")
+    loader = tier_plan.nodes_of(api, "LoadI2VModelFiles")[0]["inputs"]
+    assert [loader[slot] for slot in ("diffusion_model", "diffusion_model_2", "text_encoder", "vae")] == [
+        "Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf", "Wan2.2-I2V-A14B-LowNoise-Q4_K_M.gguf",
+        "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan_2.1_vae.safetensors"]
+    settings = tier_plan.nodes_of(api, "VRAMGuard")[0]["inputs"]
+    assert (settings["width"], settings["height"], settings["num_frames"]) == (832, 480, 81)
+    plan = tier_plan.plan_tier(api, name, stand_in_dir)
+    assert MACHINES[name] == (8, 16) and plan.options.residency == "phase" and plan.options.offload == "group"
+    assert plan.estimate.peak <= 0.9 * 8 * GiB and plan.ram.peak <= 0.9 * 16 * GiB
+    handle = tier_plan.tier_handle(api, stand_in_dir)
+    expert = max(memory.weight_bytes(handle)[role] for role in handle.roles.denoisers)  # a swap reads it back
+    assert expert == pytest.approx(9.66e9, rel=0.01)  # QuantStack's Q4_K_M expert is 9.65 GB
+    for role in handle.roles.denoisers:  # the expert's file, mapped where it lies
+        assert handle.files.parts[role].path.stat().st_size == pytest.approx(expert, rel=0.01)
+    note = next(n for n in load(REPO / "workflows" / f"{name}.json")["nodes"] if n["type"] == "Note")
+    text = note["widgets_values"][0]
+    peak, backed = plan.ram.peak / GiB, plan.ram.file_backed / GiB
+    split = f"({peak - backed:.1f} GiB anonymous + {backed:.1f} GiB file-backed"
+    assert backed > 8 and f"a peak of {peak:.1f} GiB {split}" in text
+    assert "the two experts swap once per clip (the high-noise steps, then the low-noise ones)" in text
+    seconds = [round(expert / (speed * 1e9)) for speed in (2.0, 0.5)]
+    assert (f"{expert / GiB:.1f} GiB: about {seconds[0]} s from an NVMe SSD at 2 GB/s or {seconds[1]} s from "
+            "a SATA SSD at 0.5 GB/s") in text
 
 
 @pytest.mark.parametrize("name", ["i2v-preview", "i2v-12gb"])

@@ -33,7 +33,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-EXAMPLE_IMAGE = "i2v-example.png"
+from workflows import tier_notes  # noqa: E402
+from workflows.tier_notes import EXAMPLE_IMAGE, note_text  # noqa: E402
+
 PROMPT = "waves rolling onto the beach at sunset, a sailboat drifting slowly, clouds moving"
 GiB = 2**30
 TABLE_DOC = REPO / "docs" / "tiers.md"  # holds the tier table between these markers
@@ -66,6 +68,7 @@ class Tier:
     files: dict[str, str] = field(default_factory=dict)  # LoadI2VModelFiles' slot -> ComfyUI's file name
     sound: bool = False  # the model makes sound: I2VSample's audio goes into EncodeVideo
     loras: tuple[tuple[str, str, float], ...] = ()  # I2VLoRA nodes, in chain order: (file, target, strength)
+    file_set: str = ""  # the family's FileTiers (its suffix) whose files these are; "": ComfyUI's template
 
     @property
     def loader(self) -> str:
@@ -83,8 +86,9 @@ class Tier:
 # runs gets, per card, the first run that fits, run its fastest way (full-precision weights before fp8,
 # no offload before model before group).
 CARDS = (
+    (8, 16, "RTX 3070 / 4060 8 GB"),
     (12, 32, "RTX 3060 / 4070 12 GB"),
-    (16, 64, "RTX 4060 Ti / 4080 16 GB"),
+    (16, 32, "RTX 4060 Ti / 4080 16 GB"),
     (24, 64, "RTX 3090 / 4090 24 GB"),
     (48, 128, "RTX 6000 Ada / A6000 48 GB"),
     (80, 128, "A100 / H100 80 GB"),
@@ -93,7 +97,7 @@ CARDS = (
 
 def all_tiers() -> list[Tier]:
     """Every family's tiers, in the registry's order: its presets, its planned tiers, those again on
-    ComfyUI's files, and those again with LoRAs."""
+    ComfyUI's files, those again with LoRAs, and its tiers on other files (such as GGUF experts)."""
     from i2v_nodes.families import registry
 
     tiers = []
@@ -103,6 +107,7 @@ def all_tiers() -> list[Tier]:
         planned = preset_tiers(family) + planned_tiers(family)
         files = files_tiers(family, planned)
         tiers += planned + files + [t for lora in family.tiers.lora_tiers for t in lora_tiers(lora, files)]
+        tiers += [t for file_set in family.tiers.file_tiers for t in file_set_tiers(family, file_set)]
     return tiers
 
 
@@ -143,8 +148,11 @@ def planned_tiers(family: Any) -> list[Tier]:
             family.name, handle.variant, weights=handle.weights, offload=chosen.offload,
             policy="adapt" if chosen.vae_tiling else "error",
             options=dict(declared.options.get(handle.variant, {})), sound=family.spec.makes_sound))
-    if declared.fit_every_card and len(tiers) < len(CARDS):
-        raise SystemExit(f"a {family.title} run must fit every card")
+    fitted = {tier.card_gib for tier in tiers}
+    if declared.fit_from_card is not None and any(
+        card_gib not in fitted for card_gib, _ram, _card in CARDS if card_gib >= declared.fit_from_card
+    ):
+        raise SystemExit(f"a {family.title} run must fit every card from {declared.fit_from_card} GB")
     return tiers
 
 
@@ -208,13 +216,57 @@ def files_tiers(family: Any, tiers: list[Tier]) -> list[Tier]:
     return out
 
 
+def file_set_tiers(family: Any, file_set: Any) -> list[Tier]:
+    """The family's tiers on another set of files (a ``FileTiers``, such as GGUF experts): for each of
+    its cards, the first of its runs that fits, run the fastest way."""
+    from i2v_nodes.runtime import memory
+    from i2v_nodes.runtime.loading import models
+    from i2v_nodes.runtime.memory import planner
+
+    declared, spec, out = family.tiers, family.spec, []
+    paths = _file_set_stand_ins(family.name, file_set.suffix)
+    for card_gib, ram_gib, card in (c for c in CARDS if c[0] in file_set.cards):
+        runs = {memory.RunShape(run.width, run.height, run.frames): run for run in file_set.runs}
+        choice = planner.choose([(models.handle_for_files(paths, device="cuda"), shape) for shape in runs],
+                                planner.Machine(card_gib, ram_gib))
+        if choice is None:
+            raise SystemExit(f"{family.title}'s {file_set.suffix} files fit no run on {card}")
+        shape, options = choice.shape, choice.options
+        handle = models.handle_for_files(paths, device="cuda", offload=options.offload,
+                                         weights=choice.handle.weights)
+        rules = handle.rules
+        remarks = [file_set.remarks, model_remarks(handle), *_memory_remarks(handle, options, True)]
+        out.append(Tier(
+            f"{declared.prefix}-{card_gib}gb-files-{file_set.suffix}",
+            f"{declared.label} {card_gib} GB ({card}){file_set.title}", card_gib, ram_gib, card,
+            runs[shape].hub_id, shape.width, shape.height, shape.num_frames, rules.default_steps,
+            rules.default_fps, rules.default_guidance, rules.default_negative, " ".join(remarks), family.name,
+            handle.variant, weights=handle.weights, offload=options.offload,
+            policy="adapt" if options.vae_tiling else "error",
+            options=dict(declared.options.get(handle.variant, {})),
+            files={slot: path.name for slot, path in paths.items()}, sound=spec.makes_sound,
+            file_set=file_set.suffix))
+    return out
+
+
+@functools.cache
+def _file_set_stand_ins(family: str, suffix: str) -> dict[str, Path]:
+    from i2v_nodes.families import registry
+
+    file_set = next(f for f in registry.get(family).tiers.file_tiers if f.suffix == suffix)
+    return dict(file_set.stand_ins(Path(_stand_in_folder().name)))
+
+
 @functools.cache
 def _stand_in_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="i2v-stand-ins-")  # removed when the process ends
 
 
 def stand_in_paths(tier: Tier) -> dict[str, Path]:
-    """Header-only stand-ins for ComfyUI's template files: everything planning reads, no weights."""
+    """Header-only stand-ins for the tier's files (ComfyUI's template files, or the family's other
+    set it names): everything planning reads, no weights."""
+    if tier.file_set:
+        return _file_set_stand_ins(tier.family, tier.file_set)
     return _stand_ins(tier.family, tier.variant)
 
 
@@ -261,7 +313,8 @@ def _lora_remarks(lora: Any, tier: Tier, with_loras: Tier) -> str:
 
 
 def tier_figures(tier: Tier) -> dict[str, Any]:
-    """VRAMGuard's plan and the denoiser's compute for the published model at this tier."""
+    """VRAMGuard's plan and the denoiser's compute for the published model at this tier, and where its
+    files go."""
     from i2v_nodes.runtime import memory
     from i2v_nodes.runtime.memory import guard, planner
 
@@ -276,6 +329,9 @@ def tier_figures(tier: Tier) -> dict[str, Any]:
         "precision": handle.precision,
         "vae_tiling": plan.options.vae_tiling,
         "weights_gib": sum(memory.weight_bytes(handle).values()) / GiB,
+        "folders": {slot: path.parent.name for slot, path in stand_in_paths(tier).items()}
+        if tier.files else {},
+        **tier_notes.memory_figures(handle, shape, plan),
     }
 
 
@@ -332,76 +388,6 @@ def step_tflop(handle: Any, shape: Any, guided: bool = True) -> float:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         trace.fn(*trace.args, **trace.kwargs)
     return calls * counter.get_total_flops() / 1e12
-
-
-def note_text(tier: Tier, figures: dict[str, Any]) -> str:
-    size = f"{tier.width}x{tier.height}"
-    storage = (", fp8 files" if tier.files else ", fp8 weights") if tier.weights == "fp8" else ""
-    options = f"offload {tier.offload}" + (
-        ", VAE tiling (turned on by VRAMGuard's adapt)" if figures["vae_tiling"] else ""
-    )
-    model = " + ".join(tier.files.values()) if tier.files else tier.model
-    return "\n".join(
-        [
-            f"{tier.title}: {model}, {size}, {tier.frames} frames, {tier.steps} steps, {tier.fps} fps, "
-            f"guidance {tier.guidance}",
-            "",
-            tier.remarks,
-            "",
-            f"GPU memory: VRAMGuard estimates a peak of {figures['peak_gib']:.1f} GiB "
-            f"({figures['precision']}{storage}, VAE fp32, {options}); the tier is sized for {tier.card} and "
-            f"passes VRAMGuard's '{tier.policy}' policy there with 10% headroom. If it does not fit your "
-            f"card, set VRAMGuard's policy to 'adapt' (decode chunking, VAE tiling, offload and "
-            f"sub-batches; never the size, frames or weight storage).",
-            f"System RAM: a peak of {figures['ram_gib']:.1f} GiB (while it "
-            f"{_ram_phase(figures['ram_phase'])}); sized for a machine with {tier.ram_gib} GB. The weights "
-            f"are {figures['weights_gib']:.1f} GiB as stored.",
-            f"Compute: {figures['tflop_per_step']:.1f} TFLOP per step "
-            f"{'with' if tier.guidance > 1 else 'without'} guidance (torch's FLOP counter), "
-            f"{figures['tflop_per_step'] * tier.steps:.0f} TFLOP for the clip."
-            + (f" The seed article expected {tier.expected} on its reference card." if tier.expected else "")
-            + " Run bench/run.py on yours for measured figures.",
-            "",
-            f"Put {EXAMPLE_IMAGE} (from the repo's examples/ folder) or your own image in ComfyUI's input "
-            f"folder. {_where_the_model_comes_from(tier)} The first run loads it (slow); later runs reuse "
-            "it.",
-        ]
-    )
-
-
-def _where_the_model_comes_from(tier: Tier) -> str:
-    from i2v_nodes.families.contract.files import FILE_FOLDERS
-
-    size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
-    if tier.files:
-        listing = ", ".join([*(f"{FILE_FOLDERS[slot]}/{name}" for slot, name in tier.files.items()),
-                             *(f"loras/{name}" for name, _target, _strength in tier.loras)])
-        flags = " ".join(
-            f"--{slot.replace('_', '-')} models/{FILE_FOLDERS[slot]}/{name}"
-            for slot, name in tier.files.items()
-        )
-        return (
-            f"The files ({listing}) are those {tier.declared.files_source}: if you have run it, you have "
-            f"them. `python -m "
-            f"i2v_nodes plan {flags} {size}` says whether it fits your machine first"
-            + (" (without the LoRAs)." if tier.loras else ".")
-        )
-    folder = tier.model.split("/")[-1]
-    plan = f"`python -m i2v_nodes plan {tier.model} {size}` says whether it fits your machine first."
-    from i2v_nodes.families import registry
-
-    repos = registry.for_hub_id(tier.model).hub_repos(tier.model)
-    if len(repos) > 1:  # assembled from several repositories when it loads
-        return (f"The model is made of {' and '.join(repos)}: turn LoadI2VModel's allow_download on to "
-                f"fetch both into the Hugging Face cache once. {plan}")
-    return (
-        f"The model: `huggingface-cli download {tier.model} --local-dir models/i2v/{folder}` once (then "
-        f"pick {folder}), or turn LoadI2VModel's allow_download on. {plan}"
-    )
-
-
-def _ram_phase(phase: str) -> str:
-    return {"load": "loads the weights", "run": "runs"}.get(phase, "runs")
 
 
 # --- the graph ---------------------------------------------------------------------------------
@@ -577,10 +563,14 @@ def tier_table(rows: list[tuple[Tier, dict[str, Any]]]) -> str:
         options = [f"offload {tier.offload}"] if tier.offload != "none" else []
         options += [("fp8 files" if tier.files else "fp8 weights")] if tier.weights == "fp8" else []
         options += ["VAE tiling (adapt)"] if figures["vae_tiling"] else []
+        options += ["streamed per phase"] if figures["streamed"] else []
+        backed = figures["ram_file_backed_gib"]
+        peaks = f"{figures['peak_gib']:.1f} / {figures['ram_gib']:.1f} GiB" + (
+            f" ({backed:.1f} file-backed)" if backed >= 0.05 else "")
         lines.append(
             f"| `{tier.name}.json` | {tier.card} ({tier.ram_gib} GB) | {_model_cell(tier)} | "
             f"{tier.width}x{tier.height} | {tier.frames} | {tier.steps} | {tier.fps} | {tier.guidance} | "
-            f"{', '.join(options) or 'none'} | {figures['peak_gib']:.1f} / {figures['ram_gib']:.1f} GiB |"
+            f"{', '.join(options) or 'none'} | {peaks} |"
         )
     return "\n".join(lines)
 
@@ -589,8 +579,9 @@ def _model_cell(tier: Tier) -> str:
     if not tier.files:
         return f"`{tier.model}`"
     cell = "".join(lora.cell for lora in tier.declared.lora_tiers if tier.name.endswith(f"-{lora.suffix}"))
-    return "ComfyUI's " + " + ".join(
-        f"`{name.removesuffix('.safetensors')}`"
+    cell += "".join(f.cell for f in tier.declared.file_tiers if f.suffix == tier.file_set)
+    return ("" if tier.file_set else "ComfyUI's ") + " + ".join(
+        f"`{name.removesuffix('.safetensors').removesuffix('.gguf')}`"
         for slot, name in tier.files.items()
         if slot.startswith("diffusion_model")
     ) + cell

@@ -10,6 +10,8 @@ The plan is made for the published model with no weights on disk: its configurat
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +25,31 @@ GiB = 2**30
 
 # tier workflow name -> (card GiB, system RAM GiB) of the machine the tier is sized for
 MACHINES = {"i2v-preview": (8, 16), "i2v-12gb": (12, 16), "i2v-24gb": (24, 32), "i2v-40gb": (40, 32),
-            "wan-12gb": (12, 32), "wan-16gb": (16, 64), "wan-24gb": (24, 64), "wan-48gb": (48, 128),
+            "wan-12gb": (12, 32), "wan-16gb": (16, 32), "wan-24gb": (24, 64), "wan-48gb": (48, 128),
             "wan-80gb": (80, 128)}
 MACHINES.update({f"{name}-files": machine for name, machine in MACHINES.items() if name.startswith("wan-")})
 MACHINES.update({f"{family}-{name.removeprefix('wan-')}": machine for name, machine in MACHINES.items()
                  for family in ("ltx-video", "ltx2", "svd", "animatediff")
                  if name.startswith("wan-") and not name.endswith("-files")})
-MACHINES.pop("ltx2-12gb")  # LTX-2 fits no 12 GB card with 32 GB of RAM
-# ComfyUI's 4-step lightx2v setup, on each tier whose files are Wan 2.2 A14B's (not the 12 GB card's 5B)
-MACHINES.update({f"wan-{gb}gb-files-lightx2v": MACHINES[f"wan-{gb}gb"] for gb in (16, 24, 48, 80)})
+# 8 GB cards with 16 GB of RAM: SVD and AnimateDiff as published; Wan 2.2 A14B on GGUF Q4_K_M experts
+# (neither LTX model, nor Wan's published models, fits one)
+MACHINES.update({"svd-8gb": (8, 16), "animatediff-8gb": (8, 16), "wan-8gb-files-gguf": (8, 16)})
+# ComfyUI's 4-step lightx2v setup, on each tier whose files are Wan 2.2 A14B's (every card from 12 GB)
+MACHINES.update({f"wan-{gb}gb-files-lightx2v": MACHINES[f"wan-{gb}gb"] for gb in (12, 16, 24, 48, 80)})
 
 
-
-def _templates() -> dict[str, tuple[Any, str]]:
-    """ComfyUI's template file of each declared variant's (first) diffusion model -> (family, variant)."""
-    return {files["diffusion_model"]: (family, variant) for family in registry.REGISTERED if family.tiers
-            for variant, files in family.tiers.comfy_files.items()}
+def _templates() -> dict[str, tuple[Any, str, Callable[[Path], Mapping[str, Path]]]]:
+    """The first diffusion model file of each set of files the families' tiers name (ComfyUI's
+    template files of a variant, or another set such as GGUF experts) -> (family, variant, the
+    writer of the set's header-only stand-ins in a folder)."""
+    sets = {}
+    for family in (f for f in registry.REGISTERED if f.tiers):
+        for variant, files in family.tiers.comfy_files.items():
+            write = functools.partial(family.tiers.files_stand_ins, variant=variant)
+            sets[files["diffusion_model"]] = (family, variant, write)
+        for file_set in family.tiers.file_tiers:
+            sets[file_set.files["diffusion_model"]] = (family, file_set.variant, file_set.stand_ins)
+    return sets
 
 
 def _hub_of(family: Any, variant: str) -> str:
@@ -47,7 +58,7 @@ def _hub_of(family: Any, variant: str) -> str:
 
 
 # ComfyUI's template file of each variant's (first) diffusion model -> the published model it is
-HUB_OF_TEMPLATE = {name: _hub_of(family, variant) for name, (family, variant) in _templates().items()}
+HUB_OF_TEMPLATE = {name: _hub_of(family, variant) for name, (family, variant, _write) in _templates().items()}
 
 
 def nodes_of(api: dict, class_prefix: str) -> list[dict[str, Any]]:
@@ -64,8 +75,8 @@ def tier_handle(api: dict, stand_in_dir: Path) -> Any:
         handle = models.describe_published(loader["model"], device="cuda", offload=loader["offload"],
                                            weights=loader["weights"])
     else:  # ComfyUI's files, sized from the stand-ins' headers (the published shapes and formats)
-        family, variant = _templates()[loader["diffusion_model"]]
-        paths = family.tiers.files_stand_ins(stand_in_dir, variant)
+        _family, _variant, write_stand_ins = _templates()[loader["diffusion_model"]]
+        paths = write_stand_ins(stand_in_dir)
         named = {slot: name for slot, name in loader.items() if slot in FILE_SLOTS and name != "none"}
         if {slot: p.name for slot, p in paths.items()} != named:
             raise ValueError(f"the workflow names {named}, ComfyUI's template has {paths}")

@@ -66,6 +66,7 @@ class Cell:
     family: str  # the family's name in the registry, e.g. "wan"
     model: str  # the published model it is sized for, short
     files: bool  # ComfyUI's single files (LoadI2VModelFiles) rather than a diffusers folder
+    gguf: bool  # of which the denoisers are GGUF files (ComfyUI-GGUF's)
     loras: int  # I2VLoRA nodes
     width: int
     height: int
@@ -74,6 +75,7 @@ class Cell:
     offload: str
     fp8: bool  # weights stored in fp8 (asked for, or the files are fp8)
     vae_tiling: bool  # the plan tiles the VAE decode
+    streamed: bool  # the plan streams the encoders and denoisers per phase (RAM short of everything resident)
     card_gib: int
     ram_gib: int
     gpu_peak_gib: float  # VRAMGuard's planned peak device memory
@@ -106,6 +108,7 @@ def tier_cell(name: str, api: dict, stand_in_dir: Path) -> Cell:
         family=handle.family.name,
         model=short_model(hub),
         files=handle.files is not None,
+        gguf=handle.files is not None and any(part.gguf for part in handle.files.parts.values()),
         loras=len(handle.loras),
         width=plan.shape.width,
         height=plan.shape.height,
@@ -114,6 +117,7 @@ def tier_cell(name: str, api: dict, stand_in_dir: Path) -> Cell:
         offload=plan.options.offload,
         fp8=handle.weights == "fp8",
         vae_tiling=plan.options.vae_tiling,
+        streamed=plan.options.residency == "phase",
         card_gib=card_gib,
         ram_gib=ram_gib,
         gpu_peak_gib=plan.estimate.peak / tier_plan.GiB,
@@ -149,10 +153,12 @@ def bar(x: float, y: float, label: str, used: float, total: int, fill: str) -> l
 
 
 def memory_lines(cell: Cell) -> list[str]:
-    """How the tier runs: the offload mode, then fp8 storage and VAE tiling where the plan has them."""
+    """How the tier runs: the offload mode (streamed per phase where the plan streams), then fp8 storage
+    and VAE tiling where the plan has them."""
     second = [("fp8 files" if cell.files else "fp8 weights")] if cell.fp8 else []
     second += ["VAE tiling"] if cell.vae_tiling else []
-    return ["no offload" if cell.offload == "none" else f"offload {cell.offload}", ", ".join(second)]
+    first = "no offload" if cell.offload == "none" else f"offload {cell.offload}"
+    return [first + (", streamed" if cell.streamed else ""), ", ".join(second)]
 
 
 def draw_cell(cell: Cell, x: float, y: float) -> list[str]:
@@ -183,7 +189,7 @@ def draw_row_label(cells: list[Cell], x: float, y: float) -> list[str]:
     cell = cells[0]
     lines = [text(x, y + 20, registry.get(cell.family).title, "family"),
              text(x, y + 20 + LINE + 2, cell.row, "pattern")]
-    made_of = ("ComfyUI's files" if cell.files else "diffusers folder") + (
+    made_of = ("GGUF files" if cell.gguf else "ComfyUI's files" if cell.files else "diffusers folder") + (
         f" + {cell.loras} LoRAs" if cell.loras else "")
     lines.append(text(x, y + 20 + 2 * LINE + 4, made_of, "muted"))
     return lines

@@ -60,6 +60,24 @@ class LoraTiers:
 
 
 @dataclass(frozen=True)
+class FileTiers:
+    """Tiers on another set of single files a variant is published as, such as GGUF-quantised experts
+    in ComfyUI-GGUF's folder, for cards the family's other tiers leave without that model: each
+    ``<prefix>-<card>gb-files-<suffix>``, the first of its own runs that fits, run its fastest way."""
+
+    suffix: str  # appended to the tier's name, after "-files"
+    title: str  # appended to the tier's title
+    variant: str
+    files: Mapping[str, str]  # loader slot -> the file's name, as its publisher names it
+    stand_ins: Callable[[Path], Mapping[str, Path]]  # header-only copies in ComfyUI's folders (slot -> path)
+    runs: tuple[TierRun, ...]  # best first; each hub id is the published model the files are
+    cards: tuple[int, ...]  # the card sizes (GiB total) it has a tier for
+    remarks: str  # the Note's words on the files
+    source: str  # where the files come from, e.g. "QuantStack's ... on Hugging Face"
+    cell: str  # what the tier table and chart add to the model's cell
+
+
+@dataclass(frozen=True)
 class Tiers:
     """A family's tiers: ``<prefix>-<card>gb`` workflows, titled ``<label> <card> GB (...)``."""
 
@@ -67,7 +85,8 @@ class Tiers:
     label: str
     runs: tuple[TierRun, ...] = ()  # best first: each card gets the first that fits, run its fastest way
     presets: tuple[Preset, ...] = ()  # tiers set by hand
-    fit_every_card: bool = False  # a run must fit every card (else the build fails)
+    fit_from_card: int | None = None  # a run must fit every card of this size (GiB) and up, else the
+    # build fails
     remarks: Mapping[str, str] = field(default_factory=dict)  # variant -> the Note's words on the model;
     # ``{model}``: the hub id's last part, ``{size}``: the denoiser's parameters (e.g. "13B")
     options: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # variant -> options widgets
@@ -78,3 +97,4 @@ class Tiers:
     files_remarks: str = ""
     files_source: str = ""  # where the files come from, e.g. "ComfyUI's own Wan template downloads (...)"
     lora_tiers: tuple[LoraTiers, ...] = ()
+    file_tiers: tuple[FileTiers, ...] = ()  # tiers on other files the family's variants are published as

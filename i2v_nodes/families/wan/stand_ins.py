@@ -22,6 +22,7 @@ from i2v_nodes.families.toolkit.stand_ins import stored, write_header
 from i2v_nodes.families.wan.components import meta_component
 from i2v_nodes.families.wan.configs import PUBLISHED
 from i2v_nodes.families.wan.keys import transformer_to_original, vae21_to_original, vae22_to_original
+from i2v_nodes.families.wan.spec import A14B, TI2V, WAN21
 from i2v_nodes.families.wan.write import gguf_tensor_types
 
 A14B_HUB = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
@@ -32,30 +33,25 @@ UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 
 # What ComfyUI's own templates download, by the model they make: loader slot -> file name.
 TEMPLATE_FILES: dict[str, dict[str, str]] = {
-    "wan2.2-i2v-a14b": {
+    A14B: {
         "diffusion_model": "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
         "diffusion_model_2": "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
         "text_encoder": UMT5,
         "vae": "wan_2.1_vae.safetensors",
     },
-    "wan2.2-ti2v-5b": {
+    TI2V: {
         "diffusion_model": "wan2.2_ti2v_5B_fp16.safetensors",
         "text_encoder": UMT5,
         "vae": "wan2.2_vae.safetensors",
     },
-    "wan2.1-i2v": {
+    WAN21: {
         "diffusion_model": "wan2.1_i2v_480p_14B_fp16.safetensors",
         "text_encoder": UMT5,
         "vae": "wan_2.1_vae.safetensors",
         "clip_vision": "clip_vision_h.safetensors",
     },
 }
-HUB_OF_VARIANT = {"wan2.2-i2v-a14b": A14B_HUB, "wan2.2-ti2v-5b": TI2V_HUB, "wan2.1-i2v": WAN21_HUB}
-
-
-
-
-
+HUB_OF_VARIANT = {A14B: A14B_HUB, TI2V: TI2V_HUB, WAN21: WAN21_HUB}
 
 
 def _shapes(
@@ -87,6 +83,29 @@ def write_gguf_experts(models_dir: Path, file_type: str) -> dict[str, Path]:
     return {slot: gguf_transformer_file(Path(models_dir) / GGUF_FOLDER / name.format(file_type),
                                         PUBLISHED[A14B_HUB]["transformer"], file_type)
             for slot, name in GGUF_EXPERTS.items()}
+
+
+def gguf_files(file_type: str) -> dict[str, str]:
+    """The A14B set a ComfyUI-GGUF user has (loader slot -> file name): QuantStack's two experts of
+    ``file_type``, and the text encoder and VAE of ComfyUI's own template."""
+    template = TEMPLATE_FILES[A14B]
+    return {**{slot: name.format(file_type) for slot, name in GGUF_EXPERTS.items()},
+            "text_encoder": template["text_encoder"], "vae": template["vae"]}
+
+
+def write_gguf_files(models_dir: Path, file_type: str) -> dict[str, Path]:
+    """Stand-ins of that set in ComfyUI's folders under ``models_dir`` (loader slot -> path), the
+    experts in ComfyUI-GGUF's; a file already there is kept (it may be the real one)."""
+    paths = write_gguf_experts(models_dir, file_type)
+    for slot in ("text_encoder", "vae"):
+        paths[slot] = path = Path(models_dir) / FILE_FOLDERS[slot] / TEMPLATE_FILES[A14B][slot]
+        if path.exists():
+            continue
+        if slot == "text_encoder":
+            umt5_file(path)
+        else:
+            vae_file(path, A14B_HUB)
+    return paths
 
 
 def umt5_file(path: Path) -> Path:

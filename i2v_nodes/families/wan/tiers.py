@@ -3,11 +3,15 @@ ComfyUI's own template files, and those again in ComfyUI's 4-step lightx2v setup
 
 from __future__ import annotations
 
-from i2v_nodes.families.contract.tiers import LoraTiers, TierRun, Tiers
+import functools
+
+from i2v_nodes.families.contract.tiers import FileTiers, LoraTiers, TierRun, Tiers
 from i2v_nodes.families.wan.spec import A14B, RULES, TI2V
 from i2v_nodes.families.wan.stand_ins import (
     LIGHTX2V_LORAS,
     TEMPLATE_FILES,
+    gguf_files,
+    write_gguf_files,
     write_lightx2v_loras,
     write_template_files,
 )
@@ -40,6 +44,27 @@ LIGHTX2V = LoraTiers(
     cell=", each with its lightx2v 4-step LoRA",
 )
 
+# QuantStack's GGUF experts at Q4_K_M (9.65 GB each) with ComfyUI's own UMT5 and VAE: A14B where neither
+# the published model nor ComfyUI's fp8 files fit, an 8 GB card with 16 GB of RAM.
+GGUF_Q4_K_M = FileTiers(
+    suffix="gguf",
+    title=", GGUF Q4_K_M experts",
+    variant=A14B,
+    files=gguf_files("Q4_K_M"),
+    stand_ins=functools.partial(write_gguf_files, file_type="Q4_K_M"),
+    runs=(TierRun(A14B_HUB, 1280, 720, 81), TierRun(A14B_HUB, 832, 480, 81)),
+    cards=(8,),
+    remarks=(
+        "Wan 2.2 A14B for an 8 GB card, on the files ComfyUI-GGUF users run it from: QuantStack's GGUF "
+        "Q4_K_M experts (9.65 GB each, against 14.3 GB for ComfyUI's fp8 ones; each layer is dequantised as "
+        "it runs) with ComfyUI's own fp8 UMT5 and Wan 2.1 VAE. Neither the published model nor ComfyUI's fp8 "
+        "experts fit this machine; Q4_K_M loses some fine detail against them."
+    ),
+    source=("QuantStack's Wan2.2-I2V-A14B-GGUF on Hugging Face (the two experts, HighNoise/ and LowNoise/, "
+            "into models/unet/) and ComfyUI's own Wan template downloads (the text encoder and VAE)"),
+    cell=" (QuantStack's GGUF Q4_K_M experts)",
+)
+
 TIERS = Tiers(
     prefix="wan",
     label="Wan",
@@ -48,7 +73,7 @@ TIERS = Tiers(
         TierRun(A14B_HUB, 832, 480, 81),
         TierRun(TI2V_HUB, 1280, 704, 121),
     ),
-    fit_every_card=True,
+    fit_from_card=12,  # 8 GB cards get A14B on GGUF files (below)
     remarks={
         A14B: "Wan 2.2 A14B: two 14B experts, one for the high-noise steps and one for the rest; "
               "WanOptions sets the second one's guidance (the Wan team uses 3.5 for both).",
@@ -65,4 +90,5 @@ TIERS = Tiers(
     files_source=("ComfyUI's own Wan template downloads (from Comfy-Org's repackaged Wan repos on Hugging "
                   "Face)"),
     lora_tiers=(LIGHTX2V,),
+    file_tiers=(GGUF_Q4_K_M,),
 )
