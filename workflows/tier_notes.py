@@ -33,9 +33,10 @@ def memory_figures(handle: Any, shape: Any, plan: Any) -> dict[str, Any]:
     }
 
 
-def _read_times(gib: float) -> str:
-    """How long reading ``gib`` takes from each disk in DISKS, in words."""
-    return " or ".join(f"{gib * GiB / (speed * 1e9):.0f} s from {disk} at {speed:g} GB/s"
+def _read_times(gib: float, short: bool = False) -> str:
+    """How long reading ``gib`` takes from each disk in DISKS, in words (``short``: the speeds only)."""
+    return " or ".join(f"{gib * GiB / (speed * 1e9):.0f} s " + (f"at {speed:g} GB/s" if short else
+                                                               f"from {disk} at {speed:g} GB/s")
                        for disk, speed in DISKS)
 
 
@@ -68,8 +69,9 @@ def swap_text(figures: dict[str, Any]) -> str:
         return (f"Expert swaps: the two experts swap once per clip (the high-noise steps, then the low-noise "
                 f"ones), and each swap re-reads one expert from its file, {one:.1f} GiB: about "
                 f"{_read_times(one)}. The next clip starts on the high-noise expert again, one more such "
-                f"read, so reckon {_read_times(2 * one)} per clip (less while the page cache still holds an "
-                f"expert). A new prompt also reads the text encoder back ({encoders:.1f} GiB).")
+                f"read, so reckon {_read_times(2 * one, short=True)} per clip (less while the page cache "
+                f"still holds an expert). A new prompt also reads the text encoder back "
+                f"({encoders:.1f} GiB).")
     if figures["streamed"]:
         reread = encoders + max(experts, default=0)
         return (f"Streaming costs reads only on a new prompt: the text encoder ({encoders:.1f} GiB) comes "
