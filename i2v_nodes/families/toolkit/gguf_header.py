@@ -44,8 +44,8 @@ READABLE_FILE_TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "
 # Peak bytes per weight of dequantising one matrix and casting it to the compute dtype (the largest
 # over bf16, fp16 and fp32), by block type: diffusers' dequantisation traced on the meta device
 # (runtime.memory.trace), as tests/test_gguf.py does again to keep this table honest.
-DEQUANTISE_PEAK = {"Q8_0": 6.0, "Q6_K": 6.0, "Q5_K": 7.875, "Q5_1": 10.75, "Q5_0": 10.6875, "Q4_K": 6.0,
-                   "Q4_1": 6.0, "Q4_0": 6.0, "Q3_K": 6.0, "Q2_K": 6.0, "IQ4_XS": 12.76, "IQ4_NL": 12.57}
+DEQUANTISE_PEAK = {"Q8_0": 6.0, "Q6_K": 6.0, "Q5_K": 7.1875, "Q5_1": 10.0, "Q5_0": 10.0, "Q4_K": 6.0,
+                   "Q4_1": 6.0, "Q4_0": 6.0, "Q3_K": 6.0, "Q2_K": 6.0, "IQ4_XS": 12.21875, "IQ4_NL": 12.0}
 
 
 def is_gguf(path: str | os.PathLike) -> bool:
