@@ -6,6 +6,8 @@ pipeline after every run, a failed or cancelled one too."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
+from host_stub import Host
 from i2v_nodes import host
 from i2v_nodes.errors import InputError
 from i2v_nodes.families import registry
@@ -27,8 +30,10 @@ from i2v_nodes.runtime import sampling, services
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.options import sampler_of, speed_of
+from i2v_nodes.runtime.sampling import schedulers
 from tests.test_family_contract import settings_for
 
+REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 TINY = list(registry.tiny_builders())
 # What each sampler must be, by the kind of the model's own scheduler: the diffusers class, and the
@@ -268,3 +273,41 @@ def test_the_node_documents_each_sampler_and_what_every_family_runs():
     with pytest.raises(InputError, match=r"I2VSamplerOptions \(node 7\): input 'sampler': unknown sampler "
                                          r"'heun'; the samplers are: default, euler, unipc, dpmpp_2m, lcm"):
         node().build(sampler="heun", unique_id="7")
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_in_the_stub_host_each_sampler_equals_the_stock_pipeline(name, opened, session_dirs):
+    """One graph per model, an I2VSample per sampler it runs, each fed by its own I2VSamplerOptions."""
+    handle, stock = opened(name)
+    s = settings_for(handle, steps=3, decode_chunk_size=1)
+    shutil.copy(REPO / "examples" / "i2v-example.png", session_dirs["input"])
+    folders = {f"{kind}_dir": str(session_dirs[kind]) for kind in ("input", "output", "models")}
+    prompt = {
+        "image": {"class_type": "LoadImage", "inputs": {"image": "i2v-example.png"}},
+        "model": {"class_type": "LoadI2VModel", "inputs": {
+            "model": name, "precision": "fp32", "vae_precision": "auto", "device": "cpu", "offload": "none",
+            "allow_download": False, "weights": "default"}},
+    }
+    widgets = {key: getattr(s, key) for key in ("prompt", "negative_prompt", "width", "height", "num_frames",
+                                                "steps", "guidance_scale", "seed", "batch_size", "target_fps",
+                                                "decode_chunk_size")}
+    names = handle.family.samplers(handle.variant)
+    for chosen in names:
+        prompt[f"options-{chosen}"] = {"class_type": "I2VSamplerOptions", "inputs": {"sampler": chosen}}
+        prompt[f"sample-{chosen}"] = {"class_type": "I2VSample", "inputs": {
+            **widgets, "model": ["model", 0], "image": ["image", 0], "options": [f"options-{chosen}", 0]}}
+        prompt[f"preview-{chosen}"] = {"class_type": "PreviewImage",
+                                       "inputs": {"images": [f"sample-{chosen}", 0]}}
+    result = Host(packs=[str(REPO)], **folders).run(prompt)
+    assert result.status == "success", result.error
+    image = result.output("image")
+    frames = {chosen: result.output(f"sample-{chosen}") for chosen in names}
+    original = stock.scheduler
+    for chosen in names:
+        if chosen != "default":
+            stock.scheduler = schedulers.build(chosen, original)
+        try:
+            reference = sampling.stock_reference(handle, stock, image, s)
+        finally:
+            stock.scheduler = original
+        assert torch.equal(frames[chosen], reference.frames), chosen
