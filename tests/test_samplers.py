@@ -191,6 +191,24 @@ def test_euler_with_flow_shift_5_is_comfyuis_lightx2v_setting(opened, cache, sti
     assert torch.equal(ours, reference.frames)
 
 
+def test_lcm_under_a_family_flow_shift_still_draws_its_noise_from_the_seed(opened, cache, still_image):
+    """WanOptions' flow_shift rebuilds the scheduler from its config inside the call: the lcm scheduler
+    it rebuilds still draws each step's noise from the clip's seed."""
+    handle, stock = opened("tiny-wan2.1-i2v")
+    (wan,) = NODE_CLASS_MAPPINGS["WanOptions"]().build(guidance_scale_2=0.0, boundary_ratio=0.0,
+                                                       flow_shift=5.0)
+    s = settings_for(handle, steps=3, options=sampler("lcm", options=wan))
+    ours = run(handle, still_image, s, cache).frames
+    assert torch.equal(ours, run(handle, still_image, s, cache).frames)
+    original = stock.scheduler
+    stock.scheduler = schedulers.SeededFlowMatchLCMScheduler(num_train_timesteps=1000, shift=5.0)
+    try:
+        reference = sampling.stock_reference(handle, stock, still_image, s)
+    finally:
+        stock.scheduler = original
+    assert torch.equal(ours, reference.frames)
+
+
 def test_the_models_own_scheduler_is_back_after_a_failed_and_a_cancelled_run(opened, cache, still_image):
     handle, _ = opened("tiny-wan2.1-i2v")
     s = settings_for(handle, steps=4)

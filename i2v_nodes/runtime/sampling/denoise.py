@@ -100,7 +100,7 @@ def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, n
         notes = speed.levers(stack, handle=handle, pipe=pipe, device=loaded.device,
                              settings=speed_of(s.options), steps=s.steps, state=loaded.speed,
                              split=denoiser_hook.needed(**layout), calibration_key=key)
-        notes.append(stack.enter_context(samplers.using(pipe, run.sampler, seeds)))
+        notes.append(stack.enter_context(samplers.using(pipe, name=run.sampler, seeds=seeds)))
         run.notes.extend(note for note in notes if note and note not in run.notes)
         denoised = family.denoise(pipe, job, loaded.device)
         if stopped:  # inside the levers: a cancelled run records no MagCache calibration

@@ -65,7 +65,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     pil_images = images_to_pil(images)
     plan = plan_for_run(handle, s, services, cache, family_settings)
     seeds = [(s.seed + i) & MAX_SEED for i in range(s.batch_size)]
-    calls = pipeline_calls(handle.family, sampler_of(s.options).sampler, s.batch_size)
+    calls = pipeline_calls(handle.family, sampler=sampler_of(s.options).sampler, clips=s.batch_size)
     steps = handle.family.steps_run(s.steps, family_settings) * calls
     progress = services.progress(len(pil_images) * (steps + s.batch_size), "I2VSample")
     run = SampleRun(handle, s, family_settings, plan, seeds, services, progress)

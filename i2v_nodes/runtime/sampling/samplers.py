@@ -52,7 +52,7 @@ def using(pipe: Any, name: str, seeds: Sequence[int]) -> Iterator[str]:
     from i2v_nodes.runtime.sampling import schedulers
 
     own = pipe.scheduler
-    chosen = schedulers.build(name, own)
+    chosen = schedulers.build(name, own=own)
     with ExitStack() as stack:
         if draws_noise(name):
             if len(seeds) != 1:

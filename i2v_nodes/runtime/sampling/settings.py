@@ -99,7 +99,7 @@ def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
     settings = s.options.for_family(handle.family.name, handle.name) if s.options is not None else None
     handle.family.check_options(handle.variant, settings)
     speed.check(handle, speed_of(s.options), s.steps)
-    samplers.check(handle, sampler_of(s.options))
+    samplers.check(handle, settings=sampler_of(s.options))
     return settings
 
 
