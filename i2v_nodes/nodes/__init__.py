@@ -6,6 +6,7 @@ from i2v_nodes.nodes.load_model import LoadI2VModel
 from i2v_nodes.nodes.load_model_files import LoadI2VModelFiles
 from i2v_nodes.nodes.lora import I2VLoRA
 from i2v_nodes.nodes.sample import I2VSample
+from i2v_nodes.nodes.sampler_options import I2VSamplerOptions
 from i2v_nodes.nodes.speed_options import I2VSpeedOptions
 from i2v_nodes.nodes.vram_guard import VRAMGuard
 
@@ -17,6 +18,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "LoadI2VModelFiles": LoadI2VModelFiles,
     "I2VLoRA": I2VLoRA,
     "I2VSpeedOptions": I2VSpeedOptions,
+    "I2VSamplerOptions": I2VSamplerOptions,
     **option_nodes(),
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -27,5 +29,6 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "LoadI2VModelFiles": "Load Image-to-Video Model (ComfyUI files)",
     "I2VLoRA": "Image-to-Video LoRA",
     "I2VSpeedOptions": "Speed Options (I2V)",
+    "I2VSamplerOptions": "Sampler Options (I2V)",
     **{name: f"{cls.family.title or cls.family.name} Options (I2V)" for name, cls in option_nodes().items()},
 }

@@ -75,3 +75,16 @@ def defaults(read: Callable[[Rules], Any]) -> str:
                   if read(rules) != read(first)]
         entries.append(f"{family.title} {read(first):g}" + (f" ({'; '.join(others)})" if others else ""))
     return "; ".join(entries)
+
+
+def per_variant(read: Callable[[Family, str], Any], show: Callable[[Any], str] = str) -> str:
+    """``Wan: a; LTX-Video 0.9.5+: b; LTX-Video 0.9.1: c``: what ``read`` gives each family, by variant
+    where its variants differ."""
+    entries = []
+    for family in registry.REGISTERED:
+        values = {variant: read(family, variant) for variant in family.spec.rules}
+        if len(set(values.values())) == 1:
+            entries.append(f"{family.title}: {show(next(iter(values.values())))}")
+        else:
+            entries += [f"{_variant(family, variant)}: {show(value)}" for variant, value in values.items()]
+    return "; ".join(entries)

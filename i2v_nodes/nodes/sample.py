@@ -62,8 +62,9 @@ def family_tips() -> dict[str, str]:
                              f"({family_prose.titles(lambda family: not _chunked(family))}) decode frame by "
                              "frame already and ignore it; VAE tiling saves their memory.",
         "options": "Optional settings only some model families have, from their option node "
-                   f"({option_nodes}), and speed settings from I2VSpeedOptions (CFG truncation, step "
-                   "caches, compile, attention). Options for another family than the model's are refused.",
+                   f"({option_nodes}), speed settings from I2VSpeedOptions (CFG truncation, step "
+                   "caches, compile, attention) and the sampler from I2VSamplerOptions. Options for another "
+                   "family than the model's are refused.",
     }
 
 

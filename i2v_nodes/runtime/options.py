@@ -15,6 +15,15 @@ from i2v_nodes.errors import InputError
 from i2v_nodes.runtime.speed.settings import SpeedSettings
 
 SPEED = "speed"  # the OptionSet.family of speed settings: they apply across families, where supported
+SAMPLER = "sampler"  # the OptionSet.family of the sampler choice: each family says which it runs
+ACROSS_FAMILIES = (SPEED, SAMPLER)
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """What I2VSamplerOptions sets."""
+
+    sampler: str = "default"  # "default" (the model's own scheduler) or a name from the families' SAMPLERS
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class Options:
         """The settings for ``family`` (or None); a set for any other family is an error."""
         chosen = None
         for option_set in self.sets:
-            if option_set.family == SPEED:
+            if option_set.family in ACROSS_FAMILIES:
                 continue
             if option_set.family != family:
                 raise InputError(
@@ -53,6 +62,12 @@ def speed_of(options: Options | None) -> SpeedSettings:
     """The chain's speed settings (the defaults when it has none)."""
     found = [s.settings for s in options.sets if s.family == SPEED] if options is not None else []
     return found[-1] if found else SpeedSettings()
+
+
+def sampler_of(options: Options | None) -> SamplerSettings:
+    """The chain's sampler choice (the model's own when it has none)."""
+    found = [s.settings for s in options.sets if s.family == SAMPLER] if options is not None else []
+    return found[-1] if found else SamplerSettings()
 
 
 def chain(previous: object, new: OptionSet) -> Options:

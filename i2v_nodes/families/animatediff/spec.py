@@ -69,5 +69,6 @@ SPEC = FamilySpec(
     options_node="AnimateDiffOptions",
     option_inputs=OPTION_INPUTS,
     cfg_in_one_call=True,  # one UNet call per step holds both CFG halves, unconditional rows first
+    samplers={PIA: ("euler", "unipc", "dpmpp_2m")},  # as I2VGen-XL: DDIM's betas, no LCM distillation
     # fit_image stays on: the pipeline encodes the image at its own size and stretches the latents
 )

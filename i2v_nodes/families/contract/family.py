@@ -220,6 +220,11 @@ class Family(abc.ABC):
         if options is not None:
             raise InputError("options", f"the {self.name} family takes no options")
 
+    def samplers(self, variant: str) -> tuple[str, ...]:
+        """The samplers this variant runs: "default" (the model's own scheduler), then those its spec
+        allows (``spec.samplers``)."""
+        return ("default", *self.spec.samplers.get(variant, ()))
+
 
 @functools.lru_cache(maxsize=16)
 def _published_description(family: Family, hub_id: str) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:

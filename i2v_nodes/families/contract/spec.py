@@ -8,6 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The samplers a family may allow besides "default" (its model's own scheduler). The engine builds each
+# as a diffusers scheduler from the model's own scheduler config (runtime.sampling.schedulers), so a
+# family only says which ones its stock pipeline can run: some pipelines pass the scheduler custom
+# sigmas, timesteps or per-token timesteps that not every scheduler takes.
+SAMPLERS = ("euler", "unipc", "dpmpp_2m", "lcm")
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -80,6 +86,8 @@ class FamilySpec:
     # INPUT_TYPES entries, with tooltips)
     options_node: str | None = None
     option_inputs: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # variant -> the samplers (names from SAMPLERS) its stock pipeline runs besides its own scheduler
+    samplers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # -- flags the engine branches on --
     fit_image: bool = True  # the pipeline resizes without regard to aspect: centre-crop to it first
     uses_step_callback: bool = True  # progress/cancel via callback_on_step_end (else a denoiser hook)

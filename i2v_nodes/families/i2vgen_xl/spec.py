@@ -41,4 +41,7 @@ SPEC = FamilySpec(
     fit_image=False,  # the pipeline centre-crops the image to the size itself
     uses_step_callback=False,  # no callback_on_step_end: progress and cancel through a UNet hook
     cfg_in_one_call=True,  # one UNet call per step holds both CFG halves, unconditional rows first
+    # DDIM's own discrete-time schedule: any multistep or Euler solver of the same betas steps it (no
+    # LCM: the weights are not consistency-distilled, and LCMScheduler gives NaNs on them)
+    samplers={VARIANT: ("euler", "unipc", "dpmpp_2m")},
 )

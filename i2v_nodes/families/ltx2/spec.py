@@ -43,4 +43,7 @@ SPEC = FamilySpec(
     compile_blocks=True,
     attention_backends=True,
     makes_sound=True,
+    # The pipeline hands the scheduler custom sigmas and a shift (mu): FlowMatchEuler, UniPC and
+    # FlowMatchLCM take them, DPM-Solver does not
+    samplers={variant: ("euler", "unipc", "lcm") for variant in RULES},
 )

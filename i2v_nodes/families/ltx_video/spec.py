@@ -106,4 +106,8 @@ SPEC = FamilySpec(
     step_caches=("first_block", "taylorseer", "magcache", "fastercache"),
     compile_blocks=True,
     attention_backends=True,
+    # LTXConditionPipeline (0.9.5 and later) steps FlowMatchEuler with per-token timesteps, which no other
+    # scheduler takes; LTXImageToVideoPipeline (0.9.1) hands custom sigmas and a shift (mu), which
+    # UniPC and FlowMatchLCM take and DPM-Solver does not
+    samplers={DEV: ("euler",), DISTILLED: ("euler",), LEGACY: ("euler", "unipc", "lcm")},
 )

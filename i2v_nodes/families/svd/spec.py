@@ -81,4 +81,8 @@ SPEC = FamilySpec(
     cfg_in_one_call=True,  # one UNet call per step holds both CFG halves, unconditional rows first
     takes_prompt=False,  # the image is the only conditioning
     vae_tiling=False,  # AutoencoderKLTemporalDecoder has no tiled mode
+    # Its Euler runs in continuous (EDM) time: the UNet takes 0.25 log(sigma), which only the EDM
+    # solvers give; dpmpp_2m is diffusers' EDM DPM-Solver++ with the same Karras sigmas. UniPC and
+    # DPM-Solver in discrete time would feed the UNet timestep indices it never saw.
+    samplers={SVD: ("euler", "dpmpp_2m"), SVD_XT: ("euler", "dpmpp_2m")},
 )

@@ -136,4 +136,6 @@ SPEC = FamilySpec(
     step_caches=("first_block", "taylorseer", "magcache"),
     compile_blocks=True,
     attention_backends=True,
+    # The pipeline only asks the scheduler for its steps: every flow-matching sampler runs
+    samplers={variant: ("euler", "unipc", "dpmpp_2m", "lcm") for variant in RULES},
 )

@@ -16,12 +16,16 @@ def stock_reference(handle: ModelHandle, pipe: Any, image: torch.Tensor, s: Samp
                     decode_chunk: int = 1) -> StockOutput:
     """Frames (and sound) of a plain stock pipeline call on the first image, with the prompt texts and
     the noise the pack draws for ``s.seed``: what :func:`sample` must return, bit for bit (the oracle
-    of the tests and benchmarks)."""
+    of the tests and benchmarks). The pipeline steps the scheduler it has: for a sampler, give it that
+    sampler's scheduler; one that draws noise each step draws the pack's, from ``s.seed``."""
+    from i2v_nodes.runtime.sampling import schedulers  # diffusers' schedulers: not at the nodes' import
+
     family = handle.family
     settings = s.options.for_family(handle.family.name, handle.name) if s.options is not None else None
     noise = family.initial_latents(pipe, handle.variant, [s.seed], s.num_frames, s.height, s.width,
                                    torch.device(handle.device))
     prepared = family.prepare_image(images_to_pil(image)[0], s.width, s.height)
-    return family.stock_output(pipe, StockRun(prepared, s.prompt, s.negative_prompt, noise, s.width, s.height,
-                                              s.num_frames, s.steps, s.guidance_scale, s.target_fps,
-                                              decode_chunk, settings, s.seed, handle.variant))
+    run = StockRun(prepared, s.prompt, s.negative_prompt, noise, s.width, s.height, s.num_frames, s.steps,
+                   s.guidance_scale, s.target_fps, decode_chunk, settings, s.seed, handle.variant)
+    with schedulers.step_noise(s.seed):
+        return family.stock_output(pipe, run)

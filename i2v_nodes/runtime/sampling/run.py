@@ -28,9 +28,10 @@ from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import DTYPES
 from i2v_nodes.runtime.memory import guard
 from i2v_nodes.runtime.memory.devices import cache_budget_bytes
+from i2v_nodes.runtime.options import sampler_of
 from i2v_nodes.runtime.output import audio
 from i2v_nodes.runtime.sampling.decode import decode_checked
-from i2v_nodes.runtime.sampling.denoise import SampleRun, denoise_image
+from i2v_nodes.runtime.sampling.denoise import SampleRun, denoise_image, pipeline_calls
 from i2v_nodes.runtime.sampling.loaded import Loaded, pipeline_loader
 from i2v_nodes.runtime.sampling.plan import plan_for_run, weight_total
 from i2v_nodes.runtime.sampling.settings import (
@@ -64,8 +65,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     pil_images = images_to_pil(images)
     plan = plan_for_run(handle, s, services, cache, family_settings)
     seeds = [(s.seed + i) & MAX_SEED for i in range(s.batch_size)]
-    family = handle.family
-    steps = family.steps_run(s.steps, family_settings) * family.pipeline_calls(s.batch_size)
+    calls = pipeline_calls(handle.family, sampler=sampler_of(s.options).sampler, clips=s.batch_size)
+    steps = handle.family.steps_run(s.steps, family_settings) * calls
     progress = services.progress(len(pil_images) * (steps + s.batch_size), "I2VSample")
     run = SampleRun(handle, s, family_settings, plan, seeds, services, progress)
     loads_before = cache.loads

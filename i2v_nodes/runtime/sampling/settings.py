@@ -14,7 +14,8 @@ from i2v_nodes.errors import InputError
 from i2v_nodes.runtime import speed
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import nonfinite_summary
-from i2v_nodes.runtime.options import Options, speed_of
+from i2v_nodes.runtime.options import Options, sampler_of, speed_of
+from i2v_nodes.runtime.sampling import samplers
 
 MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -98,6 +99,7 @@ def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
     settings = s.options.for_family(handle.family.name, handle.name) if s.options is not None else None
     handle.family.check_options(handle.variant, settings)
     speed.check(handle, speed_of(s.options), s.steps)
+    samplers.check(handle, settings=sampler_of(s.options))
     return settings
 
 
