@@ -91,8 +91,12 @@ def test_lightx2v_tiers_are_the_a14b_files_tiers_with_comfyuis_4_step_settings()
             "inputs"]["policy"]
         sample = api[node_id(api, "I2VSample")]["inputs"]
         assert (sample["steps"], sample["guidance_scale"]) == (4, 1.0)
+        # euler on ComfyUI's simple schedule, chained into WanOptions: what the LoRAs were distilled for
+        chosen = node_id(api, "I2VSamplerOptions")
+        assert api[chosen]["inputs"] == {"sampler": "euler"}
         assert api[node_id(api, "WanOptions")]["inputs"] == {"guidance_scale_2": 1.0, "boundary_ratio": 0.9,
-                                                            "flow_shift": 5.0}
+                                                            "flow_shift": 5.0, "options": [chosen, 0]}
+        assert sample["options"] == [node_id(api, "WanOptions"), 0]
         loras = {n["inputs"]["target"]: key for key, n in api.items() if n["class_type"] == "I2VLoRA"}
         assert {t: (api[key]["inputs"]["lora_name"], api[key]["inputs"]["strength"])
                 for t, key in loras.items()} == {

@@ -68,6 +68,7 @@ class Tier:
     files: dict[str, str] = field(default_factory=dict)  # LoadI2VModelFiles' slot -> ComfyUI's file name
     sound: bool = False  # the model makes sound: I2VSample's audio goes into EncodeVideo
     loras: tuple[tuple[str, str, float], ...] = ()  # I2VLoRA nodes, in chain order: (file, target, strength)
+    sampler: str = "default"  # an I2VSamplerOptions node's sampler where it is not the model's own
     file_set: str = ""  # the family's FileTiers (its suffix) whose files these are; "": ComfyUI's template
 
     @property
@@ -292,7 +293,7 @@ def lora_tiers(lora: Any, tiers: list[Tier]) -> list[Tier]:
             continue
         with_loras = dataclasses.replace(
             tier, name=f"{tier.name}-{lora.suffix}", title=f"{tier.title}{lora.title}", steps=lora.steps,
-            guidance=lora.guidance, options=dict(lora.options),
+            guidance=lora.guidance, options=dict(lora.options), sampler=lora.sampler,
             loras=tuple((name, target, 1.0) for target, name in lora.loras.items()))
         out.append(dataclasses.replace(with_loras, remarks=_lora_remarks(lora, tier, with_loras)))
     return out
@@ -534,6 +535,9 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
         node = registry.get(tier.family).spec.options_node
         options = g.add(node, (420 + dx, 360), (320, 160), list(tier.options.values()))
         g.link(options, "options", sample, "options")
+        if tier.sampler != "default":  # chained into the family's options node
+            chosen = g.add("I2VSamplerOptions", (420 + dx, 560), (320, 80), [tier.sampler])
+            g.link(chosen, "options", options, "options")
     for node in loras:
         g.link(model, "model", node, "model")
         model = node

@@ -57,6 +57,7 @@ class LoraTiers:
     options: Mapping[str, float]  # the family's options node's widgets
     remarks: str  # the Note's words; ``{lora_gib}``: the LoRAs' weight per denoiser
     cell: str  # what the tier table adds to the model's cell
+    sampler: str = "default"  # an I2VSamplerOptions node's sampler, chained before the options node
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,12 @@ LIGHTX2V = LoraTiers(
     steps=4,
     guidance=1.0,
     options={"guidance_scale_2": 1.0, "boundary_ratio": 0.9, "flow_shift": 5.0},
+    sampler="euler",
     remarks=(
         "ComfyUI's own 4-step setup, as its Wan 2.2 14B image-to-video template runs it: lightx2v's "
         "step-distill LoRAs, the high_noise one on the high-noise expert and the low_noise one on the "
-        "low-noise expert (two I2VLoRA nodes, strength 1), then 4 steps without CFG (guidance 1 on both "
+        "low-noise expert (two I2VLoRA nodes, strength 1), then 4 steps of euler on ComfyUI's simple "
+        "schedule (I2VSamplerOptions), what the LoRAs were distilled for, without CFG (guidance 1 on both "
         "experts; WanOptions: flow shift 5 and the experts switching at 0.9, which splits the 4 steps 2 + 2 "
         "as the template does). 4 steps without CFG are 4 transformer calls where 40 steps with CFG are "
         "80: 20x fewer. The two LoRA files go in models/loras/ (ComfyUI's LoRA folder, where the template "

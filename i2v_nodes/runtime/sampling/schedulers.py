@@ -5,7 +5,8 @@ prediction type and timestep spacing.
 Three kinds of own scheduler, told apart by their config:
 
 - flow matching (FlowMatchEuler, or UniPC / DPM-Solver with flow sigmas): euler is
-  ``FlowMatchEulerDiscreteScheduler``, unipc and dpmpp_2m the multistep solvers on flow sigmas, lcm
+  ``FlowMatchEulerDiscreteScheduler`` on ComfyUI's simple schedule (:class:`SimpleFlowMatchEuler`),
+  unipc and dpmpp_2m the multistep solvers on flow sigmas, lcm
   ``FlowMatchLCMScheduler``, all with the model's shift;
 - discrete time (DDIM and the other DDPM-style schedulers): euler is ``EulerDiscreteScheduler``, unipc
   ``UniPCMultistepScheduler``, dpmpp_2m ``DPMSolverMultistepScheduler`` (DPM-Solver++, second order),
@@ -63,6 +64,20 @@ class SeededFlowMatchLCMScheduler(FlowMatchLCMScheduler):
                             return_dict=return_dict)
 
 
+class SimpleFlowMatchEuler(FlowMatchEulerDiscreteScheduler):
+    """Euler on ComfyUI's ``simple`` schedule, what its Wan templates (and the lightx2v LoRAs' 4 steps)
+    run: of the model's 1000 training sigmas, every (1000 / steps)-th from the top, then 0. diffusers'
+    own spacing also reaches the smallest sigma (at 4 steps, shift 5: 1, 0.91, 0.72, 0.02 where
+    ComfyUI steps 1, 0.94, 0.83, 0.63). A pipeline that passes its own sigmas keeps them."""
+
+    def set_timesteps(self, num_inference_steps: int | None = None, device: Any = None,
+                      sigmas: Any = None, mu: float | None = None, timesteps: Any = None) -> None:
+        if sigmas is None and timesteps is None and num_inference_steps:
+            total = self.config.num_train_timesteps
+            sigmas = [1.0 - (x * total // num_inference_steps) / total for x in range(num_inference_steps)]
+        super().set_timesteps(num_inference_steps, device=device, sigmas=sigmas, mu=mu, timesteps=timesteps)
+
+
 @contextmanager
 def step_noise(seed: int) -> Iterator[None]:
     """For one pipeline call: the fresh noise of a sampler that draws it each step comes from a CPU
@@ -84,7 +99,7 @@ Recipe = Callable[[Any], tuple[type, dict[str, Any]]]  # own config -> the class
 
 RECIPES: dict[str, dict[str, Recipe]] = {
     FLOW: {
-        "euler": lambda c: (FlowMatchEulerDiscreteScheduler, {"shift": _shift(c)}),
+        "euler": lambda c: (SimpleFlowMatchEuler, {"shift": _shift(c)}),
         "unipc": lambda c: (UniPCMultistepScheduler, {**FLOW_SOLVER, "flow_shift": _shift(c)}),
         "dpmpp_2m": lambda c: (DPMSolverMultistepScheduler,
                                {**FLOW_SOLVER, **DPMPP_2M, "flow_shift": _shift(c)}),
