@@ -126,7 +126,8 @@ def _adapt(
 
 def render_report(handle: ModelHandle, plan: Plan) -> str:
     shape = plan.shape
-    verdict = "fits" if plan.fits else "DOES NOT FIT"
+    # each line judges its own memory; the run fits when every line does (plan.fits)
+    verdict = "fits" if plan.estimate.peak <= plan.usable else "DOES NOT FIT"
     weights = ", fp8 weights" if handle.weights == "fp8" else ""
     lines = [
         f"VRAMGuard [{plan.policy}]: {handle.name} ({handle.variant}, {handle.precision}{weights}, VAE "
