@@ -50,6 +50,19 @@ def test_tracer_treats_attention_as_a_fused_kernel():
     assert memtrace.peak_bytes(attend, q, k, v) == 8 * 4096 * 64 * 4
 
 
+def test_a_trace_for_cuda_counts_rms_norm_as_its_fused_kernel():
+    norm = torch.nn.RMSNorm(5120, device="meta", dtype=torch.bfloat16)
+    with torch.device("meta"):
+        x = torch.empty(1, 4096, 5120, dtype=torch.bfloat16)  # 40 MiB
+    out = 4096 * 5120 * 2
+    # CUDA's kernel allocates the output alone; a CPU (and meta) computes in float32 temporaries
+    assert memtrace.peak_bytes(norm, x, kernels="cuda") == out
+    assert memtrace.peak_bytes(norm, x, kernels="cpu") >= 2 * 4096 * 5120 * 4
+    # with a weight of another dtype CUDA decomposes it too
+    wide = torch.nn.RMSNorm(5120, device="meta", dtype=torch.float32)
+    assert memtrace.peak_bytes(wide, x, kernels="cuda") > out
+
+
 def test_estimate_grows_with_every_dimension(full_size):
     base = memory.RunShape(256, 256, 8, batch_size=1)
     options = memory.MemoryOptions(decode_chunk=1)

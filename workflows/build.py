@@ -295,8 +295,30 @@ def lora_tiers(lora: Any, tiers: list[Tier]) -> list[Tier]:
             tier, name=f"{tier.name}-{lora.suffix}", title=f"{tier.title}{lora.title}", steps=lora.steps,
             guidance=lora.guidance, options=dict(lora.options), sampler=lora.sampler,
             loras=tuple((name, target, 1.0) for target, name in lora.loras.items()))
+        with_loras = _lightest_offload_that_fits(with_loras)
         out.append(dataclasses.replace(with_loras, remarks=_lora_remarks(lora, tier, with_loras)))
     return out
+
+
+def _lightest_offload_that_fits(tier: Tier) -> Tier:
+    """The tier with its file tier's offload, or the next one up where the LoRAs' weights tip it over
+    (a 48 GB tier that fitted with 0.8 GiB to spare)."""
+    from i2v_nodes.errors import MemoryGuardError
+    from i2v_nodes.runtime import memory
+    from i2v_nodes.runtime.memory import guard, planner
+
+    shape = memory.RunShape(tier.width, tier.height, tier.frames)
+    budget = planner.Machine(tier.card_gib, tier.ram_gib).budget()
+    order = ("none", "model", "group")
+    for offload in order[order.index(tier.offload):] if tier.offload in order else (tier.offload,):
+        candidate = dataclasses.replace(tier, offload=offload)
+        try:
+            plan = guard.plan_run(tier_handle(candidate), shape, tier.policy, budget)
+        except MemoryGuardError:
+            continue
+        if plan.fits and not any(change.startswith("offload") for change in plan.changes):
+            return candidate
+    return tier
 
 
 def _lora_remarks(lora: Any, tier: Tier, with_loras: Tier) -> str:

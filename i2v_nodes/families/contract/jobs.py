@@ -21,10 +21,11 @@ class Trace:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     repeat: tuple[tuple[Any, str], ...] = ()
 
-    def peak_bytes(self) -> int:
+    def peak_bytes(self, kernels: str = "cpu") -> int:
+        """``kernels``: the device ("cpu" or "cuda") whose fused kernels the run would use."""
         from i2v_nodes.runtime.memory.trace import peak_bytes
 
-        return peak_bytes(self.fn, *self.args, repeat=self.repeat, **self.kwargs)
+        return peak_bytes(self.fn, *self.args, repeat=self.repeat, kernels=kernels, **self.kwargs)
 
 
 @dataclass(frozen=True)
