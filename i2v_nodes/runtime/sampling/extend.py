@@ -5,7 +5,7 @@ speed levers, the sampler, the checked decode), conditioned on the clip so far: 
 frames through the family's video conditioning where the variant has it (``Family.continuation``),
 else on its last frame as the input image. A segment starts with those frames again; they are dropped,
 so the video holds each frame once. With ``color_match`` each segment's colours are matched to the
-first segment's (:mod:`.color_match`) before the next segment continues from it, so drift does not
+first segment's last frames (:mod:`.color_match`) before the next segment continues from it, so drift does not
 accumulate. Segment i draws its noise from its own seed, derived from the node's seed, so a run
 reproduces and no segment repeats the noise of the clip (seed) it continues.
 
@@ -121,7 +121,7 @@ def _segments(run: _Extension, video: torch.Tensor,
               cache: ModelCache) -> tuple[list[torch.Tensor], list[dict[str, Any] | None]]:
     """Each segment's new frames (after the clip given), and each segment's sound (None: none)."""
     s, overlap = run.settings, run.overlap
-    reference = color_match.reference_of(video) if run.extend.color_match else None
+    reference = color_match.reference_of(video[-overlap:]) if run.extend.color_match else None
     by_frames = takes_frames(run.handle)
     pieces, sounds, tail = [video], [], video[-overlap:]
     for index in range(run.extend.segments):
