@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import torch
 
 from i2v_nodes.errors import InputError
+from i2v_nodes.families.contract.continuation import Continuation
 from i2v_nodes.families.contract.files import LoadSpec, SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
 from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
@@ -65,6 +66,8 @@ class Family(abc.ABC):
     traces: MemoryTraces
     files: SingleFiles | None = None  # how it reads ComfyUI's single files; None: it reads none
     tiers: Tiers | None = None  # the tier workflows it ships; None: none
+    # how it continues a clip from its last frames (I2VExtend); None: from the last frame as its image
+    continuation: Continuation | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.name!r}>"

@@ -45,6 +45,7 @@ from i2v_nodes.families.ltx2.configs import (
     STG_BLOCK,
     LTX2Settings,
 )
+from i2v_nodes.families.ltx2.continuation import CONTINUATION
 from i2v_nodes.families.ltx2.spec import LTX2, RULES, SPEC, TEXT_TOKENS
 from i2v_nodes.families.ltx2.tiers import TIERS
 from i2v_nodes.families.ltx2.traces import LTX2Traces
@@ -68,6 +69,7 @@ class LTX2Family(Family):
     traces = LTX2Traces()
     tiers = TIERS
     files = FILES
+    continuation = CONTINUATION
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

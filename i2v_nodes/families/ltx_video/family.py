@@ -35,6 +35,7 @@ from i2v_nodes.families.contract.files import SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, PromptEncoding, StockOutput, StockRun
 from i2v_nodes.families.ltx_video import components, files, load, write
 from i2v_nodes.families.ltx_video.configs import BLOCK_095, DEV, DISTILLED, LEGACY
+from i2v_nodes.families.ltx_video.continuation import CONTINUATION
 from i2v_nodes.families.ltx_video.spec import (
     CONDITION,
     CONDITION_ONLY,
@@ -69,6 +70,7 @@ class LTXVideoFamily(Family):
     traces = LTXVideoTraces()
     tiers = TIERS
     files = FILES
+    continuation = CONTINUATION
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

@@ -36,6 +36,9 @@ class SampleRun:
     progress: Any
     notes: list[str] = field(default_factory=list)  # what the speed settings did, for the report
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, lora, denoise, decode
+    # I2VExtend: the frames (uint8 [k, H, W, 3]) a segment continues from through the family's video
+    # conditioning (its ``continuation``); None: the image conditions the run
+    continue_from: Any = None
 
     @property
     def cfg(self) -> bool:
@@ -102,7 +105,7 @@ def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, n
                              split=denoiser_hook.needed(**layout), calibration_key=key)
         notes.append(stack.enter_context(samplers.using(pipe, name=run.sampler, seeds=seeds)))
         run.notes.extend(note for note in notes if note and note not in run.notes)
-        denoised = family.denoise(pipe, job, loaded.device)
+        denoised = family.denoise(_conditioned(run, pipe), job, loaded.device)
         if stopped:  # inside the levers: a cancelled run records no MagCache calibration
             services.check_interrupt()  # raises the host's own interrupt exception
             raise I2VError("the run was cancelled")
@@ -115,6 +118,14 @@ def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, n
             f"the denoised latents contain {problem} (denoiser in {handle.precision}); the denoiser "
             "overflowed: use precision bf16 or fp32, or a lower guidance_scale")
     return denoised
+
+
+def _conditioned(run: SampleRun, pipe: Any) -> Any:
+    """The pipeline this call runs: the loaded one, or for a segment that continues from frames, the
+    family's video-conditioned pipeline on the same components (made now, with the sampler set)."""
+    if run.continue_from is None:
+        return pipe
+    return run.handle.family.continuation.pipeline(pipe, run.continue_from)
 
 
 def _joined(parts: list[Denoised]) -> Denoised:
