@@ -35,7 +35,7 @@ import torch
 
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.files import LoadSpec, SingleFiles
-from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
+from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, Keyframe, StockOutput, StockRun
 from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
 from i2v_nodes.families.contract.tiers import Tiers
 from i2v_nodes.families.contract.traces import MemoryTraces
@@ -56,6 +56,7 @@ class CallSettings(Protocol):
     target_fps: int
     options: Any
     variant: str
+    keyframes: tuple[Keyframe, ...]  # images at later frames (an end image), each prepared like ``image``
 
 
 class Family(abc.ABC):

@@ -8,6 +8,7 @@ speed levers (:mod:`.denoiser_hook` counts denoiser calls where a pipeline has n
 stock call the pack must equal. The names below are the package's front.
 """
 
+from i2v_nodes.runtime.sampling.keyframes import capable_models
 from i2v_nodes.runtime.sampling.oracle import stock_reference
 from i2v_nodes.runtime.sampling.plan import budget_for, plan_for_run, run_shape
 from i2v_nodes.runtime.sampling.run import default_cache, sample
@@ -23,5 +24,5 @@ from i2v_nodes.runtime.sampling.settings import (
 )
 
 __all__ = ["MAX_BATCH", "MAX_FRAMES", "MAX_SEED", "MAX_SIDE", "SampleResult", "SampleSettings", "budget_for",
-           "default_cache", "plan_for_run", "run_shape", "sample", "stock_reference", "validate_settings",
-           "validate_shape"]
+           "capable_models", "default_cache", "plan_for_run", "run_shape", "sample", "stock_reference",
+           "validate_settings", "validate_shape"]
