@@ -240,6 +240,9 @@ def test_an_end_image_conditions_the_last_frame_as_the_stock_pipeline_does(tiny,
     assert torch.equal(ours.frames, reference.frames)
     again = sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache, end_images=end)
     assert torch.equal(ours.frames, again.frames)
+    other = sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache,
+                            end_images=still_image)
+    assert not torch.equal(ours.frames, other.frames)  # the end image's content shows in the frames
     if not takes.required:
         alone = sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache)
         assert not torch.equal(ours.frames, alone.frames)

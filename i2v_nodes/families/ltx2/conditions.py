@@ -5,7 +5,10 @@ with keyframes (an end image on the last frame, or any later frame), the stock
 The condition pipeline writes the start image over the first latent frame, as the image-to-video
 one does, and appends each later keyframe to the sequence as one more latent frame of tokens at its
 frame's position (the spec's ``appended_frames``), held at full strength; every image is
-re-compressed at the same CRF as the start image (LTX2Options' ``image_crf``).
+re-compressed at the same CRF as the start image (LTX2Options' ``image_crf``). The pipeline places a
+condition by *latent* frame (as the original LTX-2 code does): output frame f goes to latent frame
+ceil(f / 8), so the last frame (8k) is the last latent frame and a frame between two latent
+boundaries goes to the next one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import inspect
 from typing import Any
 
 import torch
+
+from i2v_nodes.families.ltx2.spec import RULES
 
 
 def pipeline_for(pipe: Any, call: Any) -> Any:
@@ -35,9 +40,10 @@ def image_arguments(call: Any, crf: int) -> dict[str, Any]:
         return {"image": call.image, "image_crf": crf}
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
-    images = [(call.image, 0), *((k.image, k.frame) for k in call.keyframes)]
-    return {"conditions": [LTX2VideoCondition(frames=image, index=frame, strength=1.0, crf=crf)
-                           for image, frame in images]}
+    temporal = RULES[call.variant].vae_temporal
+    images = [(call.image, 0), *((k.image, -(-k.frame // temporal)) for k in call.keyframes)]
+    return {"conditions": [LTX2VideoCondition(frames=image, index=latent, strength=1.0, crf=crf)
+                           for image, latent in images]}
 
 
 def video_tokens(pipe: Any, packed: torch.Tensor, frames: int, height: int, width: int) -> torch.Tensor:
