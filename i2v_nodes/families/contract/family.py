@@ -10,7 +10,8 @@ and run the stock pipeline (prompt, noise, denoise, decode) and the oracle.
 
 **The pack's run and the oracle.** Both call the same stock pipeline, and they share exactly one
 thing: :meth:`Family.call_arguments`, which maps the run's settings (image, noise, size, frames,
-steps, guidance, fps, the family's options) to the pipeline's keyword arguments. Everything the pack
+steps, guidance, fps, the family's options, the keyframes: an end image) to the pipeline's keyword
+arguments. Everything the pack
 adds stays on its own path, in :meth:`Family.denoise`: the remembered prompt embeddings, the step
 callback (progress, cancel, CFG truncation), the speed levers, ``output_type="latent"`` and the
 pack's own decode with its NaN retry. :meth:`Family.stock_output`, the oracle, adds only the prompt

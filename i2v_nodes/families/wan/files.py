@@ -73,15 +73,6 @@ def identify(header: Header) -> FilePart | None:
     return None
 
 
-# --- formats -------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
 def _metadata_config(header: Header) -> dict[str, Any]:
     text = header.metadata.get("config")
     if not text:
@@ -91,8 +82,6 @@ def _metadata_config(header: Header) -> dict[str, Any]:
     except ValueError as exc:
         raise ModelError(f"{header.path.name}: its metadata 'config' is not JSON: {exc}") from exc
     return config if isinstance(config, dict) else {}
-
-
 
 
 def _expert_hint(header: Header) -> str:
@@ -131,10 +120,8 @@ def _transformer(header: Header) -> FilePart | None:
             f"{header.path.name} is a Wan text-to-video model (16 input channels); image-to-video needs "
             "an I2V file (36 channels, or 48 for TI2V-5B)"
         )
-    variant = {(36, True): WAN21, (36, False): A14B, (48, False): TI2V}.get((in_dim, image))
     flf = header.has(prefix + "img_emb.emb_pos")  # FLF2V: positions for two images' CLIP states
-    if flf and variant == WAN21:
-        variant = FLF2V
+    variant = {(36, True): FLF2V if flf else WAN21, (36, False): A14B, (48, False): TI2V}.get((in_dim, image))
     if variant is None:
         raise ModelError(
             f"{header.path.name}: a Wan transformer with {in_dim} input channels, a layout this pack "
@@ -159,19 +146,10 @@ def _transformer(header: Header) -> FilePart | None:
     if flf:
         config["pos_embed_seq_len"] = shape("img_emb.emb_pos")[1]
     config.update(_metadata_config(header))
-    return FilePart(
-        header.path,
-        "denoiser",
-        variant,
-        file_format(header),
-        config,
-        weight_params(header),
-        hint=_expert_hint(header),
-        float8_params=float8_params(header, ("time_embedding.",)),  # diffusers keeps it in fp32
-        gguf=gguf_weights(header, FP32_PARTS),
-    )
-
-
+    return FilePart(header.path, "denoiser", variant, file_format(header), config, weight_params(header),
+                    hint=_expert_hint(header),
+                    float8_params=float8_params(header, ("time_embedding.",)),  # diffusers keeps it in fp32
+                    gguf=gguf_weights(header, FP32_PARTS))
 
 
 def _umt5(header: Header) -> FilePart | None:
@@ -322,8 +300,8 @@ def assemble(parts: Mapping[str, FilePart]) -> FileSet:
         if clip is None:
             raise InputError(
                 "clip_vision",
-                f"{first.path.name} is {_NAMES[variant]}, which also needs its CLIP vision model "
-                "(clip_vision_h.safetensors in ComfyUI's clip_vision folder)",
+                f"{first.path.name} is Wan 2.1 {'FLF2V' if variant == FLF2V else 'I2V'}, which also needs "
+                "its CLIP vision model (clip_vision_h.safetensors in ComfyUI's clip_vision folder)",
             )
         if clip.config["hidden_size"] != first.config["image_dim"]:
             raise InputError(

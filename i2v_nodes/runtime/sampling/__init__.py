@@ -1,6 +1,7 @@
 """Sampling: image and prompt to frames, one module per step of a run.
 
-:mod:`.settings` checks I2VSample's settings and images before any work; :mod:`.plan` takes
+:mod:`.settings` checks I2VSample's settings and images before any work, :mod:`.keyframes` its end
+image; :mod:`.plan` takes
 VRAMGuard's plan or makes one; :mod:`.loaded` is a pipeline in the process cache with what runs on
 it remember; :mod:`.denoise` makes one stock pipeline call per image with progress, cancel and the
 speed levers (:mod:`.denoiser_hook` counts denoiser calls where a pipeline has no step callback);
