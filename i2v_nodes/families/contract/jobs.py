@@ -29,6 +29,15 @@ class Trace:
 
 
 @dataclass(frozen=True)
+class Keyframe:
+    """An image the video must show at a frame other than the first (I2VSample's ``end_image`` is one at
+    the last frame), prepared as the family prepares its start image."""
+
+    image: Any  # PIL image
+    frame: int  # 0-based output frame
+
+
+@dataclass(frozen=True)
 class DenoiseJob:
     """Everything one stock pipeline call needs, for one input image and its clips."""
 
@@ -47,6 +56,7 @@ class DenoiseJob:
     seeds: tuple[int, ...] = ()  # one per clip: for pipelines that draw more noise than the initial latents
     variant: str = ""  # the model's variant (its rules and defaults)
     cfg_steps: int = 0  # guidance only in the first this many steps (CFG truncation); 0 = in all
+    keyframes: tuple[Keyframe, ...] = ()  # images at later frames (the spec's ``keyframes`` says which)
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,7 @@ class StockRun:
     options: Any = None  # the family's settings
     seed: int = 0  # what the pack's clip seed is: for pipelines that draw more noise than the latents
     variant: str = ""
+    keyframes: tuple[Keyframe, ...] = ()
 
 
 class StepCancelled(Exception):

@@ -11,7 +11,7 @@ import torch
 
 from i2v_nodes.errors import I2VError, NonFiniteError
 from i2v_nodes.families.contract.family import Family
-from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob
+from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, Keyframe
 from i2v_nodes.runtime import speed
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import nonfinite_summary
@@ -55,18 +55,20 @@ def pipeline_calls(family: Family, sampler: str, clips: int) -> int:
 
 
 def denoise_image(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor,
-                  negative: torch.Tensor | None) -> Denoised:
-    """The stock pipeline for one image and all its clips, with progress and cancel: one call, or one
-    per clip with a sampler that draws noise each step (each clip's from its own seed, so a clip of a
-    batch still equals a single run with its seed)."""
+                  negative: torch.Tensor | None, keyframes: tuple[Keyframe, ...] = ()) -> Denoised:
+    """The stock pipeline for one image (and its ``keyframes``: an end image) and all its clips, with
+    progress and cancel: one call, or one per clip with a sampler that draws noise each step (each
+    clip's from its own seed, so a clip of a batch still equals a single run with its seed)."""
     if samplers.draws_noise(run.sampler) and len(run.seeds) > 1:
-        return _joined([_denoise(run, loaded, image, prompt, negative, [seed]) for seed in run.seeds])
-    return _denoise(run, loaded, image, prompt, negative, run.seeds)
+        return _joined([_denoise(run, loaded, (image, keyframes), prompt, negative, [seed])
+                        for seed in run.seeds])
+    return _denoise(run, loaded, (image, keyframes), prompt, negative, run.seeds)
 
 
-def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, negative: torch.Tensor | None,
-             seeds: list[int]) -> Denoised:
-    """One stock pipeline call for ``seeds``' clips."""
+def _denoise(run: SampleRun, loaded: Loaded, images: tuple[Any, tuple[Keyframe, ...]], prompt: torch.Tensor,
+             negative: torch.Tensor | None, seeds: list[int]) -> Denoised:
+    """One stock pipeline call for ``seeds``' clips of one image and its keyframes."""
+    image, keyframes = images
     handle, s, services, options = run.handle, run.settings, run.services, run.plan.options
     family, pipe = handle.family, loaded.pipeline
     services.check_interrupt()
@@ -85,7 +87,7 @@ def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, n
                      width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
                      guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
                      step_end=step_end if family.spec.uses_step_callback else None, seeds=tuple(seeds),
-                     variant=handle.variant, cfg_steps=guided)
+                     variant=handle.variant, cfg_steps=guided, keyframes=keyframes)
     halves = 2 if run.cfg and family.spec.cfg_in_one_call else 1
     # clips per stock pipeline call: a family that loops over its clips calls with one at a time
     clips = len(seeds) // family.pipeline_calls(len(seeds))
