@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -225,3 +226,19 @@ def test_tracing_never_changes_the_shared_meta_vae(a14b):
     tiled.peak_bytes()
     plain.peak_bytes()
     assert not plain_vae.use_tiling and tiled_vae.use_tiling
+
+
+def test_group_offload_on_cuda_counts_the_pinned_copies_of_two_groups_in_ram(a14b):
+    from i2v_nodes.runtime.memory import weights
+
+    shape = memory.RunShape(832, 480, 81)
+    group = memory.MemoryOptions(offload="group")
+    pinned = weights.pinned_bytes(a14b, "group")
+    block = sum(p.numel() for p in a14b.family.traces.meta_component(
+        "transformer", json.dumps(a14b.configs["transformer"], sort_keys=True), torch.float32).blocks[0]
+        .parameters()) * 2
+    assert pinned >= 2 * block  # two blocks of an expert at least (here UMT5's table, pinned leaf by leaf)
+    model = memory.ram_phases(a14b, shape, memory.MemoryOptions(offload="model"))["run"]
+    assert memory.ram_phases(a14b, shape, group)["run"] - model == pinned  # the same weights in RAM
+    assert weights.pinned_bytes(a14b, "model") == weights.pinned_bytes(a14b, "sequential") == 0
+    assert weights.pinned_bytes(dataclasses.replace(a14b, device="cpu"), "group") == 0

@@ -29,6 +29,7 @@ from i2v_nodes.runtime.memory.weights import (
     in_place_bytes,
     largest_layer_bytes,
     on_cpu,
+    pinned_bytes,
     read_bytes,
     resident_weights,
     streamed_weights,
@@ -278,7 +279,8 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
     clip = shape.num_frames * _frame_bytes(shape)  # the clip being copied off the device
     return {
         "load": _estimate("load", load_peak, 0, 0, HOST_RUNTIME_BYTES),
-        "run": _estimate("run", in_ram, 0, frames + clip, HOST_RUNTIME_BYTES + _compile_ram(shape),
+        "run": _estimate("run", in_ram, 0, frames + clip + pinned_bytes(handle, options.offload),
+                         HOST_RUNTIME_BYTES + _compile_ram(shape),
                          _file_backed(handle, options, in_ram) if options.offload != "none" else 0),
     }
 
