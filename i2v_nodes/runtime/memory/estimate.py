@@ -18,12 +18,12 @@ while the weights are read and, for fp8 storage, cast.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.runtime.loading.handle import ModelHandle
-from i2v_nodes.runtime.loading.precision import bytes_per_element, dtype_of
+from i2v_nodes.runtime.loading.precision import bytes_per_element
+from i2v_nodes.runtime.memory import peaks
 from i2v_nodes.runtime.memory.weights import (
     PHASES,
     in_place_bytes,
@@ -116,24 +116,23 @@ def denoiser_rows(handle: ModelHandle, shape: RunShape, options: MemoryOptions) 
     return clips * (2 if both_halves else 1)
 
 
-@functools.lru_cache(maxsize=512)
 def _traced_denoiser(family: Family, variant: str, configs: str, precision: str, rows: int, frames: int,
-                     height: int, width: int) -> int:
-    trace = family.traces.denoiser(variant, configs, dtype_of(precision), rows, frames, height, width)
-    return trace.peak_bytes()
+                     height: int, width: int, kernels: str) -> int:
+    return peaks.denoiser(family, variant, configs, precision, rows, frames, height, width, kernels)
 
 
-@functools.lru_cache(maxsize=512)
 def _traced_vae(family: Family, variant: str, configs: str, precision: str, direction: str, frames: int,
-                height: int, width: int, tiling: bool) -> int:
-    trace = family.traces.vae(variant, configs, dtype_of(precision), direction, frames, height, width, tiling)
-    return trace.peak_bytes()
+                height: int, width: int, tiling: bool, kernels: str) -> int:
+    return peaks.vae(family, variant, configs, precision, direction, frames, height, width, tiling, kernels)
 
 
-@functools.lru_cache(maxsize=64)
-def _traced_encoders(family: Family, variant: str, configs: str, precision: str) -> int:
-    traces = family.traces.encoders(variant, configs, dtype_of(precision))
-    return max((trace.peak_bytes() for trace in traces), default=0)
+def _traced_encoders(family: Family, variant: str, configs: str, precision: str, kernels: str) -> int:
+    return peaks.encoders(family, variant, configs, precision, kernels)
+
+
+def _kernels(handle: ModelHandle) -> str:
+    """Whose fused kernels the run uses: CUDA's fuse more than a CPU's (see memory.trace)."""
+    return "cuda" if str(handle.device).split(":")[0] == "cuda" else "cpu"
 
 
 def denoiser_activations(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> int:
@@ -141,7 +140,7 @@ def denoiser_activations(handle: ModelHandle, shape: RunShape, options: MemoryOp
     GGUF's dequantisation of its costliest matrix (each is dequantised as its layer runs)."""
     rows = denoiser_rows(handle, shape, options)
     traced = _traced_denoiser(handle.family, handle.variant, handle.configs_json, handle.precision, rows,
-                              shape.num_frames, shape.height, shape.width)
+                              shape.num_frames, shape.height, shape.width, _kernels(handle))
     parts = handle.files.parts if handle.files is not None else {}
     gguf = [parts[c].gguf.dequantise_peak for c in handle.roles.denoisers if c in parts and parts[c].gguf]
     if gguf:
@@ -162,8 +161,8 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
     buffers = 0
     if phase == "encode":
         act = max(_traced_vae(family, variant, configs, handle.vae_precision, "encode", shape.num_frames,
-                              shape.height, shape.width, options.vae_tiling),
-                  _traced_encoders(family, variant, configs, handle.precision))
+                              shape.height, shape.width, options.vae_tiling, _kernels(handle)),
+                  _traced_encoders(family, variant, configs, handle.precision, _kernels(handle)))
     elif phase == "denoise":
         act = denoiser_activations(handle, shape, options)
         latent_elems = (rules.latent_channels * rules.latent_frames(shape.num_frames)
@@ -174,7 +173,7 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
     else:
         frames = min(options.decode_chunk, shape.num_frames) if rules.chunked_decode else shape.num_frames
         act = _traced_vae(family, variant, configs, handle.vae_precision, "decode", frames, shape.height,
-                          shape.width, options.vae_tiling)
+                          shape.width, options.vae_tiling, _kernels(handle))
         buffers = shape.num_frames * _frame_bytes(shape) * 2  # one clip decoded, plus its IMAGE copy
         if on_cpu(handle):  # the IMAGE output of every clip lives in the same RAM
             buffers += shape.num_frames * _frame_bytes(shape) * shape.batch_size
