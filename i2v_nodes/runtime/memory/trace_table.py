@@ -119,8 +119,18 @@ def side_points(size_multiple: int) -> list[int]:
     return sorted({size_multiple, *(p // size_multiple * size_multiple for p in SIDE_POINTS)})
 
 
-def grid(axes: Mapping[str, Sequence[int]]) -> list[dict[str, int]]:
+Axes = Mapping[str, Sequence[int]] | Sequence[tuple[str, Sequence[int]]]
+
+
+def axes_of(axes: Axes) -> dict[str, Sequence[int]]:
+    """A grid's axes in their order (the table stores them as [name, points] pairs: JSON objects with
+    sorted keys would lose the order the values are stored in)."""
+    return dict(axes)
+
+
+def grid(axes: Axes) -> list[dict[str, int]]:
     """Every point of the grid, in the order the table stores their values (the last axis fastest)."""
+    axes = axes_of(axes)
     names = list(axes)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(axes[n] for n in names))]
 
@@ -131,7 +141,7 @@ def interpolate(phase: Mapping[str, Any], point: Mapping[str, int]) -> int | Non
     exact = phase.get("exact", {}).get(point_key(point))
     if exact is not None:
         return exact
-    axes: dict[str, list[int]] = phase["axes"]
+    axes = axes_of(phase["axes"])
     cells = []
     for name, points in axes.items():
         value = max(point[name], points[0])  # below the first point: the first point's peak bounds it
