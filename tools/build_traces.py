@@ -124,12 +124,12 @@ def describe(hub_id: str) -> tuple[str, dict, dict]:
     h = handle(hub_id)
     family = h.family
     published = json.dumps(family.published_configs(hub_id), sort_keys=True)
-    described = {"published": trace_table.text_hash(published),
+    described = {"published": trace_table.config_hash(published),
                  "configs": h.configs, "params": [list(p) for p in h.params]}
     parts = {}
     for role in family.roles(h.variant).weighted:
         config = json.dumps(h.configs.get(role, {}), sort_keys=True)
-        parts[f"{family.name}|{role}|{trace_table.text_hash(config)}"] = list(
+        parts[f"{family.name}|{role}|{trace_table.config_hash(config)}"] = list(
             weights.measure_parts(family, role, config))
     return f"{family.name}|{hub_id}", described, parts
 
@@ -156,14 +156,14 @@ def build(jobs: int, samples: int, resume: bool) -> None:
     table = {"format": trace_table.FORMAT, "tracer": trace_table.tracer_hash(),
              "libraries": trace_table.library_versions(), "kernels": KERNELS, "descriptions": {}, "parts": {},
              "traces": {}}
-    old = trace_table.read()
+    old = trace_table.read(OUT[0])
     if resume and trace_table.current(old):
         table["traces"] = old["traces"]
     for key, described, parts in map(describe, sorted(registry.known_hub_ids())):
         table["descriptions"][key] = described
         table["parts"].update(parts)
     work = [(hub, phase, samples) for hub in distinct_models() for phase in phases(hub)
-            if not built(table, hub, phase)]
+            if not built(table, hub, phase) and selected(hub, phase)]
     work.sort(key=lambda job: "tiled" in job[1])  # the quick ones first
     log.info("%d phases to trace", len(work))
     save(table)
@@ -234,8 +234,19 @@ def built(table: dict, hub_id: str, phase: str) -> bool:
     return slot.get("family_code") == peaks.family_code(h.family) and phase_key(h, phase) in slot["phases"]
 
 
+ONLY: dict[str, list[str]] = {"models": [], "phases": []}  # --models / --phases: a part of the work
+
+
+def selected(hub_id: str, phase: str) -> bool:
+    return ((not ONLY["models"] or hub_id in ONLY["models"])
+            and (not ONLY["phases"] or phase in ONLY["phases"]))
+
+
+OUT = [trace_table.TABLE_PATH]  # --out
+
+
 def save(table: dict) -> None:
-    path = trace_table.TABLE_PATH
+    path = OUT[0]
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(table, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
     os.replace(temporary, path)
@@ -292,6 +303,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="trace a sample again and compare")
     parser.add_argument("--resume", action="store_true", help="keep the phases the current table has")
+    parser.add_argument("--models", nargs="*", default=[], help="only these hub ids (a part of the build)")
+    parser.add_argument("--phases", nargs="*", default=[], help="only these phases (e.g. vae-decode-tiled)")
+    parser.add_argument("--out", type=Path, default=trace_table.TABLE_PATH, help="where to write the table")
     parser.add_argument("--record-only", type=Path, metavar="FILE", help="only trace what the tiers ask, "
                         "into FILE (to run beside a build)")
     parser.add_argument("--exact-from", type=Path, metavar="FILE", help="put FILE's recorded points into the "
@@ -301,6 +315,8 @@ def main() -> int:
                         "points per phase with --check)")
     args = parser.parse_args()
     _logging()
+    ONLY.update(models=args.models, phases=args.phases)
+    OUT[0] = args.out
     if args.check:
         return check(args.jobs, args.samples)
     if args.record_only:
@@ -311,6 +327,8 @@ def main() -> int:
         asked = json.loads(args.exact_from.read_text(encoding="utf-8"))
     else:
         build(args.jobs, args.samples, args.resume)
+        if ONLY["models"] or ONLY["phases"]:
+            return 0  # a part: merged into the whole by hand
         asked = record_asked(config_keys())
     table = trace_table.read()
     added = add_exact(table, asked)

@@ -109,7 +109,8 @@ def published_description(family: Family, hub_id: str) -> tuple[dict[str, Any], 
     shipped = trace_table.description(family.name, hub_id, published)
     if shipped is not None:
         return shipped
-    key = json.dumps([hub_id, published, trace_table.library_versions()], sort_keys=True)
+    key = json.dumps([hub_id, trace_table.config_hash(json.dumps(published, sort_keys=True)),
+                      trace_table.library_versions()])
     name = f"described-{family.name}-{trace_table.text_hash(key)}"
     configs, params = trace_cache.remembered(name, "description",
                                              lambda: list(family.published_description(hub_id)))

@@ -77,8 +77,8 @@ def family_code(family: Family) -> str:
 
 def cache_name(family: Family, variant: str, configs: str) -> str:
     """The disk cache file of one configuration, under this tracer, family code and libraries."""
-    code = [family.name, variant, configs, trace_table.tracer_hash(), family_code(family),
-            trace_table.library_versions()]
+    code = [family.name, variant, trace_table.config_hash(configs), trace_table.tracer_hash(),
+            family_code(family), trace_table.library_versions()]
     return f"{family.name}-{variant}-{trace_table.text_hash(json.dumps(code, sort_keys=True))}"
 
 

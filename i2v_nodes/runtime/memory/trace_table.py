@@ -61,6 +61,24 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# Lists whose order means nothing: diffusers writes the config keys it filled with defaults from a set,
+# so their order changes from one process to the next (hash randomisation).
+UNORDERED = ("_use_default_values",)
+
+
+@functools.lru_cache(maxsize=256)
+def config_hash(config_json: str) -> str:
+    """A short hash of configs (canonical JSON), the same in every process."""
+    return text_hash(json.dumps(_canonical(json.loads(config_json)), sort_keys=True))
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: sorted(map(str, item)) if key in UNORDERED and isinstance(item, list)
+                else _canonical(item) for key, item in value.items()}
+    return [_canonical(item) for item in value] if isinstance(value, list) else value
+
+
 @functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
     """major.minor of the libraries whose code a trace runs (read from their metadata, not imported)."""
@@ -78,8 +96,9 @@ def tracer_hash() -> str:
     return source_hash(TRACER_PATH)
 
 
-def read(path: Path = TABLE_PATH) -> dict[str, Any]:
+def read(path: Path | None = None) -> dict[str, Any]:
     """The table as stored (empty when there is none), whatever made it."""
+    path = path or TABLE_PATH
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -178,7 +197,7 @@ def point_key(point: Mapping[str, int]) -> str:
 
 
 def config_key(family: str, variant: str, configs_json: str) -> str:
-    return f"{family}|{variant}|{text_hash(configs_json)}"
+    return f"{family}|{variant}|{config_hash(configs_json)}"
 
 
 def phase_key(phase: str, precision: str, kernels: str) -> str:
@@ -201,12 +220,12 @@ def description(family: str, hub_id: str, published: Mapping[str, Any]) -> tuple
     """A published model's completed configs and parameter counts, as the meta-built components give
     them, for these published configs (None when the table does not have them)."""
     found = _load().get("descriptions", {}).get(f"{family}|{hub_id}")
-    if found is None or found["published"] != text_hash(json.dumps(published, sort_keys=True)):
+    if found is None or found["published"] != config_hash(json.dumps(published, sort_keys=True)):
         return None
     return found["configs"], tuple((role, count) for role, count in found["params"])
 
 
 def part_sizes(family: str, component: str, config_json: str) -> tuple[int, int] | None:
     """A component's largest offload group and largest layer (parameters), or None."""
-    found = _load().get("parts", {}).get(f"{family}|{component}|{text_hash(config_json)}")
+    found = _load().get("parts", {}).get(f"{family}|{component}|{config_hash(config_json)}")
     return None if found is None else (found[0], found[1])

@@ -126,7 +126,7 @@ def _part_sizes(family: Family, component: str, config: str) -> tuple[int, int]:
     shipped = trace_table.part_sizes(family.name, component, config)
     if shipped is not None:
         return shipped
-    key = trace_table.text_hash(json.dumps([config, trace_table.library_versions()]))
+    key = trace_table.text_hash(json.dumps([trace_table.config_hash(config), trace_table.library_versions()]))
     group, leaf = trace_cache.remembered(f"parts-{family.name}-{key}", component,
                                          lambda: list(measure_parts(family, component, config)))
     return group, leaf
