@@ -118,7 +118,7 @@ def test_memory_is_the_stored_size_plus_one_dequantised_layer(root, template):
 
     options = MemoryOptions(offload="model")
     traced = _traced_denoiser(handle.family, handle.variant, handle.configs_json, "bf16",
-                              denoiser_rows(handle, shape, options), 81, 480, 832)
+                              denoiser_rows(handle, shape, options), 81, 480, 832, "cuda")
     assert denoiser_activations(handle, shape, options) == traced + gguf.dequantise_peak
     # system RAM while loading: the mapped file passes through, never a copy beside it
     load = estimate_ram(handle, shape, MemoryOptions(offload="none"))

@@ -13,9 +13,11 @@ points reads the multilinear interpolation of its cell's corners, raised by the 
   multilinear interpolation of its values at the corners of any cell around the shape (exact where
   one point of the forward sets the peak across the cell). Latent frames and sizes are affine in
   frames, height and width on the families' frame and size rules;
-- where that does not hold exactly (VAE tiles, whose count steps with the size; UNets, whose levels
-  round odd sizes up), the build measures how far the traced peak rises above the interpolation at
-  shapes off the grid and stores that as the phase's ``margin`` (with 1% to spare);
+- where that may not hold exactly (VAE tiles, whose count steps with the size; UNets, whose levels
+  round odd sizes up), the build traces seeded shapes off the grid and, if the trace rose above the
+  interpolation at any, stores by how much (and 1% more) as the phase's ``margin``; a tiled phase's is
+  at least 3% (one more row of tiles steps the peak: Wan's tiled decode fell up to 0.65% below the
+  interpolation between grid points; no other phase of the published models has measured any);
 - a shape below the grid's first point reads the first point (memory never shrinks as a shape
   grows); a shape beyond the grid, another precision or configuration is not in the table and is
   traced (then remembered on disk, :mod:`.trace_cache`).
