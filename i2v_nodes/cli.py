@@ -1,7 +1,7 @@
 """The pack's command line: will a run fit this machine, before any download?
 
     python -m i2v_nodes plan MODEL --width W --height H --frames F [--precision P] [--weights fp8]
-                             [--offload O] [--vram GB] [--ram GB] [--json]
+                             [--offload O] [--vram GB] [--ram GB] [--end-image] [--json]
     python -m i2v_nodes tiers [FOLDER]   # each family's largest tier workflow that fits this machine
     python -m i2v_nodes tiny-files [NAME ...] [--format F] [--models-dir DIR]
                                          # the tiny models as ComfyUI's single files
@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--frames", type=int, required=True)
     plan.add_argument("--batch", type=int, default=1, help="clips per image (default 1)")
     plan.add_argument("--no-cfg", action="store_true", help="guidance 1 or less (one denoiser pass per step)")
+    plan.add_argument("--end-image", action="store_true",
+                      help="with an end image (first-last-frame: I2VSample's end_image)")
     plan.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
     plan.add_argument("--vae-precision", choices=VAE_PRECISION_CHOICES, default="auto")
     plan.add_argument("--weights", choices=WEIGHTS_CHOICES, default="default")
@@ -125,10 +127,16 @@ def plan(args: argparse.Namespace) -> int:
     handle = (models.handle_for_files(files, **options) if files else
               models.handle_for_planning(args.model, host.model_dirs(), **options))
     validate_shape(handle, args.width, args.height, args.frames, args.batch)
+    if args.end_image and handle.variant not in handle.family.spec.keyframes:
+        from i2v_nodes.runtime.sampling import capable_models
+
+        raise UsageError(f"--end-image: {handle.name} cannot condition on a last frame; the models that can: "
+                         f"{capable_models()}")
     machine = this_machine(args.device, args.vram, args.ram, args.headroom)
     result = planner.answer(
         handle,
-        memory.RunShape(args.width, args.height, args.frames, args.batch, cfg=not args.no_cfg),
+        memory.RunShape(args.width, args.height, args.frames, args.batch, cfg=not args.no_cfg,
+                        keyframes=2 if args.end_image else 1),
         machine,
         search=not args.no_search,
     )

@@ -6,6 +6,7 @@ A new family passes by being registered: the parameters come from the registry.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -51,7 +52,15 @@ def settings_for(handle, **changes) -> sampling.SampleSettings:
 
 
 def run(handle, image, settings, cache=None, svc=None):
-    return sampling.sample(handle, image, settings, svc or services.standalone(), cache=cache)
+    """The pack's run; a model that needs an end image (first-last-frame) gets ``image`` mirrored."""
+    return sampling.sample(handle, image, settings, svc or services.standalone(), cache=cache,
+                           end_images=needed_end_image(handle, image))
+
+
+def needed_end_image(handle, image):
+    """For a model that needs an end image (first-last-frame), ``image`` mirrored; else None."""
+    takes = handle.family.spec.keyframes.get(handle.variant)
+    return _end_image(image) if takes is not None and takes.required else None
 
 
 def test_estimate_then_sample_equals_the_stock_pipeline_given_the_same_noise(tiny, still_image, fresh_cache):
@@ -65,7 +74,8 @@ def test_estimate_then_sample_equals_the_stock_pipeline_given_the_same_noise(tin
 
     stock = tiny.family.pipeline_class(tiny.variant).from_pretrained(tiny.source)
     stock.set_progress_bar_config(disable=True)
-    reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk)
+    reference = sampling.stock_reference(tiny, stock, still_image, s, plan.options.decode_chunk,
+                                         end_image=needed_end_image(tiny, still_image))
     assert torch.equal(ours.frames, reference.frames)
     seconds = s.num_frames / s.target_fps
     if reference.audio is None:  # no sound: silence of the clip's length
@@ -203,3 +213,36 @@ def test_runs_in_bf16_beside_an_fp32_vae(tiny, still_image, model_dirs):
     s = settings_for(handle)
     frames = run(handle, still_image, s).frames
     assert frames.shape == (s.num_frames, s.height, s.width, 3) and torch.isfinite(frames).all()
+
+
+def _end_image(still_image: torch.Tensor) -> torch.Tensor:
+    """Another picture than ``still_image``, at another size (the end image is fitted as the start is)."""
+    return still_image.flip(2)[:, :40, :72].contiguous()
+
+
+def test_an_end_image_conditions_the_last_frame_as_the_stock_pipeline_does(tiny, still_image, fresh_cache):
+    """Where the model takes an end image, the pack's frames with it equal the stock pipeline's given the
+    same noise and the same end image, differ from the frames without it, and the same seed reproduces
+    them. Elsewhere it is refused before anything loads, naming the input and the models that can."""
+    end = _end_image(still_image)
+    s = settings_for(tiny)
+    takes = tiny.family.spec.keyframes.get(tiny.variant)
+    if takes is None:
+        with pytest.raises(InputError, match=f"input 'end_image': .*cannot condition on a last frame.*"
+                                             f"{re.escape(sampling.capable_models())}"):
+            sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache, end_images=end)
+        assert fresh_cache.loads == 0
+        return
+    ours = sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache, end_images=end)
+    stock = tiny.family.pipeline_class(tiny.variant).from_pretrained(tiny.source)
+    stock.set_progress_bar_config(disable=True)
+    reference = sampling.stock_reference(tiny, stock, still_image, s, end_image=end)
+    assert torch.equal(ours.frames, reference.frames)
+    again = sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache, end_images=end)
+    assert torch.equal(ours.frames, again.frames)
+    other = sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache,
+                            end_images=still_image)
+    assert not torch.equal(ours.frames, other.frames)  # the end image's content shows in the frames
+    if not takes.required:
+        alone = sampling.sample(tiny, still_image, s, services.standalone(), cache=fresh_cache)
+        assert not torch.equal(ours.frames, alone.frames)

@@ -86,7 +86,11 @@ def test_lightx2v_tiers_are_the_a14b_files_tiers_with_comfyuis_4_step_settings()
         if not variant.is_file():
             continue
         api = load(variant)
-        assert api[node_id(api, "LoadI2VModelFiles")]["inputs"] == loader  # same files, memory choices
+        # the same files and memory choices, but an offload up where the LoRAs' weights tip the card over
+        lora_loader = api[node_id(api, "LoadI2VModelFiles")]["inputs"]
+        assert {**lora_loader, "offload": loader["offload"]} == loader
+        offloads = ("none", "model", "group", "sequential")
+        assert offloads.index(lora_loader["offload"]) >= offloads.index(loader["offload"])
         assert api[node_id(api, "VRAMGuard")]["inputs"]["policy"] == base[node_id(base, "VRAMGuard")][
             "inputs"]["policy"]
         sample = api[node_id(api, "I2VSample")]["inputs"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -48,6 +49,19 @@ def test_tracer_treats_attention_as_a_fused_kernel():
         q = k = v = torch.empty(1, 8, 4096, 64)
     # the output only (8 MiB), not the 4096 x 4096 score matrix per head (512 MiB)
     assert memtrace.peak_bytes(attend, q, k, v) == 8 * 4096 * 64 * 4
+
+
+def test_a_trace_for_cuda_counts_rms_norm_as_its_fused_kernel():
+    norm = torch.nn.RMSNorm(5120, device="meta", dtype=torch.bfloat16)
+    with torch.device("meta"):
+        x = torch.empty(1, 4096, 5120, dtype=torch.bfloat16)  # 40 MiB
+    out = 4096 * 5120 * 2
+    # CUDA's kernel allocates the output alone; a CPU (and meta) computes in float32 temporaries
+    assert memtrace.peak_bytes(norm, x, kernels="cuda") == out
+    assert memtrace.peak_bytes(norm, x, kernels="cpu") >= 2 * 4096 * 5120 * 4
+    # with a weight of another dtype CUDA decomposes it too
+    wide = torch.nn.RMSNorm(5120, device="meta", dtype=torch.float32)
+    assert memtrace.peak_bytes(wide, x, kernels="cuda") > out
 
 
 def test_estimate_grows_with_every_dimension(full_size):
@@ -164,8 +178,11 @@ def test_a_run_that_would_exhaust_ram_is_refused_with_advice(a14b):
     with pytest.raises(MemoryGuardError) as caught:
         guard.plan_run(dataclasses.replace(a14b, offload="model"), shape, "error", budget)
     message = str(caught.value)
-    assert "system RAM: peak" in message and "DOES NOT FIT" in message
-    assert "- system RAM is short" in message
+    # the device holds one expert at a time: only RAM is short, and each line says which memory it judges
+    assert "usable after 10% headroom 72.00 GiB: fits" in message
+    assert "system RAM: peak" in message and message.count("DOES NOT FIT") == 1
+    advice = message.split("What would fit:")[1]
+    assert "GGUF Q4_K_M" in advice and "of RAM needed, fits" in advice and "fp8" in advice
 
 
 def test_adapt_never_switches_to_fp8_but_error_advice_names_it(a14b):
@@ -209,3 +226,19 @@ def test_tracing_never_changes_the_shared_meta_vae(a14b):
     tiled.peak_bytes()
     plain.peak_bytes()
     assert not plain_vae.use_tiling and tiled_vae.use_tiling
+
+
+def test_group_offload_on_cuda_counts_the_pinned_copies_of_two_groups_in_ram(a14b):
+    from i2v_nodes.runtime.memory import weights
+
+    shape = memory.RunShape(832, 480, 81)
+    group = memory.MemoryOptions(offload="group")
+    pinned = weights.pinned_bytes(a14b, "group")
+    block = sum(p.numel() for p in a14b.family.traces.meta_component(
+        "transformer", json.dumps(a14b.configs["transformer"], sort_keys=True), torch.float32).blocks[0]
+        .parameters()) * 2
+    assert pinned >= 2 * block  # two blocks of an expert at least (here UMT5's table, pinned leaf by leaf)
+    model = memory.ram_phases(a14b, shape, memory.MemoryOptions(offload="model"))["run"]
+    assert memory.ram_phases(a14b, shape, group)["run"] - model == pinned  # the same weights in RAM
+    assert weights.pinned_bytes(a14b, "model") == weights.pinned_bytes(a14b, "sequential") == 0
+    assert weights.pinned_bytes(dataclasses.replace(a14b, device="cpu"), "group") == 0

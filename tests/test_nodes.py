@@ -29,7 +29,7 @@ EXPECTED_ORDER = {
                           "precision", "vae_precision", "device", "offload", "allow_download"],
 }
 # optional inputs appended since the first release; saved workflows keep working without them
-EXPECTED_OPTIONAL = {"LoadI2VModel": ["weights"], "VRAMGuard": [], "I2VSample": ["options"],
+EXPECTED_OPTIONAL = {"LoadI2VModel": ["weights"], "VRAMGuard": [], "I2VSample": ["options", "end_image"],
                      "EncodeVideo": ["frames_per_clip", "audio"],
                      "LoadI2VModelFiles": ["weights"]}
 

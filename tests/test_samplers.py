@@ -31,7 +31,7 @@ from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.options import sampler_of, speed_of
 from i2v_nodes.runtime.sampling import schedulers
-from tests.test_family_contract import settings_for
+from tests.test_family_contract import needed_end_image, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -81,7 +81,8 @@ def sampler(name, options=None):
 
 
 def run(handle, image, s, cache, svc=None):
-    return sampling.sample(handle, image, s, svc or services.standalone(), cache=cache)
+    return sampling.sample(handle, image, s, svc or services.standalone(), cache=cache,
+                           end_images=needed_end_image(handle, image))
 
 
 def loaded_pipe(handle, cache):
@@ -150,7 +151,8 @@ def test_each_allowed_sampler_equals_the_stock_pipeline_and_others_are_refused(n
     original = stock.scheduler
     stock.scheduler = type(used).from_config(used.config)
     try:
-        reference = sampling.stock_reference(handle, stock, still_image, s)
+        reference = sampling.stock_reference(handle, stock, still_image, s,
+                                             end_image=needed_end_image(handle, still_image))
     finally:
         stock.scheduler = original
     assert torch.equal(ours, reference.frames)
@@ -298,7 +300,7 @@ def test_the_node_documents_each_sampler_and_what_every_family_runs():
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_in_the_stub_host_each_sampler_equals_the_stock_pipeline(name, opened, session_dirs):
+def test_in_the_stub_host_each_sampler_equals_the_stock_pipeline(name, opened, session_dirs, still_image):
     """One graph per model, an I2VSample per sampler it runs, each fed by its own I2VSamplerOptions."""
     handle, stock = opened(name)
     s = settings_for(handle, steps=3, decode_chunk_size=1)
@@ -318,6 +320,8 @@ def test_in_the_stub_host_each_sampler_equals_the_stock_pipeline(name, opened, s
         prompt[f"options-{chosen}"] = {"class_type": "I2VSamplerOptions", "inputs": {"sampler": chosen}}
         prompt[f"sample-{chosen}"] = {"class_type": "I2VSample", "inputs": {
             **widgets, "model": ["model", 0], "image": ["image", 0], "options": [f"options-{chosen}", 0]}}
+        if needed_end_image(handle, still_image) is not None:  # first-last-frame: the same image at the end
+            prompt[f"sample-{chosen}"]["inputs"]["end_image"] = ["image", 0]
         prompt[f"preview-{chosen}"] = {"class_type": "PreviewImage",
                                        "inputs": {"images": [f"sample-{chosen}", 0]}}
     result = Host(packs=[str(REPO)], **folders).run(prompt)
@@ -329,7 +333,8 @@ def test_in_the_stub_host_each_sampler_equals_the_stock_pipeline(name, opened, s
         if chosen != "default":
             stock.scheduler = schedulers.build(chosen, original)
         try:
-            reference = sampling.stock_reference(handle, stock, image, s)
+            end = image if needed_end_image(handle, image) is not None else None
+            reference = sampling.stock_reference(handle, stock, image, s, end_image=end)
         finally:
             stock.scheduler = original
         assert torch.equal(frames[chosen], reference.frames), chosen

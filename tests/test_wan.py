@@ -241,8 +241,11 @@ def test_published_variants_and_sizes(model_dirs):
     assert 5.6e9 < a14b["text_encoder"] < 5.8e9  # UMT5-XXL's encoder
     assert 4.9e9 < counts["Wan-AI/Wan2.2-TI2V-5B-Diffusers"]["transformer"] < 5.1e9
     assert 0.6e9 < counts["Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"]["image_encoder"] < 0.7e9  # CLIP ViT-H/14
+    flf2v = counts["Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"]  # Wan 2.1's, and the two images' positions
+    flf2v_720p = counts["Wan-AI/Wan2.1-I2V-14B-720P-Diffusers"]
+    assert flf2v["transformer"] - flf2v_720p["transformer"] == 514 * 1280
     variants = {hub: models.describe_published(hub).variant for hub in WAN.hub_ids}
-    assert set(variants.values()) == {"wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b"}
+    assert set(variants.values()) == {"wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "wan2.1-flf2v"}
 
 
 # --- out of memory mid-run -----------------------------------------------------------------------

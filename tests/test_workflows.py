@@ -68,7 +68,8 @@ def host(session_dirs) -> Host:
     name (GGUF experts) in its model folders (so the -files tiers validate and plan), the tiny Wan
     models' single files, and tiny LoRAs in the lightx2v layout for the tiny A14B under the names the
     -lightx2v tiers use."""
-    shutil.copy(REPO / "examples" / "i2v-example.png", session_dirs["input"])
+    for picture in ("i2v-example.png", "i2v-example-end.png"):  # the start image, and the end image
+        shutil.copy(REPO / "examples" / picture, session_dirs["input"])
     for variant in stand_ins.TEMPLATE_FILES:
         stand_ins.write_template_files(session_dirs["models"], variant)
     for file_set in WAN.tiers.file_tiers:

@@ -34,7 +34,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from workflows import tier_notes  # noqa: E402
-from workflows.tier_notes import EXAMPLE_IMAGE, note_text  # noqa: E402
+from workflows.tier_notes import EXAMPLE_END_IMAGE, EXAMPLE_IMAGE, note_text  # noqa: E402
 
 PROMPT = "waves rolling onto the beach at sunset, a sailboat drifting slowly, clouds moving"
 GiB = 2**30
@@ -70,6 +70,12 @@ class Tier:
     loras: tuple[tuple[str, str, float], ...] = ()  # I2VLoRA nodes, in chain order: (file, target, strength)
     sampler: str = "default"  # an I2VSamplerOptions node's sampler where it is not the model's own
     file_set: str = ""  # the family's FileTiers (its suffix) whose files these are; "": ComfyUI's template
+    end_image: bool = False  # first-last-frame: a second LoadImage into I2VSample's end_image
+
+    @property
+    def keyframes(self) -> int:
+        """Images each clip is conditioned on, as the plan counts them."""
+        return 2 if self.end_image else 1
 
     @property
     def loader(self) -> str:
@@ -98,7 +104,8 @@ CARDS = (
 
 def all_tiers() -> list[Tier]:
     """Every family's tiers, in the registry's order: its presets, its planned tiers, those again on
-    ComfyUI's files, those again with LoRAs, and its tiers on other files (such as GGUF experts)."""
+    ComfyUI's files, those again with LoRAs, its tiers on other files (such as GGUF experts), and file
+    tiers again as first-last-frame workflows."""
     from i2v_nodes.families import registry
 
     tiers = []
@@ -109,6 +116,7 @@ def all_tiers() -> list[Tier]:
         files = files_tiers(family, planned)
         tiers += planned + files + [t for lora in family.tiers.lora_tiers for t in lora_tiers(lora, files)]
         tiers += [t for file_set in family.tiers.file_tiers for t in file_set_tiers(family, file_set)]
+        tiers += [t for declared in family.tiers.keyframe_tiers for t in keyframe_tiers(declared, files)]
     return tiers
 
 
@@ -295,7 +303,49 @@ def lora_tiers(lora: Any, tiers: list[Tier]) -> list[Tier]:
             tier, name=f"{tier.name}-{lora.suffix}", title=f"{tier.title}{lora.title}", steps=lora.steps,
             guidance=lora.guidance, options=dict(lora.options), sampler=lora.sampler,
             loras=tuple((name, target, 1.0) for target, name in lora.loras.items()))
+        with_loras = _lightest_offload_that_fits(with_loras)
         out.append(dataclasses.replace(with_loras, remarks=_lora_remarks(lora, tier, with_loras)))
+    return out
+
+
+def _lightest_offload_that_fits(tier: Tier) -> Tier:
+    """The tier with its file tier's offload, or the next one up where the LoRAs' weights tip it over
+    (a 48 GB tier that fitted with 0.8 GiB to spare)."""
+    from i2v_nodes.errors import MemoryGuardError
+    from i2v_nodes.runtime import memory
+    from i2v_nodes.runtime.memory import guard, planner
+
+    shape = memory.RunShape(tier.width, tier.height, tier.frames)
+    budget = planner.Machine(tier.card_gib, tier.ram_gib).budget()
+    order = ("none", "model", "group")
+    for offload in order[order.index(tier.offload):] if tier.offload in order else (tier.offload,):
+        candidate = dataclasses.replace(tier, offload=offload)
+        try:
+            plan = guard.plan_run(tier_handle(candidate), shape, tier.policy, budget)
+        except MemoryGuardError:
+            continue
+        if plan.fits and not any(change.startswith("offload") for change in plan.changes):
+            return candidate
+    return tier
+
+
+def keyframe_tiers(declared: Any, tiers: list[Tier]) -> list[Tier]:
+    """The file tiers of the declared variants and cards again, first-last-frame: the same files, size
+    and frames, re-planned with the end image counted (a build error if it no longer fits)."""
+    from i2v_nodes.runtime import memory
+    from i2v_nodes.runtime.memory import guard, planner
+
+    out = []
+    for tier in tiers:
+        if tier.variant not in declared.variants or tier.card_gib not in declared.cards:
+            continue
+        flf = dataclasses.replace(tier, name=f"{tier.name}-{declared.suffix}",
+                                  title=f"{tier.title}{declared.title}", end_image=True,
+                                  remarks=" ".join([declared.remarks, tier.remarks]))
+        shape = memory.RunShape(tier.width, tier.height, tier.frames, keyframes=flf.keyframes)
+        budget = planner.Machine(tier.card_gib, tier.ram_gib).budget()
+        guard.plan_run(tier_handle(flf), shape, tier.policy, budget)  # raises when it does not fit
+        out.append(flf)
     return out
 
 
@@ -320,7 +370,7 @@ def tier_figures(tier: Tier) -> dict[str, Any]:
     from i2v_nodes.runtime.memory import guard, planner
 
     handle = tier_handle(tier)
-    shape = memory.RunShape(tier.width, tier.height, tier.frames)
+    shape = memory.RunShape(tier.width, tier.height, tier.frames, keyframes=tier.keyframes)
     plan = guard.plan_run(handle, shape, tier.policy, planner.Machine(tier.card_gib, tier.ram_gib).budget())
     return {
         "peak_gib": plan.estimate.peak / GiB,
@@ -544,6 +594,10 @@ def tier_workflow(tier: Tier, object_info: dict, figures: dict[str, Any]) -> dic
     g.link(model, "model", guard, "model")
     g.link(guard, "model", sample, "model")
     g.link(image, "IMAGE", sample, "image")
+    if tier.end_image:
+        end = g.add("LoadImage", (40, 700), (320, 330), [EXAMPLE_END_IMAGE, "image"],
+                    title="Load Image (end)")
+        g.link(end, "IMAGE", sample, "end_image")
     for name in ("width", "height", "num_frames", "batch_size"):
         g.link(guard, name, sample, name)
     g.link(sample, "frames", encode, "frames")

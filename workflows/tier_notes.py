@@ -14,6 +14,7 @@ from typing import Any
 
 GiB = 2**30
 EXAMPLE_IMAGE = "i2v-example.png"
+EXAMPLE_END_IMAGE = "i2v-example-end.png"  # the same beach later: the first-last-frame tiers' end image
 DISKS = (("an NVMe SSD", 2.0), ("a SATA SSD", 0.5))  # sequential read, GB/s (10^9 bytes)
 
 
@@ -107,17 +108,26 @@ def note_text(tier: Any, figures: dict[str, Any]) -> str:
             + (f" The seed article expected {tier.expected} on its reference card." if tier.expected else "")
             + " Run bench/run.py on yours for measured figures.",
             "",
-            f"Put {EXAMPLE_IMAGE} (from the repo's examples/ folder) or your own image in ComfyUI's input "
-            f"folder. {_where_the_model_comes_from(tier, figures['folders'])} The first run loads it (slow); "
-            "later runs reuse it.",
+            _images_text(tier) + f" {_where_the_model_comes_from(tier, figures['folders'])} The first run "
+            "loads it (slow); later runs reuse it.",
         ]
     )
+
+
+def _images_text(tier: Any) -> str:
+    if tier.end_image:
+        return (f"Put {EXAMPLE_IMAGE} and {EXAMPLE_END_IMAGE} (from the repo's examples/ folder: the beach, "
+                "then the same beach with the boat further right) or your own first and last frames in "
+                "ComfyUI's input folder.")
+    return (f"Put {EXAMPLE_IMAGE} (from the repo's examples/ folder) or your own image in ComfyUI's input "
+            "folder.")
 
 
 def _where_the_model_comes_from(tier: Any, folders: dict[str, str]) -> str:
     """Where the tier's model or files come from, and the plan command that checks a machine first.
     ``folders``: the models folder each of the tier's files goes in (loader slot -> folder)."""
-    size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}"
+    size = f"--width {tier.width} --height {tier.height} --frames {tier.frames}" + (
+        " --end-image" if tier.end_image else "")
     if tier.files:
         listing = ", ".join([*(f"{folders[slot]}/{name}" for slot, name in tier.files.items()),
                              *(f"loras/{name}" for name, _target, _strength in tier.loras)])

@@ -36,6 +36,8 @@ MACHINES.update({f"{family}-{name.removeprefix('wan-')}": machine for name, mach
 MACHINES.update({"svd-8gb": (8, 16), "animatediff-8gb": (8, 16), "wan-8gb-files-gguf": (8, 16)})
 # ComfyUI's 4-step lightx2v setup, on each tier whose files are Wan 2.2 A14B's (every card from 12 GB)
 MACHINES.update({f"wan-{gb}gb-files-lightx2v": MACHINES[f"wan-{gb}gb"] for gb in (12, 16, 24, 48, 80)})
+# ComfyUI's Wan 2.2 14B first-last-frame template on the same files, for 16 and 24 GB cards
+MACHINES.update({f"wan-{gb}gb-files-flf": MACHINES[f"wan-{gb}gb"] for gb in (16, 24)})
 
 
 def _templates() -> dict[str, tuple[Any, str, Callable[[Path], Mapping[str, Path]]]]:
@@ -100,10 +102,12 @@ def _lora_stand_in(name: str, stand_in_dir: Path) -> Path:
 
 def plan_tier(api: dict, name: str, stand_in_dir: Path) -> guard.Plan:
     """VRAMGuard's plan for the tier ``name`` (API format ``api``) on the machine it is sized for, with
-    the workflow's own VRAMGuard settings. Raises MemoryGuardError when it does not fit."""
+    the workflow's own VRAMGuard settings (and I2VSample's end image, which it counts as I2VSample
+    does). Raises MemoryGuardError when it does not fit."""
     settings = nodes_of(api, "VRAMGuard")[0]["inputs"]
     card, ram = (gib * GiB for gib in MACHINES[name])
+    sample = nodes_of(api, "I2VSample")[0]["inputs"]
     shape = memory.RunShape(settings["width"], settings["height"], settings["num_frames"],
-                            settings["batch_size"])
+                            settings["batch_size"], keyframes=2 if "end_image" in sample else 1)
     budget = guard.Budget(card, card, settings["headroom"], ram_free=ram, ram_total=ram)
     return guard.plan_run(tier_handle(api, stand_in_dir), shape, settings["policy"], budget)

@@ -68,6 +68,7 @@ class Cell:
     files: bool  # ComfyUI's single files (LoadI2VModelFiles) rather than a diffusers folder
     gguf: bool  # of which the denoisers are GGUF files (ComfyUI-GGUF's)
     loras: int  # I2VLoRA nodes
+    end_image: bool  # first-last-frame: I2VSample has an end image
     width: int
     height: int
     frames: int
@@ -110,6 +111,7 @@ def tier_cell(name: str, api: dict, stand_in_dir: Path) -> Cell:
         files=handle.files is not None,
         gguf=handle.files is not None and any(part.gguf for part in handle.files.parts.values()),
         loras=len(handle.loras),
+        end_image=plan.shape.keyframes > 1,
         width=plan.shape.width,
         height=plan.shape.height,
         frames=plan.shape.num_frames,
@@ -180,7 +182,8 @@ def row_order(cells: list[Cell]) -> list[str]:
     rank = {family.name: i for i, family in enumerate(registry.REGISTERED)}
     first = {}
     for cell in cells:
-        first.setdefault(cell.row, (rank.get(cell.family, len(rank)), cell.files, cell.loras, cell.row))
+        first.setdefault(cell.row, (rank.get(cell.family, len(rank)), cell.files, cell.loras, cell.end_image,
+                                    cell.row))
     return sorted(first, key=first.__getitem__)
 
 
@@ -192,6 +195,8 @@ def draw_row_label(cells: list[Cell], x: float, y: float) -> list[str]:
     made_of = ("GGUF files" if cell.gguf else "ComfyUI's files" if cell.files else "diffusers folder") + (
         f" + {cell.loras} LoRAs" if cell.loras else "")
     lines.append(text(x, y + 20 + 2 * LINE + 4, made_of, "muted"))
+    if cell.end_image:
+        lines.append(text(x, y + 20 + 3 * LINE + 6, "first + last frame", "muted"))
     return lines
 
 

@@ -1,6 +1,7 @@
 """ComfyUI V1 node classes, one file per node."""
 
 from i2v_nodes.nodes.encode_video import EncodeVideo
+from i2v_nodes.nodes.extend import I2VExtend
 from i2v_nodes.nodes.family_options import option_nodes
 from i2v_nodes.nodes.load_model import LoadI2VModel
 from i2v_nodes.nodes.load_model_files import LoadI2VModelFiles
@@ -19,6 +20,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "I2VLoRA": I2VLoRA,
     "I2VSpeedOptions": I2VSpeedOptions,
     "I2VSamplerOptions": I2VSamplerOptions,
+    "I2VExtend": I2VExtend,
     **option_nodes(),
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -30,5 +32,6 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "I2VLoRA": "Image-to-Video LoRA",
     "I2VSpeedOptions": "Speed Options (I2V)",
     "I2VSamplerOptions": "Sampler Options (I2V)",
+    "I2VExtend": "Image to Video Extend (longer videos)",
     **{name: f"{cls.family.title or cls.family.name} Options (I2V)" for name, cls in option_nodes().items()},
 }

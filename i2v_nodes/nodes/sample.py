@@ -65,6 +65,10 @@ def family_tips() -> dict[str, str]:
                    f"({option_nodes}), speed settings from I2VSpeedOptions (CFG truncation, step "
                    "caches, compile, attention) and the sampler from I2VSamplerOptions. Options for another "
                    "family than the model's are refused.",
+        "end_image": "Optional: the last frame the video should reach (first-last-frame). Resized and "
+                     "centre-cropped to width x height exactly as image is, so its size may differ. Several "
+                     "end images pair with the images in order (or one serves them all). Models that take "
+                     f"one: {sampling.capable_models()}; the others refuse it.",
     }
 
 
@@ -117,15 +121,16 @@ class I2VSample:
             },
             "optional": {
                 "options": (OPTIONS_TYPE, {"tooltip": tip["options"]}),
+                "end_image": ("IMAGE", {"tooltip": tip["end_image"]}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def sample(self, model, image, prompt, negative_prompt, width, height, num_frames, steps, guidance_scale,
-               seed, batch_size, target_fps, decode_chunk_size, options=None, unique_id=None):
+               seed, batch_size, target_fps, decode_chunk_size, options=None, end_image=None, unique_id=None):
         with node_errors("I2VSample", unique_id):
             settings = sampling.SampleSettings(prompt, negative_prompt, width, height, num_frames, steps,
                                                float(guidance_scale), seed, batch_size, target_fps,
                                                decode_chunk_size, options)
-            result = sampling.sample(model, image, settings, host.services())
+            result = sampling.sample(model, image, settings, host.services(), end_images=end_image)
         return (result.frames, result.fps, result.frames_per_clip, result.audio)

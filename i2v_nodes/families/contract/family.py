@@ -10,7 +10,8 @@ and run the stock pipeline (prompt, noise, denoise, decode) and the oracle.
 
 **The pack's run and the oracle.** Both call the same stock pipeline, and they share exactly one
 thing: :meth:`Family.call_arguments`, which maps the run's settings (image, noise, size, frames,
-steps, guidance, fps, the family's options) to the pipeline's keyword arguments. Everything the pack
+steps, guidance, fps, the family's options, the keyframes: an end image) to the pipeline's keyword
+arguments. Everything the pack
 adds stays on its own path, in :meth:`Family.denoise`: the remembered prompt embeddings, the step
 callback (progress, cancel, CFG truncation), the speed levers, ``output_type="latent"`` and the
 pack's own decode with its NaN retry. :meth:`Family.stock_output`, the oracle, adds only the prompt
@@ -34,8 +35,9 @@ from typing import Any, Protocol
 import torch
 
 from i2v_nodes.errors import InputError
+from i2v_nodes.families.contract.continuation import Continuation
 from i2v_nodes.families.contract.files import LoadSpec, SingleFiles
-from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
+from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, Keyframe, StockOutput, StockRun
 from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
 from i2v_nodes.families.contract.tiers import Tiers
 from i2v_nodes.families.contract.traces import MemoryTraces
@@ -56,6 +58,7 @@ class CallSettings(Protocol):
     target_fps: int
     options: Any
     variant: str
+    keyframes: tuple[Keyframe, ...]  # images at later frames (an end image), each prepared like ``image``
 
 
 class Family(abc.ABC):
@@ -65,6 +68,8 @@ class Family(abc.ABC):
     traces: MemoryTraces
     files: SingleFiles | None = None  # how it reads ComfyUI's single files; None: it reads none
     tiers: Tiers | None = None  # the tier workflows it ships; None: none
+    # how it continues a clip from its last frames (I2VExtend); None: from the last frame as its image
+    continuation: Continuation | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.name!r}>"

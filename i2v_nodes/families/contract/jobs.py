@@ -21,10 +21,20 @@ class Trace:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     repeat: tuple[tuple[Any, str], ...] = ()
 
-    def peak_bytes(self) -> int:
+    def peak_bytes(self, kernels: str = "cpu") -> int:
+        """``kernels``: the device ("cpu" or "cuda") whose fused kernels the run would use."""
         from i2v_nodes.runtime.memory.trace import peak_bytes
 
-        return peak_bytes(self.fn, *self.args, repeat=self.repeat, **self.kwargs)
+        return peak_bytes(self.fn, *self.args, repeat=self.repeat, kernels=kernels, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """An image the video must show at a frame other than the first (I2VSample's ``end_image`` is one at
+    the last frame), prepared as the family prepares its start image."""
+
+    image: Any  # PIL image
+    frame: int  # 0-based output frame
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class DenoiseJob:
     seeds: tuple[int, ...] = ()  # one per clip: for pipelines that draw more noise than the initial latents
     variant: str = ""  # the model's variant (its rules and defaults)
     cfg_steps: int = 0  # guidance only in the first this many steps (CFG truncation); 0 = in all
+    keyframes: tuple[Keyframe, ...] = ()  # images at later frames (the spec's ``keyframes`` says which)
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,7 @@ class StockRun:
     options: Any = None  # the family's settings
     seed: int = 0  # what the pack's clip seed is: for pipelines that draw more noise than the latents
     variant: str = ""
+    keyframes: tuple[Keyframe, ...] = ()
 
 
 class StepCancelled(Exception):

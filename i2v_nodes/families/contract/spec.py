@@ -66,6 +66,18 @@ class Roles:
 
 
 @dataclass(frozen=True)
+class Keyframes:
+    """How a variant conditions on images at frames other than the first (I2VSample's ``end_image``); a
+    variant absent from ``FamilySpec.keyframes`` cannot."""
+
+    any_frame: bool = False  # at any frame (LTX's condition pipelines); False: on the last frame only
+    # latent frames each such image appends to the denoiser's sequence (LTX: its tokens ride along
+    # the video's); 0: it conditions in place (Wan: it is the last frame of the encoded condition video)
+    appended_frames: int = 0
+    required: bool = False  # the model cannot run without an end image (Wan 2.1 FLF2V)
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     """Everything the engine, the nodes, the planner and the docs read about a family, as data."""
 
@@ -88,6 +100,8 @@ class FamilySpec:
     option_inputs: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     # variant -> the samplers (names from SAMPLERS) its stock pipeline runs besides its own scheduler
     samplers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # variant -> how it conditions on an end image (or more keyframes); absent: it cannot
+    keyframes: Mapping[str, Keyframes] = field(default_factory=dict)
     # -- flags the engine branches on --
     fit_image: bool = True  # the pipeline resizes without regard to aspect: centre-crop to it first
     uses_step_callback: bool = True  # progress/cancel via callback_on_step_end (else a denoiser hook)

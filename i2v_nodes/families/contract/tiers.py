@@ -79,6 +79,18 @@ class FileTiers:
 
 
 @dataclass(frozen=True)
+class KeyframeTiers:
+    """Tiers on ComfyUI's files again as first-last-frame workflows: a second LoadImage gives I2VSample's
+    ``end_image`` (``<file tier>-<suffix>``), planned with the end image counted."""
+
+    suffix: str  # appended to the file tier's name
+    title: str  # appended to the tier's title
+    variants: tuple[str, ...]  # the variants it applies to (they must take an end image)
+    cards: tuple[int, ...]  # the card sizes (GiB total) it has a tier for
+    remarks: str  # the Note's words on first-last-frame with this model
+
+
+@dataclass(frozen=True)
 class Tiers:
     """A family's tiers: ``<prefix>-<card>gb`` workflows, titled ``<label> <card> GB (...)``."""
 
@@ -99,3 +111,4 @@ class Tiers:
     files_source: str = ""  # where the files come from, e.g. "ComfyUI's own Wan template downloads (...)"
     lora_tiers: tuple[LoraTiers, ...] = ()
     file_tiers: tuple[FileTiers, ...] = ()  # tiers on other files the family's variants are published as
+    keyframe_tiers: tuple[KeyframeTiers, ...] = ()  # file tiers again, first-last-frame

@@ -36,7 +36,7 @@ from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, PromptEncoding, StockOutput, StockRun
-from i2v_nodes.families.ltx2 import assemble, components, files, load, write
+from i2v_nodes.families.ltx2 import assemble, components, conditions, files, load, write
 from i2v_nodes.families.ltx2.configs import (
     AUDIO_GUIDANCE,
     GUIDANCE_RESCALE,
@@ -45,6 +45,7 @@ from i2v_nodes.families.ltx2.configs import (
     STG_BLOCK,
     LTX2Settings,
 )
+from i2v_nodes.families.ltx2.continuation import CONTINUATION
 from i2v_nodes.families.ltx2.spec import LTX2, RULES, SPEC, TEXT_TOKENS
 from i2v_nodes.families.ltx2.tiers import TIERS
 from i2v_nodes.families.ltx2.traces import LTX2Traces
@@ -68,6 +69,7 @@ class LTX2Family(Family):
     traces = LTX2Traces()
     tiers = TIERS
     files = FILES
+    continuation = CONTINUATION
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:
@@ -151,7 +153,7 @@ class LTX2Family(Family):
 
     def stock_output(self, pipe: Any, run: StockRun) -> StockOutput:
         _check_for_model(pipe, run.options)
-        video, sound = pipe(
+        video, sound = conditions.pipeline_for(pipe, run)(
             prompt=run.prompt,
             negative_prompt=run.negative_prompt,
             generator=torch.Generator("cpu").manual_seed(run.seed),
@@ -192,7 +194,7 @@ class LTX2Family(Family):
         rescale = GUIDANCE_RESCALE if s.guidance_rescale == 0 else max(s.guidance_rescale, 0.0)
         modality = s.modality_scale or 1.0  # the pipeline's "off" is 1
         return {
-            "image": call.image,
+            **conditions.image_arguments(call, _image_crf(options)),
             "height": call.height,
             "width": call.width,
             "num_frames": call.num_frames,
@@ -208,7 +210,6 @@ class LTX2Family(Family):
             "audio_modality_scale": modality,
             "spatio_temporal_guidance_blocks": [s.stg_block or STG_BLOCK],
             "use_cross_timestep": False,  # LTX-2.0's cross-attention timing (the call's default is LTX-2.3's)
-            "image_crf": _image_crf(options),
             "max_sequence_length": TEXT_TOKENS,
         }
 
@@ -276,6 +277,7 @@ def _denoise_clip(pipe: Any, job: DenoiseJob, seed: int, arguments: dict[str, An
     negative_mask = job.negative_embeds.mask if job.negative_embeds is not None else None
     generator = torch.Generator("cpu").manual_seed(seed)
     final: dict[str, Any] = {}
+    pipe = conditions.pipeline_for(pipe, job)  # with keyframes: the condition pipeline, same components
     _, sound = pipe(
         prompt_embeds=positive,
         prompt_attention_mask=positive_mask,
@@ -309,9 +311,11 @@ def _step_callback(pipe: Any, job: DenoiseJob, final: dict[str, Any]):
 
 def _unpack_video(pipe: Any, packed: torch.Tensor, job: DenoiseJob) -> torch.Tensor:
     frames = (job.num_frames - 1) // pipe.vae_temporal_compression_ratio + 1
-    return pipe._unpack_latents(packed, frames, job.height // pipe.vae_spatial_compression_ratio,
-                                job.width // pipe.vae_spatial_compression_ratio,
-                                pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
+    spatial = pipe.vae_spatial_compression_ratio
+    height, width = job.height // spatial, job.width // spatial
+    packed = conditions.video_tokens(pipe, packed, frames, height, width)
+    return pipe._unpack_latents(packed, frames, height, width, pipe.transformer_spatial_patch_size,
+                                pipe.transformer_temporal_patch_size)
 
 
 def _decode_inputs(pipe: Any, latents: torch.Tensor, generator: torch.Generator,

@@ -3,7 +3,7 @@ widgets, and flags."""
 
 from __future__ import annotations
 
-from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
+from i2v_nodes.families.contract.spec import FamilySpec, Keyframes, Roles, Rules
 from i2v_nodes.families.ltx2.configs import NEGATIVE, OPTION_SPECS, PUBLISHED, TINY, VARIANT_OF_HUB
 
 LTX2 = "ltx2"
@@ -46,4 +46,7 @@ SPEC = FamilySpec(
     # The pipeline hands the scheduler custom sigmas and a shift (mu): FlowMatchEuler, UniPC and
     # FlowMatchLCM take them, DPM-Solver does not
     samplers={variant: ("euler", "unipc", "lcm") for variant in RULES},
+    # LTX2ConditionPipeline, on the same components, takes images at any frame (one more latent frame
+    # of tokens each)
+    keyframes={variant: Keyframes(any_frame=True, appended_frames=1) for variant in RULES},
 )

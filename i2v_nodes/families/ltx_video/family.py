@@ -33,8 +33,9 @@ from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, PromptEncoding, StockOutput, StockRun
-from i2v_nodes.families.ltx_video import components, files, load, write
+from i2v_nodes.families.ltx_video import components, conditions, files, load, write
 from i2v_nodes.families.ltx_video.configs import BLOCK_095, DEV, DISTILLED, LEGACY
+from i2v_nodes.families.ltx_video.continuation import CONTINUATION
 from i2v_nodes.families.ltx_video.spec import (
     CONDITION,
     CONDITION_ONLY,
@@ -69,6 +70,7 @@ class LTXVideoFamily(Family):
     traces = LTXVideoTraces()
     tiers = TIERS
     files = FILES
+    continuation = CONTINUATION
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:
@@ -194,7 +196,7 @@ class LTXVideoFamily(Family):
     def call_arguments(self, pipe: Any, call: CallSettings) -> dict[str, Any]:
         settings = with_own(call.options, OWN[call.variant])
         return {
-            "image": call.image,
+            **conditions.image_arguments(call, settings.image_strength),
             "height": call.height,
             "width": call.width,
             "num_frames": call.num_frames,

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
+from i2v_nodes.families.contract.spec import FamilySpec, Keyframes, Roles, Rules
 from i2v_nodes.families.ltx_video.configs import DEV, DISTILLED, LEGACY, PUBLISHED, TINY, VARIANT_OF_HUB
 
 # Lightricks' negative prompt in diffusers' LTX-Video examples.
@@ -110,4 +110,7 @@ SPEC = FamilySpec(
     # scheduler takes; LTXImageToVideoPipeline (0.9.1) hands custom sigmas and a shift (mu), which
     # UniPC and FlowMatchLCM take and DPM-Solver does not
     samplers={DEV: ("euler",), DISTILLED: ("euler",), LEGACY: ("euler", "unipc", "lcm")},
+    # LTXConditionPipeline (0.9.5 and later) takes images at any frame, each one more latent frame of
+    # tokens; LTXImageToVideoPipeline (0.9.1) the first frame only
+    keyframes={variant: Keyframes(any_frame=True, appended_frames=1) for variant in (DEV, DISTILLED)},
 )

@@ -12,6 +12,7 @@ import torch
 
 from i2v_nodes.families.toolkit import tiny
 from i2v_nodes.families.toolkit.meta import keep_fp32, meta_module, meta_transformers_model, meta_vae
+from i2v_nodes.families.wan.lean_blocks import lean_blocks
 from i2v_nodes.families.wan.spec import TEXT_TOKENS
 
 
@@ -21,7 +22,9 @@ def meta_component(role: str, config_json: str, dtype: torch.dtype) -> torch.nn.
     if role in ("transformer", "transformer_2"):
         from diffusers import WanTransformer3DModel
 
-        return keep_fp32(meta_module(WanTransformer3DModel, config, dtype))
+        transformer = keep_fp32(meta_module(WanTransformer3DModel, config, dtype))
+        lean_blocks(transformer)  # traced as it runs (see prepare in family.py)
+        return transformer
     if role == "vae":
         return meta_vae_of(config_json, dtype, False)
     if role == "text_encoder":

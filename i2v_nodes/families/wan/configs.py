@@ -72,6 +72,8 @@ _WAN21 = {
     "image_processor": {"crop_size": 224, "size": {"shortest_edge": 224}},
 }
 
+FLF2V_HUB = "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"
+
 PUBLISHED: dict[str, dict[str, Any]] = {
     "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": {**_WAN21, "scheduler": _scheduler(3.0)},
     "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": {**_WAN21, "scheduler": _scheduler(5.0)},
@@ -97,6 +99,9 @@ PUBLISHED: dict[str, dict[str, Any]] = {
         "scheduler": _scheduler(5.0),
         "pipeline": {"expand_timesteps": True},
     },
+    # two images' CLIP states (257 tokens each) with positions; flow shift 16, the Wan team's for FLF2V
+    FLF2V_HUB: {**_WAN21, "transformer": {**_WAN21["transformer"], "pos_embed_seq_len": 2 * 257},
+                "scheduler": _scheduler(16.0)},
 }
 
 VARIANT_OF_HUB = {
@@ -104,6 +109,7 @@ VARIANT_OF_HUB = {
     "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": "wan2.1-i2v",
     "Wan-AI/Wan2.2-I2V-A14B-Diffusers": "wan2.2-i2v-a14b",
     "Wan-AI/Wan2.2-TI2V-5B-Diffusers": "wan2.2-ti2v-5b",
+    FLF2V_HUB: "wan2.1-flf2v",
 }
 
 # Tiny models: the published structure (patching, VAE strides, two experts, per-token timesteps)
@@ -143,23 +149,26 @@ _TINY_UMT5 = {
     "dropout_rate": 0.0,
 }
 
+_TINY_CLIP = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": 32,
+    "patch_size": 4,
+    "projection_dim": 32,
+}
+_TINY_WAN21 = {
+    "transformer": {**_TINY_TRANSFORMER, "image_dim": 32, "added_kv_proj_dim": 128},
+    "vae": _TINY_VAE,
+    "text_encoder": _TINY_UMT5,
+    "scheduler": _scheduler(3.0),
+    "image_encoder": _TINY_CLIP,
+    "image_processor": {"crop_size": 32, "size": {"shortest_edge": 32}},
+}
+
 TINY: dict[str, dict[str, Any]] = {
-    "tiny-wan2.1-i2v": {
-        "transformer": {**_TINY_TRANSFORMER, "image_dim": 32, "added_kv_proj_dim": 128},
-        "vae": _TINY_VAE,
-        "text_encoder": _TINY_UMT5,
-        "scheduler": _scheduler(3.0),
-        "image_encoder": {
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "image_size": 32,
-            "patch_size": 4,
-            "projection_dim": 32,
-        },
-        "image_processor": {"crop_size": 32, "size": {"shortest_edge": 32}},
-    },
+    "tiny-wan2.1-i2v": _TINY_WAN21,
     "tiny-wan2.2-i2v-a14b": {
         "transformer": _TINY_TRANSFORMER,
         "transformer_2": _TINY_TRANSFORMER,
@@ -186,5 +195,11 @@ TINY: dict[str, dict[str, Any]] = {
         "text_encoder": _TINY_UMT5,
         "scheduler": _scheduler(5.0),
         "pipeline": {"expand_timesteps": True},
+    },
+    # positions for two images' CLIP states: (32 / 4)^2 patches and the class token, twice
+    "tiny-wan2.1-flf2v": {
+        **_TINY_WAN21,
+        "transformer": {**_TINY_WAN21["transformer"], "pos_embed_seq_len": 130},
+        "scheduler": _scheduler(16.0),
     },
 }

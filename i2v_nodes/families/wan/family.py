@@ -1,10 +1,12 @@
 """Wan 2.1 / 2.2 image-to-video through diffusers' stock ``WanImageToVideoPipeline``.
 
-Three published shapes, one pipeline class:
+Four published shapes, one pipeline class:
 
 - ``wan2.1-i2v``: Wan 2.1 I2V 14B (480P and 720P): one transformer, a CLIP image encoder;
 - ``wan2.2-i2v-a14b``: Wan 2.2 I2V A14B: two experts, ``transformer`` for high noise and
   ``transformer_2`` for low noise, switched at ``boundary_ratio`` (one active at a time);
+- ``wan2.1-flf2v``: Wan 2.1 FLF2V-14B-720P, first and last frame: Wan 2.1's layout with positions
+  for both images' CLIP states; it needs an end image (see :mod:`.last_frame`);
 - ``wan2.2-ti2v-5b``: Wan 2.2 TI2V-5B: the 48-channel VAE with 16x spatial compression and
   per-token timesteps (``expand_timesteps``). Its repo is saved as ``WanPipeline``; the I2V
   class loads it.
@@ -28,9 +30,11 @@ from i2v_nodes.families.contract.files import SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
 from i2v_nodes.families.toolkit.calls import common_arguments
 from i2v_nodes.families.toolkit.frames import video_to_frames
-from i2v_nodes.families.wan import components, files, load, write
+from i2v_nodes.families.wan import components, files, last_frame, load, write
+from i2v_nodes.families.wan.lean_blocks import lean_blocks
 from i2v_nodes.families.wan.spec import (
     A14B,
+    FLF2V,
     OPTION_INPUTS,
     RULES,
     SPEC,
@@ -68,6 +72,8 @@ class WanFamily(Family):
             return TI2V
         if _named(index, "transformer_2"):
             return A14B
+        if configs.get("transformer", {}).get("pos_embed_seq_len"):
+            return FLF2V  # positions for the start and end images' CLIP states
         in_channels = configs.get("transformer", {}).get("in_channels")
         if index.get("_class_name") == "WanImageToVideoPipeline" and in_channels in (None, 36):
             return WAN21
@@ -77,6 +83,12 @@ class WanFamily(Family):
         from diffusers import WanImageToVideoPipeline
 
         return WanImageToVideoPipeline
+
+    def prepare(self, pipe: Any) -> None:
+        """Lean blocks: the same numbers with a fraction of the float32 temporaries (see lean_blocks)."""
+        for role in ("transformer", "transformer_2"):
+            if getattr(pipe, role, None) is not None:
+                lean_blocks(getattr(pipe, role))
 
     def lora_target(self, role: str) -> tuple[str, dict[str, Any]]:
         # diffusers keys both experts' LoRAs "transformer."; a flag sends one to the low-noise expert
@@ -109,7 +121,7 @@ class WanFamily(Family):
 
     def call_arguments(self, pipe: Any, call: CallSettings) -> dict[str, Any]:
         return {**common_arguments(call), **_guidance_2(pipe, call.options),
-                "max_sequence_length": TEXT_TOKENS}
+                **last_frame.end_arguments(call), "max_sequence_length": TEXT_TOKENS}
 
     def denoise(self, pipe: Any, job: DenoiseJob, device: torch.device) -> Denoised:
         clips = job.latents.shape[0]

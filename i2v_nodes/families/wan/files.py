@@ -5,12 +5,14 @@ ComfyUI's Wan templates download one file per component into its model folders:
 - ``diffusion_models``: a transformer in the original Wan key names (``blocks.N.self_attn.q.weight``,
   ``head.modulation``, ``img_emb.proj.*``), in bf16 / fp16, fp8_e4m3fn, or ComfyUI's fp8_scaled
   (float8 weights with a per-tensor ``scale_weight`` and a ``scaled_fp8`` marker); Wan 2.2 A14B
-  comes as two files, the high-noise and the low-noise expert;
+  comes as two files, the high-noise and the low-noise expert; Wan 2.1 FLF2V-14B-720P
+  (``wan2.1_flf2v_720p_14B_fp16`` / ``_fp8_e4m3fn``) is Wan 2.1 I2V's layout plus ``img_emb.emb_pos``,
+  the positions of its two images' CLIP states;
 - ``text_encoders``: UMT5-XXL in transformers' key names, with its sentencepiece tokenizer
   embedded as a ``spiece_model`` tensor;
 - ``vae``: the Wan 2.1 VAE (16 latent channels) or the Wan 2.2 VAE (48 channels, 16x), original
   key names;
-- ``clip_vision``: CLIP ViT-H/14 in transformers' key names (Wan 2.1 I2V only);
+- ``clip_vision``: CLIP ViT-H/14 in transformers' key names (Wan 2.1 I2V and FLF2V only);
 - ``unet`` (ComfyUI-GGUF's folder) or ``diffusion_models``: the transformer as a GGUF file (city96's
   and QuantStack's, e.g. ``Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf``), architecture ``wan``, in the same
   original key names and shapes, its matrices quantised (Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, ...).
@@ -43,13 +45,12 @@ from i2v_nodes.families.toolkit.gguf_header import architecture, gguf_weights
 from i2v_nodes.families.toolkit.safetensors_header import Header
 from i2v_nodes.families.wan.configs import PUBLISHED
 
-A14B, WAN21, TI2V = "wan2.2-i2v-a14b", "wan2.1-i2v", "wan2.2-ti2v-5b"
+A14B, WAN21, TI2V, FLF2V = "wan2.2-i2v-a14b", "wan2.1-i2v", "wan2.2-ti2v-5b", "wan2.1-flf2v"
 VAE21, VAE22 = "wan-vae-2.1", "wan-vae-2.2"
 TRANSFORMER_PREFIXES = ("", "model.diffusion_model.")
 # Models that share the Wan transformer layout but are not image-to-video from one image.
 OTHER_WAN = {
     "vace_blocks.0.after_proj.weight": "VACE",
-    "img_emb.emb_pos": "first-last-frame (FLF2V)",
     "motion_encoder.dec.direction.weight": "Animate",
     "casual_audio_encoder.encoder.final_linear.weight": "speech-to-video (S2V)",
     "control_adapter.conv.weight": "camera control",
@@ -72,15 +73,6 @@ def identify(header: Header) -> FilePart | None:
     return None
 
 
-# --- formats -------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
 def _metadata_config(header: Header) -> dict[str, Any]:
     text = header.metadata.get("config")
     if not text:
@@ -90,8 +82,6 @@ def _metadata_config(header: Header) -> dict[str, Any]:
     except ValueError as exc:
         raise ModelError(f"{header.path.name}: its metadata 'config' is not JSON: {exc}") from exc
     return config if isinstance(config, dict) else {}
-
-
 
 
 def _expert_hint(header: Header) -> str:
@@ -130,7 +120,8 @@ def _transformer(header: Header) -> FilePart | None:
             f"{header.path.name} is a Wan text-to-video model (16 input channels); image-to-video needs "
             "an I2V file (36 channels, or 48 for TI2V-5B)"
         )
-    variant = {(36, True): WAN21, (36, False): A14B, (48, False): TI2V}.get((in_dim, image))
+    flf = header.has(prefix + "img_emb.emb_pos")  # FLF2V: positions for two images' CLIP states
+    variant = {(36, True): FLF2V if flf else WAN21, (36, False): A14B, (48, False): TI2V}.get((in_dim, image))
     if variant is None:
         raise ModelError(
             f"{header.path.name}: a Wan transformer with {in_dim} input channels, a layout this pack "
@@ -152,20 +143,13 @@ def _transformer(header: Header) -> FilePart | None:
     }
     if image:
         config.update(image_dim=shape("img_emb.proj.0.weight")[0], added_kv_proj_dim=dim)
+    if flf:
+        config["pos_embed_seq_len"] = shape("img_emb.emb_pos")[1]
     config.update(_metadata_config(header))
-    return FilePart(
-        header.path,
-        "denoiser",
-        variant,
-        file_format(header),
-        config,
-        weight_params(header),
-        hint=_expert_hint(header),
-        float8_params=float8_params(header, ("time_embedding.",)),  # diffusers keeps it in fp32
-        gguf=gguf_weights(header, FP32_PARTS),
-    )
-
-
+    return FilePart(header.path, "denoiser", variant, file_format(header), config, weight_params(header),
+                    hint=_expert_hint(header),
+                    float8_params=float8_params(header, ("time_embedding.",)),  # diffusers keeps it in fp32
+                    gguf=gguf_weights(header, FP32_PARTS))
 
 
 def _umt5(header: Header) -> FilePart | None:
@@ -285,7 +269,8 @@ _KIND_WORDS = {
     "vae": "a VAE (vae folder)",
     "image_encoder": "a CLIP vision model (clip_vision folder)",
 }
-_NAMES = {WAN21: "Wan 2.1 I2V 14B", A14B: "a Wan 2.2 I2V A14B expert", TI2V: "Wan 2.2 TI2V-5B"}
+_NAMES = {WAN21: "Wan 2.1 I2V 14B", A14B: "a Wan 2.2 I2V A14B expert", TI2V: "Wan 2.2 TI2V-5B",
+          FLF2V: "Wan 2.1 FLF2V 14B"}
 
 
 def assemble(parts: Mapping[str, FilePart]) -> FileSet:
@@ -311,12 +296,12 @@ def assemble(parts: Mapping[str, FilePart]) -> FileSet:
             f"{first.path.name} takes {first.config['text_dim']} (UMT5-XXL's 4096)",
         )
     clip = parts.get("clip_vision")
-    if variant == WAN21:
+    if variant in (WAN21, FLF2V):
         if clip is None:
             raise InputError(
                 "clip_vision",
-                f"{first.path.name} is Wan 2.1 I2V, which also needs its CLIP vision model "
-                "(clip_vision_h.safetensors in ComfyUI's clip_vision folder)",
+                f"{first.path.name} is Wan 2.1 {'FLF2V' if variant == FLF2V else 'I2V'}, which also needs "
+                "its CLIP vision model (clip_vision_h.safetensors in ComfyUI's clip_vision folder)",
             )
         if clip.config["hidden_size"] != first.config["image_dim"]:
             raise InputError(
@@ -383,6 +368,7 @@ def _configs(variant: str, roles: Mapping[str, FilePart]) -> dict[str, Any]:
         WAN21: f"Wan-AI/Wan2.1-I2V-14B-{wan21}-Diffusers",
         A14B: "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
         TI2V: "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+        FLF2V: "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
     }[variant]
     published = PUBLISHED[hub]
     configs["scheduler"] = dict(published["scheduler"])

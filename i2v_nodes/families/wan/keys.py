@@ -21,6 +21,7 @@ _TRANSFORMER_TO_ORIGINAL = (
     ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
     ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
     ("condition_embedder.time_proj", "time_projection.1"),
+    ("condition_embedder.image_embedder.pos_embed", "img_emb.emb_pos"),
     ("condition_embedder.image_embedder.norm1", "img_emb.proj.0"),
     ("condition_embedder.image_embedder.ff.net.0.proj", "img_emb.proj.1"),
     ("condition_embedder.image_embedder.ff.net.2", "img_emb.proj.3"),
@@ -54,7 +55,10 @@ def transformer_to_original(key: str) -> str:
 def transformer_to_diffusers(checkpoint: dict) -> dict:
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
-    return convert_wan_transformer_to_diffusers(dict(checkpoint))
+    converted = convert_wan_transformer_to_diffusers(dict(checkpoint))
+    if "img_emb.emb_pos" in converted:  # FLF2V's image positions: diffusers' single-file converter skips them
+        converted["condition_embedder.image_embedder.pos_embed"] = converted.pop("img_emb.emb_pos")
+    return converted
 
 
 # --- the VAEs ------------------------------------------------------------------------------------------

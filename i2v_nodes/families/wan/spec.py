@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
+from i2v_nodes.families.contract.spec import FamilySpec, Keyframes, Roles, Rules
 from i2v_nodes.families.wan.configs import PUBLISHED, TINY, VARIANT_OF_HUB
 
-WAN21, A14B, TI2V = "wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b"
+WAN21, A14B, TI2V, FLF2V = "wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "wan2.1-flf2v"
 
 # The Wan team's default negative prompt (wan/configs/shared_config.py), which the models were tuned with.
 NEGATIVE = (
@@ -56,11 +56,15 @@ RULES = {
         default_guidance=5.0,
         **_COMMON,
     ),
+    # Wan 2.1 FLF2V-14B-720P: Wan 2.1 I2V's layout with positions for two images' CLIP states; the Wan
+    # team's 720p and 50 steps for first-last-frame (generate.py)
+    FLF2V: dataclasses.replace(_WAN21_RULES, default_width=1280, default_height=720, default_steps=50),
 }
 ROLES = {
     WAN21: Roles(denoisers=("transformer",), encoders=("text_encoder", "image_encoder")),
     A14B: Roles(denoisers=("transformer", "transformer_2"), encoders=("text_encoder",)),
     TI2V: Roles(denoisers=("transformer",), encoders=("text_encoder",)),
+    FLF2V: Roles(denoisers=("transformer",), encoders=("text_encoder", "image_encoder")),
 }
 
 
@@ -125,7 +129,7 @@ SPEC = FamilySpec(
     pipeline_classes=("WanImageToVideoPipeline", "WanPipeline"),
     rules=RULES,
     roles=ROLES,
-    variant_titles={WAN21: "Wan 2.1", A14B: "Wan 2.2 A14B", TI2V: "Wan 2.2 TI2V-5B"},
+    variant_titles={WAN21: "Wan 2.1", A14B: "Wan 2.2 A14B", TI2V: "Wan 2.2 TI2V-5B", FLF2V: "Wan 2.1 FLF2V"},
     hub_variants=VARIANT_OF_HUB,
     published=PUBLISHED,
     tiny=TINY,
@@ -138,4 +142,9 @@ SPEC = FamilySpec(
     attention_backends=True,
     # The pipeline only asks the scheduler for its steps: every flow-matching sampler runs
     samplers={variant: ("euler", "unipc", "dpmpp_2m", "lcm") for variant in RULES},
+    # the stock pipeline's last_image: A14B (no image encoder), and FLF2V, which needs it (its CLIP
+    # embedding has positions for two images). Wan 2.1 I2V has none: the stock pipeline hands its
+    # transformer the two images' CLIP states as two batch rows and fails. TI2V-5B's per-token
+    # timesteps condition on the first frame only (the pipeline ignores last_image).
+    keyframes={A14B: Keyframes(), FLF2V: Keyframes(required=True)},
 )

@@ -20,9 +20,9 @@ from i2v_nodes.families.toolkit.gguf_writing import write_gguf
 from i2v_nodes.families.toolkit.meta import CLIP_VISION_H14, config_json
 from i2v_nodes.families.toolkit.stand_ins import stored, write_header
 from i2v_nodes.families.wan.components import meta_component
-from i2v_nodes.families.wan.configs import PUBLISHED
+from i2v_nodes.families.wan.configs import FLF2V_HUB, PUBLISHED
 from i2v_nodes.families.wan.keys import transformer_to_original, vae21_to_original, vae22_to_original
-from i2v_nodes.families.wan.spec import A14B, TI2V, WAN21
+from i2v_nodes.families.wan.spec import A14B, FLF2V, TI2V, WAN21
 from i2v_nodes.families.wan.write import gguf_tensor_types
 
 A14B_HUB = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
@@ -50,8 +50,16 @@ TEMPLATE_FILES: dict[str, dict[str, str]] = {
         "vae": "wan_2.1_vae.safetensors",
         "clip_vision": "clip_vision_h.safetensors",
     },
+    # ComfyUI's Wan 2.1 first-last-frame template (Comfy-Org's Wan_2.1_ComfyUI_repackaged; an fp8_e4m3fn
+    # copy of the transformer sits beside it)
+    FLF2V: {
+        "diffusion_model": "wan2.1_flf2v_720p_14B_fp16.safetensors",
+        "text_encoder": UMT5,
+        "vae": "wan_2.1_vae.safetensors",
+        "clip_vision": "clip_vision_h.safetensors",
+    },
 }
-HUB_OF_VARIANT = {A14B: A14B_HUB, TI2V: TI2V_HUB, WAN21: WAN21_HUB}
+HUB_OF_VARIANT = {A14B: A14B_HUB, TI2V: TI2V_HUB, WAN21: WAN21_HUB, FLF2V: FLF2V_HUB}
 
 
 def _shapes(

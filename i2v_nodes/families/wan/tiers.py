@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from i2v_nodes.families.contract.tiers import FileTiers, LoraTiers, TierRun, Tiers
+from i2v_nodes.families.contract.tiers import FileTiers, KeyframeTiers, LoraTiers, TierRun, Tiers
 from i2v_nodes.families.wan.spec import A14B, RULES, TI2V
 from i2v_nodes.families.wan.stand_ins import (
     LIGHTX2V_LORAS,
@@ -67,6 +67,24 @@ GGUF_Q4_K_M = FileTiers(
     cell=" (QuantStack's GGUF Q4_K_M experts)",
 )
 
+# ComfyUI's Wan 2.2 14B first-last-frame template (video_wan2_2_14B_flf2v): the A14B template's files with
+# a start and an end image (WanFirstLastFrameToVideo); here I2VSample's end_image, the stock pipeline's
+# last_image. The end image is the last frame of the video the VAE encodes as the condition, so it adds
+# no VAE pass and no denoiser tokens: the same plan as the image-to-video tier, plus its pixels.
+FIRST_LAST = KeyframeTiers(
+    suffix="flf",
+    title=", first and last frame",
+    variants=(A14B,),
+    cards=(16, 24),
+    remarks=(
+        "First and last frame: a second LoadImage gives I2VSample's end_image, the frame the video must "
+        "end on (the stock pipeline's last_image, as ComfyUI's Wan 2.2 14B first-last-frame template "
+        "runs it). It is fitted to the size as the start image is (centre crop, then resize), so its size "
+        "may differ. Wan encodes it as the last frame of the condition video it encodes anyway: no extra "
+        "VAE pass, no extra denoiser tokens, the same steps."
+    ),
+)
+
 TIERS = Tiers(
     prefix="wan",
     label="Wan",
@@ -93,4 +111,5 @@ TIERS = Tiers(
                   "Face)"),
     lora_tiers=(LIGHTX2V,),
     file_tiers=(GGUF_Q4_K_M,),
+    keyframe_tiers=(FIRST_LAST,),
 )

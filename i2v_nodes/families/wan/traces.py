@@ -50,8 +50,10 @@ class WanTraces(MemoryTraces):
                 "return_dict": False,
             }
             if cfg.image_dim is not None:
+                # FLF2V's embedding takes the start and end images' states as two rows of each clip's
+                images = 2 if cfg.pos_embed_seq_len else 1
                 kwargs["encoder_hidden_states_image"] = torch.empty(
-                    rows, _image_tokens(all_configs), cfg.image_dim, dtype=dtype
+                    rows * images, _image_tokens(all_configs), cfg.image_dim, dtype=dtype
                 )
         return Trace(model, (), kwargs)
 

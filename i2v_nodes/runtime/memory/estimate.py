@@ -29,6 +29,7 @@ from i2v_nodes.runtime.memory.weights import (
     in_place_bytes,
     largest_layer_bytes,
     on_cpu,
+    pinned_bytes,
     read_bytes,
     resident_weights,
     streamed_weights,
@@ -58,6 +59,7 @@ class RunShape:
     batch_size: int = 1  # clips per input image (seeds seed, seed+1, ...)
     cfg: bool = True  # classifier-free guidance: twice the denoiser rows (or calls)
     speed: SpeedSettings = SpeedSettings()  # I2VSpeedOptions: a step cache and compile keep memory
+    keyframes: int = 1  # images each clip is conditioned on: the start image, plus an end image (2)
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,21 @@ def _kernels(handle: ModelHandle) -> str:
     return "cuda" if str(handle.device).split(":")[0] == "cuda" else "cpu"
 
 
+def denoised_frames(handle: ModelHandle, shape: RunShape) -> int:
+    """The output frames whose latents the denoiser works on: the clip's, plus the latent frames each
+    keyframe after the first appends to the sequence where the family conditions that way (LTX: an end
+    image is one more latent frame of tokens; Wan conditions in place)."""
+    takes = handle.family.spec.keyframes.get(handle.variant)
+    appended = takes.appended_frames * (shape.keyframes - 1) if takes is not None else 0
+    return shape.num_frames + appended * handle.rules.vae_temporal
+
+
 def denoiser_activations(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> int:
     """Traced bytes of one denoiser call (before the margin), plus fp8's upcast copy of one layer, or
     GGUF's dequantisation of its costliest matrix (each is dequantised as its layer runs)."""
     rows = denoiser_rows(handle, shape, options)
     traced = _traced_denoiser(handle.family, handle.variant, handle.configs_json, handle.precision, rows,
-                              shape.num_frames, shape.height, shape.width, _kernels(handle))
+                              denoised_frames(handle, shape), shape.height, shape.width, _kernels(handle))
     parts = handle.files.parts if handle.files is not None else {}
     gguf = [parts[c].gguf.dequantise_peak for c in handle.roles.denoisers if c in parts and parts[c].gguf]
     if gguf:
@@ -163,9 +174,11 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
         act = max(_traced_vae(family, variant, configs, handle.vae_precision, "encode", shape.num_frames,
                               shape.height, shape.width, options.vae_tiling, _kernels(handle)),
                   _traced_encoders(family, variant, configs, handle.precision, _kernels(handle)))
+        # each later keyframe (an end image) waits on the device as float32 pixels beside the encode
+        buffers = (shape.keyframes - 1) * _frame_bytes(shape)
     elif phase == "denoise":
         act = denoiser_activations(handle, shape, options)
-        latent_elems = (rules.latent_channels * rules.latent_frames(shape.num_frames)
+        latent_elems = (rules.latent_channels * rules.latent_frames(denoised_frames(handle, shape))
                         * (shape.height // rules.vae_spatial) * (shape.width // rules.vae_spatial))
         # latents, noise predictions and the conditioning of the whole batch stay alive (float32 at most)
         buffers = latent_elems * 4 * shape.batch_size * (6 if shape.cfg else 3)
@@ -206,8 +219,9 @@ def speed_bytes(handle: ModelHandle, shape: RunShape) -> int:
     req = step_cache.request(speed, steps=1)
     if req is None:
         return total
-    tokens, inner, blocks = family.traces.block_state(handle.variant, handle.configs_json, shape.num_frames,
-                                               shape.height, shape.width)
+    frames = denoised_frames(handle, shape)
+    tokens, inner, blocks = family.traces.block_state(handle.variant, handle.configs_json, frames,
+                                                      shape.height, shape.width)
     # rows of one unsplit call (a plan that splits the calls runs without the cache)
     rows = denoiser_rows(handle, shape, MemoryOptions())
     hidden = rows * tokens * inner * bytes_per_element(handle.precision)
@@ -259,7 +273,8 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
     clip = shape.num_frames * _frame_bytes(shape)  # the clip being copied off the device
     return {
         "load": _estimate("load", load_peak, 0, 0, HOST_RUNTIME_BYTES),
-        "run": _estimate("run", in_ram, 0, frames + clip, HOST_RUNTIME_BYTES + _compile_ram(shape),
+        "run": _estimate("run", in_ram, 0, frames + clip + pinned_bytes(handle, options.offload),
+                         HOST_RUNTIME_BYTES + _compile_ram(shape),
                          _file_backed(handle, options, in_ram) if options.offload != "none" else 0),
     }
 

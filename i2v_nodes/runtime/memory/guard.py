@@ -126,12 +126,14 @@ def _adapt(
 
 def render_report(handle: ModelHandle, plan: Plan) -> str:
     shape = plan.shape
-    verdict = "fits" if plan.fits else "DOES NOT FIT"
+    # each line judges its own memory; the run fits when every line does (plan.fits)
+    verdict = "fits" if plan.estimate.peak <= plan.usable else "DOES NOT FIT"
     weights = ", fp8 weights" if handle.weights == "fp8" else ""
     lines = [
         f"VRAMGuard [{plan.policy}]: {handle.name} ({handle.variant}, {handle.precision}{weights}, VAE "
         f"{handle.vae_precision}) on {handle.device}: {shape.width}x{shape.height}, {shape.num_frames} "
-        f"frames, batch {shape.batch_size}, CFG {'on' if shape.cfg else 'off'}",
+        f"frames, batch {shape.batch_size}, CFG {'on' if shape.cfg else 'off'}"
+        f"{', with an end image' if shape.keyframes > 1 else ''}",
         f"estimated peak {plan.estimate.describe()}",
         f"available {gib(plan.available)}, usable after {plan.headroom:.0%} headroom {gib(plan.usable)}: "
         f"{verdict}",

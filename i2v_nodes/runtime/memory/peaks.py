@@ -25,7 +25,7 @@ def denoiser(family: Family, variant: str, configs: str, precision: str, rows: i
 
     def trace() -> int:
         return family.traces.denoiser(variant, configs, dtype_of(precision), rows, frames, height,
-                                      width).peak_bytes()
+                                      width).peak_bytes(kernels=kernels)
 
     return _peak(family, variant, configs, "denoiser", precision, kernels, point, trace)
 
@@ -38,7 +38,7 @@ def vae(family: Family, variant: str, configs: str, precision: str, direction: s
 
     def trace() -> int:
         return family.traces.vae(variant, configs, dtype_of(precision), direction, frames, height, width,
-                                 tiling).peak_bytes()
+                                 tiling).peak_bytes(kernels=kernels)
 
     return _peak(family, variant, configs, vae_phase(direction, tiling), precision, kernels, point, trace)
 
@@ -53,7 +53,7 @@ def encoders(family: Family, variant: str, configs: str, precision: str, kernels
 
     def trace() -> int:
         traces = family.traces.encoders(variant, configs, dtype_of(precision))
-        return max((t.peak_bytes() for t in traces), default=0)
+        return max((t.peak_bytes(kernels=kernels) for t in traces), default=0)
 
     return _peak(family, variant, configs, "encoders", precision, kernels, {}, trace)
 

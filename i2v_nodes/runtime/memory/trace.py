@@ -10,7 +10,11 @@ the real architecture at the real shapes, for any model family, with no calibrat
 Attention is the one place where meta execution differs from a GPU or modern CPU: on meta,
 ``scaled_dot_product_attention`` falls back to the math path and materialises the full score
 matrix, which the fused kernels (flash / memory-efficient on CUDA, flash on CPU) never do. The
-trace therefore replaces the call by its output alone.
+trace therefore replaces the call by its output alone. RMS norm is the other: CUDA runs
+``torch.nn.functional.rms_norm`` as one fused kernel (when input and weight share a dtype) that
+allocates only its output, where meta, like a CPU, decomposes it into float32 temporaries the size of
+the input (three of them alive at once for Wan's query and key norms: 4.3 GiB at 1280x720x81). A
+trace for CUDA (``kernels="cuda"``) counts the output alone.
 
 Meta execution still costs Python time per operation, and video VAEs repeat one sub-module call
 per frame and per tile (hundreds of identical calls for 81 frames in tiles). A call named in
@@ -82,16 +86,31 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
-class _FusedAttention(TorchFunctionMode):
-    """Makes SDPA allocate only its output, like the fused kernels real devices use."""
+KERNELS = ("cpu", "cuda")  # whose fused kernels a trace assumes
+
+
+class _FusedKernels(TorchFunctionMode):
+    """Makes SDPA (and, for CUDA, RMS norm) allocate only its output, like the fused kernels real
+    devices use."""
+
+    def __init__(self, kernels: str) -> None:
+        super().__init__()
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, not {kernels!r}")
+        self.fused_norms = kernels == "cuda"
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
-            kwargs = kwargs or {}
             query = args[0] if args else kwargs["query"]
             value = args[2] if len(args) > 2 else kwargs["value"]
             return query.new_empty(query.shape[:-1] + value.shape[-1:])
-        return func(*args, **(kwargs or {}))
+        if self.fused_norms and func is F.rms_norm:
+            x = args[0] if args else kwargs["input"]
+            weight = args[2] if len(args) > 2 else kwargs.get("weight")
+            if weight is None or weight.dtype == x.dtype:  # else CUDA decomposes it too
+                return x.new_empty(x.shape)
+        return func(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -118,8 +137,9 @@ Repeat = tuple[Any, str]  # (owner, method name): a module's "forward", or anoth
 class _Repeats:
     """Trace each distinct call of the given modules once; replay the identical ones."""
 
-    def __init__(self, tracker: _LiveBytes):
+    def __init__(self, tracker: _LiveBytes, kernels: str):
         self.tracker = tracker
+        self.kernels = kernels
 
     @contextmanager
     def installed(self, repeat: tuple[Repeat, ...]) -> Iterator[None]:
@@ -140,8 +160,8 @@ class _Repeats:
     def call(self, owner: Any, name: str, inner: Any, args: tuple, kwargs: dict) -> Any:
         leaves, spec = tree_flatten((args, kwargs))
         records = _RECORDS.setdefault(owner, {})
-        key = (name, str(spec), tuple(_signature(x) for x in leaves))
-        if None in key[2]:
+        key = (name, self.kernels, str(spec), tuple(_signature(x) for x in leaves))
+        if None in key[3]:
             return inner(*args, **kwargs)
         lists = [(i, value) for i, value in enumerate([*args, *kwargs.values()]) if isinstance(value, list)]
         # weak references only: holding the inputs would keep alive what the call frees
@@ -254,15 +274,17 @@ def _rebuild(output: Any, inputs: list) -> Any:
 _trace_lock = threading.Lock()
 
 
-def peak_bytes(fn: Any, *args: Any, repeat: tuple[Repeat, ...] = (), **kwargs: Any) -> int:
+def peak_bytes(fn: Any, *args: Any, repeat: tuple[Repeat, ...] = (), kernels: str = "cpu",
+               **kwargs: Any) -> int:
     """Peak bytes of tensors alive at once while ``fn(*args, **kwargs)`` runs on meta tensors.
 
     Counts only what the call allocates: its inputs and the module's parameters are excluded.
     The ``repeat`` calls, ``(owner, method name)``, are traced once per signature and replayed after.
+    ``kernels`` names the device whose fused kernels the run would use ("cpu" or "cuda").
     """
     with _trace_lock, torch.no_grad():
         tracker = _LiveBytes()
-        with _FusedAttention(), tracker, _Repeats(tracker).installed(repeat):
+        with _FusedKernels(kernels), tracker, _Repeats(tracker, kernels).installed(repeat):
             result = fn(*args, **kwargs)
         del result
         return tracker.peak

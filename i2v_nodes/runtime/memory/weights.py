@@ -105,6 +105,17 @@ def in_place_bytes(handle: ModelHandle) -> dict[str, int]:
     return out
 
 
+def pinned_bytes(handle: ModelHandle, offload: str) -> int:
+    """Page-locked RAM of group offload on CUDA: with ``low_cpu_mem_usage`` and a stream, diffusers pins
+    a copy of each group as it moves it to the device, and the next group's while it prefetches; torch
+    keeps freed pinned blocks for reuse. So the run holds, beside the weights, pinned copies of the two
+    largest groups (what the device holds of them too)."""
+    if offload != "group" or on_cpu(handle):
+        return 0
+    sizes = weight_bytes(handle)
+    return max((_offload_share(handle, name, "group", size) for name, size in sizes.items()), default=0)
+
+
 def _offload_share(handle: ModelHandle, component: str, offload: str, size: int) -> int:
     count = dict(handle.params).get(component, 0)
     if not count:

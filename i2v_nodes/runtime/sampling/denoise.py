@@ -11,7 +11,7 @@ import torch
 
 from i2v_nodes.errors import I2VError, NonFiniteError
 from i2v_nodes.families.contract.family import Family
-from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob
+from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, Keyframe
 from i2v_nodes.runtime import speed
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import nonfinite_summary
@@ -36,6 +36,9 @@ class SampleRun:
     progress: Any
     notes: list[str] = field(default_factory=list)  # what the speed settings did, for the report
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, lora, denoise, decode
+    # I2VExtend: the frames (uint8 [k, H, W, 3]) a segment continues from through the family's video
+    # conditioning (its ``continuation``); None: the image conditions the run
+    continue_from: Any = None
 
     @property
     def cfg(self) -> bool:
@@ -52,18 +55,20 @@ def pipeline_calls(family: Family, sampler: str, clips: int) -> int:
 
 
 def denoise_image(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor,
-                  negative: torch.Tensor | None) -> Denoised:
-    """The stock pipeline for one image and all its clips, with progress and cancel: one call, or one
-    per clip with a sampler that draws noise each step (each clip's from its own seed, so a clip of a
-    batch still equals a single run with its seed)."""
+                  negative: torch.Tensor | None, keyframes: tuple[Keyframe, ...] = ()) -> Denoised:
+    """The stock pipeline for one image (and its ``keyframes``: an end image) and all its clips, with
+    progress and cancel: one call, or one per clip with a sampler that draws noise each step (each
+    clip's from its own seed, so a clip of a batch still equals a single run with its seed)."""
     if samplers.draws_noise(run.sampler) and len(run.seeds) > 1:
-        return _joined([_denoise(run, loaded, image, prompt, negative, [seed]) for seed in run.seeds])
-    return _denoise(run, loaded, image, prompt, negative, run.seeds)
+        return _joined([_denoise(run, loaded, (image, keyframes), prompt, negative, [seed])
+                        for seed in run.seeds])
+    return _denoise(run, loaded, (image, keyframes), prompt, negative, run.seeds)
 
 
-def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, negative: torch.Tensor | None,
-             seeds: list[int]) -> Denoised:
-    """One stock pipeline call for ``seeds``' clips."""
+def _denoise(run: SampleRun, loaded: Loaded, images: tuple[Any, tuple[Keyframe, ...]], prompt: torch.Tensor,
+             negative: torch.Tensor | None, seeds: list[int]) -> Denoised:
+    """One stock pipeline call for ``seeds``' clips of one image and its keyframes."""
+    image, keyframes = images
     handle, s, services, options = run.handle, run.settings, run.services, run.plan.options
     family, pipe = handle.family, loaded.pipeline
     services.check_interrupt()
@@ -82,7 +87,7 @@ def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, n
                      width=s.width, height=s.height, num_frames=s.num_frames, steps=s.steps,
                      guidance_scale=s.guidance_scale, target_fps=s.target_fps, options=run.family_settings,
                      step_end=step_end if family.spec.uses_step_callback else None, seeds=tuple(seeds),
-                     variant=handle.variant, cfg_steps=guided)
+                     variant=handle.variant, cfg_steps=guided, keyframes=keyframes)
     halves = 2 if run.cfg and family.spec.cfg_in_one_call else 1
     # clips per stock pipeline call: a family that loops over its clips calls with one at a time
     clips = len(seeds) // family.pipeline_calls(len(seeds))
@@ -102,7 +107,7 @@ def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, n
                              split=denoiser_hook.needed(**layout), calibration_key=key)
         notes.append(stack.enter_context(samplers.using(pipe, name=run.sampler, seeds=seeds)))
         run.notes.extend(note for note in notes if note and note not in run.notes)
-        denoised = family.denoise(pipe, job, loaded.device)
+        denoised = family.denoise(_conditioned(run, pipe), job, loaded.device)
         if stopped:  # inside the levers: a cancelled run records no MagCache calibration
             services.check_interrupt()  # raises the host's own interrupt exception
             raise I2VError("the run was cancelled")
@@ -115,6 +120,14 @@ def _denoise(run: SampleRun, loaded: Loaded, image: Any, prompt: torch.Tensor, n
             f"the denoised latents contain {problem} (denoiser in {handle.precision}); the denoiser "
             "overflowed: use precision bf16 or fp32, or a lower guidance_scale")
     return denoised
+
+
+def _conditioned(run: SampleRun, pipe: Any) -> Any:
+    """The pipeline this call runs: the loaded one, or for a segment that continues from frames, the
+    family's video-conditioned pipeline on the same components (made now, with the sampler set)."""
+    if run.continue_from is None:
+        return pipe
+    return run.handle.family.continuation.pipeline(pipe, run.continue_from)
 
 
 def _joined(parts: list[Denoised]) -> Denoised:

@@ -37,11 +37,16 @@ def row_groups(clips: int, halves: int, clips_per_call: int, split_halves: bool)
 
 
 def _split_call(inner: Callable, groups: list[list[int]], total_rows: int, args: tuple, kwargs: dict) -> Any:
-    """Run ``inner`` once per row group and put the outputs back in row order."""
+    """Run ``inner`` once per row group and put the outputs back in row order. A tensor with several
+    consecutive rows per batch row (a first-last-frame model's two image embeddings of each clip) is
+    split with its rows."""
     def take(value: Any, index: torch.Tensor) -> Any:
-        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == total_rows:
-            return value.index_select(0, index.to(value.device))
-        return value
+        if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] % total_rows:
+            return value
+        each = value.shape[0] // total_rows
+        if each > 1:
+            index = (index[:, None] * each + torch.arange(each)).flatten()
+        return value.index_select(0, index.to(value.device))
 
     outputs = []
     for rows in groups:

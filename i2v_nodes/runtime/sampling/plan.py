@@ -21,9 +21,13 @@ from i2v_nodes.runtime.services import HostServices
 log = logging.getLogger(__name__)
 
 
-def run_shape(handle: ModelHandle, s: SampleSettings, family_settings: Any = None) -> memory.RunShape:
+def run_shape(handle: ModelHandle, s: SampleSettings, family_settings: Any = None,
+              keyframes: int = 1) -> memory.RunShape:
+    """The run's shape for the memory plan; ``keyframes``: images each clip is conditioned on (2 with an
+    end image)."""
     cfg = handle.family.uses_cfg(s.guidance_scale, family_settings)
-    return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=cfg, speed=speed_of(s.options))
+    return memory.RunShape(s.width, s.height, s.num_frames, s.batch_size, cfg=cfg, speed=speed_of(s.options),
+                           keyframes=keyframes)
 
 
 def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
@@ -43,9 +47,9 @@ def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
 
 
 def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices, cache: ModelCache,
-                 family_settings: Any = None) -> guard.Plan:
+                 family_settings: Any = None, keyframes: int = 1) -> guard.Plan:
     """The guard's plan when it covers this run, re-checked against memory free now; else a new one."""
-    shape = run_shape(handle, s, family_settings)
+    shape = run_shape(handle, s, family_settings, keyframes)
     attached: guard.Plan | None = handle.plan
     policy = attached.policy if attached is not None else "off"
     headroom = attached.headroom if attached is not None else 0.10
@@ -63,7 +67,13 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
                 f"{memory.gib(attached.estimate.peak)}, {memory.gib(budget.usable)} is usable now. "
                 "Free memory (close other GPU programs, unload other models) or run VRAMGuard again.")
         return attached
-    if attached is not None:
+    if attached is None:
+        return guard.plan_run(handle, shape, policy, budget)
+    if attached.covers(dataclasses.replace(shape, keyframes=attached.shape.keyframes)):
+        # VRAMGuard sees no images: an end image (its encode, and the tokens it adds where the family
+        # appends them) is planned here, with the guard's policy
+        log.info("planning again with the end image (%d images per clip)", shape.keyframes)
+    else:
         log.warning("I2VSample settings differ from what VRAMGuard planned (%s vs %s); planning again",
                     shape, attached.shape)
     return guard.plan_run(handle, shape, policy, budget)

@@ -30,6 +30,7 @@ from i2v_nodes.runtime.memory import guard
 from i2v_nodes.runtime.memory.devices import cache_budget_bytes
 from i2v_nodes.runtime.options import sampler_of
 from i2v_nodes.runtime.output import audio
+from i2v_nodes.runtime.sampling import keyframes
 from i2v_nodes.runtime.sampling.decode import decode_checked
 from i2v_nodes.runtime.sampling.denoise import SampleRun, denoise_image, pipeline_calls
 from i2v_nodes.runtime.sampling.loaded import Loaded, pipeline_loader
@@ -54,8 +55,9 @@ def default_cache() -> ModelCache:
 
 
 def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, services: HostServices,
-           cache: ModelCache | None = None) -> SampleResult:
-    """Frames for every input image and seed: clip (image j, seed + i) is clip j * batch + i."""
+           cache: ModelCache | None = None, end_images: torch.Tensor | None = None) -> SampleResult:
+    """Frames for every input image and seed: clip (image j, seed + i) is clip j * batch + i. With
+    ``end_images`` (one per image, or one for all), each image's clips end on its end image."""
     cache = cache or default_cache()
     fresh = models.as_on_disk(handle)
     if fresh is not handle:  # the cached weights may be mapped from the file that changed: never reuse them
@@ -63,7 +65,8 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
         handle = fresh
     family_settings = validate_settings(handle, s)
     pil_images = images_to_pil(images)
-    plan = plan_for_run(handle, s, services, cache, family_settings)
+    ends = keyframes.end_images(handle, end_images, len(pil_images))
+    plan = plan_for_run(handle, s, services, cache, family_settings, keyframes.images_per_clip(end_images))
     seeds = [(s.seed + i) & MAX_SEED for i in range(s.batch_size)]
     calls = pipeline_calls(handle.family, sampler=sampler_of(s.options).sampler, clips=s.batch_size)
     steps = handle.family.steps_run(s.steps, family_settings) * calls
@@ -71,7 +74,7 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
     run = SampleRun(handle, s, family_settings, plan, seeds, services, progress)
     loads_before = cache.loads
     try:
-        clips, sounds, loaded = _clips(run, pil_images, cache)
+        clips, sounds, loaded = _clips(run, pil_images, ends, cache)
     finally:
         progress.close()
     report = _report(run, loaded, len(clips), cache.loads - loads_before)
@@ -81,9 +84,10 @@ def sample(handle: ModelHandle, images: torch.Tensor, s: SampleSettings, service
                         run.timings, sound)
 
 
-def _clips(run: SampleRun, pil_images: list[Any],
+def _clips(run: SampleRun, pil_images: list[Any], ends: list[Any],
            cache: ModelCache) -> tuple[list[torch.Tensor], list[dict[str, Any] | None], Loaded]:
-    """Every clip's frames and sound, on the cached pipeline (loaded first if it is not)."""
+    """Every clip's frames and sound, on the cached pipeline (loaded first if it is not); ``ends``: each
+    image's end image, or none."""
     handle, s, plan, family, timings = run.handle, run.settings, run.plan, run.handle.family, run.timings
     chunk = s.decode_chunk_size or plan.options.decode_chunk
     key = dataclasses.replace(handle.cache_key, offload=plan.options.offload)
@@ -98,11 +102,13 @@ def _clips(run: SampleRun, pil_images: list[Any],
             _ready(run, loaded)
             phase = "encode"
             prompt, negative = _prompt_embeddings(family, loaded, s, run.cfg)
-            for image in pil_images:
+            for index, image in enumerate(pil_images):
                 phase = "denoise"
                 with _timed(timings, "denoise"):
                     prepared = family.prepare_image(image, s.width, s.height)
-                    denoised = denoise_image(run, loaded, prepared, prompt, negative)
+                    end = family.prepare_image(ends[index], s.width, s.height) if ends else None
+                    denoised = denoise_image(run, loaded, prepared, prompt, negative,
+                                             keyframes.keyframes_of(end, s.num_frames))
                 phase = "decode"
                 with _timed(timings, "decode"):
                     for index in range(denoised.clips):

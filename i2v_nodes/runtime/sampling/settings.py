@@ -84,19 +84,20 @@ def cfg_steps(s: SampleSettings) -> int:
     return 0 if until >= 1 else max(1, round(until * s.steps))
 
 
-def images_to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """ComfyUI IMAGE ``[N, H, W, 3]`` (or one ``[H, W, 3]``) float 0..1 to RGB PIL images."""
+def images_to_pil(images: torch.Tensor, name: str = "image") -> list[Image.Image]:
+    """ComfyUI IMAGE ``[N, H, W, 3]`` (or one ``[H, W, 3]``) float 0..1 to RGB PIL images; errors name
+    the input ``name``."""
     if not isinstance(images, torch.Tensor):
-        raise InputError("image", f"expected an IMAGE tensor, got {type(images).__name__}")
+        raise InputError(name, f"expected an IMAGE tensor, got {type(images).__name__}")
     if images.dim() == 3:
         images = images.unsqueeze(0)
     if images.dim() != 4 or images.shape[-1] not in (3, 4) or min(images.shape[:3]) == 0:
-        raise InputError("image", f"expected an IMAGE of shape [count, height, width, 3] with no empty "
-                                  f"dimension, got {list(images.shape)}")
+        raise InputError(name, f"expected an IMAGE of shape [count, height, width, 3] with no empty "
+                               f"dimension, got {list(images.shape)}")
     if not images.is_floating_point():
-        raise InputError("image", f"expected float values in 0..1, got dtype {images.dtype}")
+        raise InputError(name, f"expected float values in 0..1, got dtype {images.dtype}")
     problem = nonfinite_summary(images)
     if problem:
-        raise InputError("image", f"the image is corrupt: {problem}")
+        raise InputError(name, f"the image is corrupt: {problem}")
     pixels = (images[..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     return [Image.fromarray(np.ascontiguousarray(p), mode="RGB") for p in pixels]
