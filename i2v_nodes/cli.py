@@ -35,6 +35,7 @@ from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.loading.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES
 from i2v_nodes.runtime.memory import devices, guard, planner
+from i2v_nodes.runtime.shapes import validate_shape
 
 GiB = 2**30
 MAX_GIB = 1e6  # a petabyte: anything larger is a typo, not a machine
@@ -125,8 +126,6 @@ def plan(args: argparse.Namespace) -> int:
                "offload": args.offload, "weights": args.weights}
     handle = (models.handle_for_files(files, **options) if files else
               models.handle_for_planning(args.model, host.model_dirs(), **options))
-    from i2v_nodes.runtime.sampling import validate_shape
-
     validate_shape(handle, args.width, args.height, args.frames, args.batch)
     if args.end_image and handle.variant not in handle.family.spec.keyframes:
         from i2v_nodes.runtime.sampling import capable_models

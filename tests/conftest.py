@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,10 @@ torch.set_num_threads(1)
 # Bit-identity with the stock pipelines needs fp32: pin what precision "auto" means on a CPU (it would
 # be bf16 on CPUs that compute bf16 natively); tests of that choice set it themselves.
 os.environ["I2V_CPU_AUTO_PRECISION"] = "fp32"
+# Traces remembered on disk go to a folder of this session, never the user's cache.
+if not os.environ.get("I2V_TRACE_CACHE"):
+    os.environ["I2V_TRACE_CACHE"] = tempfile.mkdtemp(prefix="i2v-trace-cache-")
+    atexit.register(shutil.rmtree, os.environ["I2V_TRACE_CACHE"], True)
 
 
 @pytest.fixture(scope="session")

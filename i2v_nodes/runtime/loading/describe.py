@@ -17,6 +17,7 @@ from i2v_nodes.families.contract.files import FilePart, FileSet
 from i2v_nodes.families.toolkit import gguf_header
 from i2v_nodes.families.toolkit.file_headers import read_file_header
 from i2v_nodes.families.toolkit.safetensors_header import Header, read_header
+from i2v_nodes.runtime.memory import trace_cache, trace_table
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -94,10 +95,26 @@ def describe_hub(hub_id: str) -> Description:
     family = registry.for_hub_id(hub_id)
     if family is None:
         raise ModelError(f"{hub_id} is not a known hub id ({', '.join(registry.known_hub_ids())})")
-    configs, params = family.published_description(hub_id)
+    configs, params = published_description(family, hub_id)
     # the published repositories of every family store their weights in bf16
     return Description(family, family.hub_variant(hub_id), configs, params,
                        tuple((name, "bf16") for name, _count in params))
+
+
+def published_description(family: Family, hub_id: str) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
+    """A published model's completed configs and parameter counts: shipped for the published models
+    (:mod:`i2v_nodes.runtime.memory.trace_table`), else remembered on disk after the first time its
+    components are built on the meta device (seconds: diffusers and transformers are imported)."""
+    published = family.published_configs(hub_id)
+    shipped = trace_table.description(family.name, hub_id, published)
+    if shipped is not None:
+        return shipped
+    key = json.dumps([hub_id, trace_table.config_hash(json.dumps(published, sort_keys=True)),
+                      trace_table.library_versions()])
+    name = f"described-{family.name}-{trace_table.text_hash(key)}"
+    configs, params = trace_cache.remembered(name, "description",
+                                             lambda: list(family.published_description(hub_id)))
+    return configs, tuple((role, count) for role, count in params)
 
 
 def count_safetensors_params(component_dir: Path) -> int:

@@ -18,12 +18,12 @@ while the weights are read and, for fp8 storage, cast.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.runtime.loading.handle import ModelHandle
-from i2v_nodes.runtime.loading.precision import bytes_per_element, dtype_of
+from i2v_nodes.runtime.loading.precision import bytes_per_element
+from i2v_nodes.runtime.memory import peaks
 from i2v_nodes.runtime.memory.weights import (
     PHASES,
     in_place_bytes,
@@ -118,24 +118,18 @@ def denoiser_rows(handle: ModelHandle, shape: RunShape, options: MemoryOptions) 
     return clips * (2 if both_halves else 1)
 
 
-@functools.lru_cache(maxsize=512)
 def _traced_denoiser(family: Family, variant: str, configs: str, precision: str, rows: int, frames: int,
                      height: int, width: int, kernels: str) -> int:
-    trace = family.traces.denoiser(variant, configs, dtype_of(precision), rows, frames, height, width)
-    return trace.peak_bytes(kernels=kernels)
+    return peaks.denoiser(family, variant, configs, precision, rows, frames, height, width, kernels)
 
 
-@functools.lru_cache(maxsize=512)
 def _traced_vae(family: Family, variant: str, configs: str, precision: str, direction: str, frames: int,
                 height: int, width: int, tiling: bool, kernels: str) -> int:
-    trace = family.traces.vae(variant, configs, dtype_of(precision), direction, frames, height, width, tiling)
-    return trace.peak_bytes(kernels=kernels)
+    return peaks.vae(family, variant, configs, precision, direction, frames, height, width, tiling, kernels)
 
 
-@functools.lru_cache(maxsize=64)
 def _traced_encoders(family: Family, variant: str, configs: str, precision: str, kernels: str) -> int:
-    traces = family.traces.encoders(variant, configs, dtype_of(precision))
-    return max((trace.peak_bytes(kernels=kernels) for trace in traces), default=0)
+    return peaks.encoders(family, variant, configs, precision, kernels)
 
 
 def _kernels(handle: ModelHandle) -> str:

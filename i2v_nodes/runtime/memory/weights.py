@@ -13,6 +13,7 @@ from i2v_nodes.runtime.loading import lora
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.placement import group_offload_type
 from i2v_nodes.runtime.loading.precision import bytes_per_element
+from i2v_nodes.runtime.memory import trace_cache, trace_table
 
 PHASES = ("encode", "denoise", "decode")
 FILE_FORMAT_BYTES = {"fp8_e4m3fn": 1, "fp8_scaled": 1, "bf16": 2, "fp16": 2, "fp32": 4}
@@ -131,7 +132,19 @@ def _offload_share(handle: ModelHandle, component: str, offload: str, size: int)
 @functools.lru_cache(maxsize=64)
 def _part_sizes(family: Family, component: str, config: str) -> tuple[int, int]:
     """Parameters of a component's largest offload group (0 if it offloads leaf by leaf) and of its
-    largest single layer. Remembered per config: the adapt ladder and the advice ask many times."""
+    largest single layer. Remembered per config: the adapt ladder and the advice ask many times; the
+    published models' are shipped, the others' remembered on disk (building the module takes seconds)."""
+    shipped = trace_table.part_sizes(family.name, component, config)
+    if shipped is not None:
+        return shipped
+    key = trace_table.text_hash(json.dumps([trace_table.config_hash(config), trace_table.library_versions()]))
+    group, leaf = trace_cache.remembered(f"parts-{family.name}-{key}", component,
+                                         lambda: list(measure_parts(family, component, config)))
+    return group, leaf
+
+
+def measure_parts(family: Family, component: str, config: str) -> tuple[int, int]:
+    """:func:`_part_sizes` measured on the component built on the meta device."""
     module = family.traces.meta_component(component, config, torch.float32)
     leaf = max((sum(p.numel() for p in m.parameters(recurse=False)) for m in module.modules()), default=0)
     if group_offload_type(module) != "block_level":

@@ -16,17 +16,12 @@ from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.precision import nonfinite_summary
 from i2v_nodes.runtime.options import Options, sampler_of, speed_of
 from i2v_nodes.runtime.sampling import samplers
+from i2v_nodes.runtime.shapes import MAX_FRAMES, validate_shape
+from i2v_nodes.runtime.shapes import int_in_range as _int_in_range
 
 MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
 
 
-MAX_SIDE = 4096
-
-
-MAX_FRAMES = 257  # the widest frame range of any family (each family checks its own)
-
-
-MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -59,26 +54,6 @@ class SampleResult:
     audio: dict[str, Any] = field(default_factory=dict)
 
 
-def validate_shape(handle: ModelHandle, width: object, height: object, num_frames: object,
-                   batch_size: object) -> None:
-    """Raise :class:`InputError` for a size, frame count or batch the model cannot take."""
-    rules = handle.rules
-    step = rules.size_multiple
-    for name, value in (("width", width), ("height", height)):
-        _int_in_range(name, value, step, MAX_SIDE)
-        if value % step:
-            low, high = value // step * step, (value // step + 1) * step
-            raise InputError(name, f"must be a multiple of {step} for this model ({handle.variant}), got "
-                                   f"{value}; nearest valid: {low} or {high}")
-    _int_in_range("num_frames", num_frames, rules.min_frames, rules.max_frames)
-    if not rules.frames_valid(num_frames):
-        nearest = " or ".join(str(n) for n in rules.nearest_frames(num_frames))
-        raise InputError("num_frames", f"this model ({handle.variant}) takes {rules.frame_step}k+1 frames "
-                                       f"({rules.min_frames}, {rules.min_frames + rules.frame_step}, ...), "
-                                       f"got {num_frames}; nearest valid: {nearest}")
-    _int_in_range("batch_size", batch_size, 1, MAX_BATCH)
-
-
 def validate_settings(handle: ModelHandle, s: SampleSettings) -> Any:
     """Raise :class:`InputError` for the first setting the model cannot take; return its family's options."""
     validate_shape(handle, s.width, s.height, s.num_frames, s.batch_size)
@@ -107,13 +82,6 @@ def cfg_steps(s: SampleSettings) -> int:
     """How many of the steps run guidance under CFG truncation (0: all of them)."""
     until = speed_of(s.options).guidance_until
     return 0 if until >= 1 else max(1, round(until * s.steps))
-
-
-def _int_in_range(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(name, f"expected a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise InputError(name, f"expected {low} to {high}, got {value}")
 
 
 def images_to_pil(images: torch.Tensor, name: str = "image") -> list[Image.Image]:
