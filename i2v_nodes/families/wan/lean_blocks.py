@@ -16,6 +16,7 @@ The rest is the stock block's own code (diffusers, Apache-2.0).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -37,8 +38,25 @@ _LEAN: dict[type, type] = {}
 
 def _lean_class(stock: type) -> type:
     if stock not in _LEAN:
-        _LEAN[stock] = type("Lean" + stock.__name__, (stock,), {"forward": _forward, "__module__": __name__})
+        # the stock's name: diffusers (compile_repeated_blocks, ``_repeated_blocks``) and the pack's block
+        # compile and step caches find a transformer's blocks by class name
+        lean = type(stock.__name__, (stock,), {"forward": _forward, "__module__": __name__,
+                                               "__qualname__": stock.__qualname__})
+        _register_like(lean, stock)
+        _LEAN[stock] = lean
     return _LEAN[stock]
+
+
+def _register_like(lean: type, stock: type) -> None:
+    """diffusers' cache hooks (first-block cache, MagCache, ...) read a block's outputs from metadata
+    registered per block class: the lean class gets a copy of the stock's."""
+    from diffusers.hooks._helpers import TransformerBlockRegistry
+
+    try:
+        metadata = TransformerBlockRegistry.get(stock)
+    except ValueError:
+        return
+    TransformerBlockRegistry.register(lean, copy.copy(metadata))
 
 
 def _modulation(block: torch.nn.Module, temb: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -129,7 +129,7 @@ def _segments(run: _Extension, video: torch.Tensor,
         segment_run = SampleRun(run.handle, dataclasses.replace(s, seed=seed), run.family_settings, run.plan,
                                 [seed], run.services, run.progress, run.notes, run.timings,
                                 continue_from=_levels(tail) if by_frames else None)
-        clips, clip_sounds, _ = _clips(segment_run, images_to_pil(tail[-1:]), cache)
+        clips, clip_sounds, _ = _clips(segment_run, images_to_pil(tail[-1:]), [], cache)
         segment = clips[0]
         if reference is not None:
             segment = color_match.matched(segment, reference)
