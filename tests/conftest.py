@@ -80,6 +80,35 @@ def fresh_cache():
     cache.unload()
 
 
+@pytest.fixture(scope="module")
+def cache():
+    """One cache for a test module: each tiny model loads once per module."""
+    from i2v_nodes.runtime.loading.cache import ModelCache
+
+    cache = ModelCache(lambda device: 2**40)
+    yield cache
+    cache.unload()
+
+
+@pytest.fixture(scope="module")
+def opened(model_dirs):
+    """``opened(name)``: a tiny model's handle and its stock pipeline (the oracle), each made once per
+    test module."""
+    from i2v_nodes.runtime.loading import models
+
+    handles, stock = {}, {}
+
+    def open_tiny(name):
+        if name not in handles:
+            handles[name] = handle = models.open_model(name, models.LoadOptions(), model_dirs,
+                                                       torch.device("cpu"))
+            stock[name] = pipe = handle.family.pipeline_class(handle.variant).from_pretrained(handle.source)
+            pipe.set_progress_bar_config(disable=True)
+        return handles[name], stock[name]
+
+    return open_tiny
+
+
 @pytest.fixture(scope="session")
 def still_image() -> torch.Tensor:
     """A 1x48x80 IMAGE whose values are exact multiples of 1/255 (lossless to 8-bit)."""

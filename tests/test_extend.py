@@ -24,8 +24,6 @@ from i2v_nodes import host
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.jobs import StockRun
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.loading import models
-from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.output import audio
 from i2v_nodes.runtime.sampling import color_match
 from i2v_nodes.runtime.sampling.extend import ExtendSettings, extend, segment_seed
@@ -36,27 +34,6 @@ CPU = torch.device("cpu")
 # the colour match keeps each segment's first frame within this mean-colour distance (0..1 RGB, Euclidean)
 # of the first segment's last frame on the tiny models (measured: Wan 2.1 0.022, LTX-2 0.003-0.010)
 DRIFT_BOUND = 0.03
-
-
-@pytest.fixture(scope="module")
-def cache():
-    cache = ModelCache(lambda device: 2**40)
-    yield cache
-    cache.unload()
-
-
-@pytest.fixture(scope="module")
-def opened(model_dirs):
-    handles, stock = {}, {}
-
-    def open_tiny(name):
-        if name not in handles:
-            handles[name] = handle = models.open_model(name, models.LoadOptions(), model_dirs, CPU)
-            stock[name] = pipe = handle.family.pipeline_class(handle.variant).from_pretrained(handle.source)
-            pipe.set_progress_bar_config(disable=True)
-        return handles[name], stock[name]
-
-    return open_tiny
 
 
 @pytest.fixture(scope="module")

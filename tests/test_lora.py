@@ -25,13 +25,6 @@ LAYERS = [("attn1.to_q", "self_attn.q"), ("attn1.to_v", "self_attn.v"), ("attn2.
 
 
 @pytest.fixture(scope="module")
-def cache():
-    cache = ModelCache(lambda device: 2**40)
-    yield cache
-    cache.unload()
-
-
-@pytest.fixture(scope="module")
 def settings():
     return sampling.SampleSettings(prompt="waves", negative_prompt="blurry", width=32, height=32,
                                    num_frames=5, steps=2, guidance_scale=5.0, seed=11, batch_size=1,

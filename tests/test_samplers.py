@@ -27,8 +27,6 @@ from i2v_nodes.families import registry
 from i2v_nodes.families.contract.spec import SAMPLERS
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
 from i2v_nodes.runtime import sampling, services
-from i2v_nodes.runtime.loading import models
-from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.options import sampler_of, speed_of
 from i2v_nodes.runtime.sampling import schedulers
 from tests.test_family_contract import needed_end_image, settings_for
@@ -51,28 +49,6 @@ EXPECTED = {
                       "dpmpp_2m": DPMSolverMultistepScheduler},
     "EulerDiscreteScheduler": {"euler": EulerDiscreteScheduler, "dpmpp_2m": EDMDPMSolverMultistepScheduler},
 }
-
-
-@pytest.fixture(scope="module")
-def cache():
-    """One cache for the module: each tiny model loads once."""
-    cache = ModelCache(lambda device: 2**40)
-    yield cache
-    cache.unload()
-
-
-@pytest.fixture(scope="module")
-def opened(model_dirs):
-    handles, stock = {}, {}
-
-    def open_tiny(name):
-        if name not in handles:
-            handles[name] = handle = models.open_model(name, models.LoadOptions(), model_dirs, CPU)
-            stock[name] = pipe = handle.family.pipeline_class(handle.variant).from_pretrained(handle.source)
-            pipe.set_progress_bar_config(disable=True)
-        return handles[name], stock[name]
-
-    return open_tiny
 
 
 def sampler(name, options=None):
