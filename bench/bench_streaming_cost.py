@@ -21,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -58,14 +60,11 @@ def main() -> int:
     parser.add_argument("--tokenizers", type=Path, action="append", default=[],
                         help="a folder with the text encoder's tokenizer (ComfyUI's comfy/text_encoders)")
     a = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     paths = {slot: a.models / rel for slot, rel in comfy_core_files.FILES.items()}
     handle = models.open_files(paths, models.LoadOptions(precision="fp32"), torch.device("cpu"),
                                tokenizer_roots=a.tokenizers)
-    from PIL import Image
-
-    image = torch.from_numpy(__import__("numpy").asarray(
-        Image.open(REPO / "examples" / "i2v-example.png").convert("RGB"), dtype="float32") / 255.0)[None]
+    pixels = np.asarray(Image.open(REPO / "examples" / "i2v-example.png").convert("RGB"), dtype=np.float32)
+    image = torch.from_numpy(pixels / 255.0)[None]  # a ComfyUI IMAGE: [1, height, width, 3]
     process_cache = cache.ModelCache(lambda device: 2**40)
     times: dict[str, list[float]] = {"resident": [], "phase": []}
     for round_ in range(a.rounds + 1):  # round 0 loads the pipeline and warms up; not timed
