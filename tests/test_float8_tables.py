@@ -73,3 +73,50 @@ def test_the_gated_output_layers_stay_float8_and_compute_in_fp32():
         with torch.no_grad():
             ours, theirs = kept(input_ids=ids).last_hidden_state, dequantised(input_ids=ids).last_hidden_state
         assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+
+
+def test_an_encoders_half_matrices_stay_half_in_an_fp32_run_and_give_the_same_numbers():
+    """A bf16 / fp16 encoder file loaded for an fp32 run (``keep_half``): every matrix stays in its
+    stored dtype (half the bytes of fp32), cast as its layer runs, and the output equals that of the
+    same file cast whole to fp32 on load, bit for bit; the class's fp32-kept gated output layer too."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(0)
+    for stored in (torch.bfloat16, torch.float16):
+        state = {n: t.to(stored) for n, t in UMT5EncoderModel(CONFIG).state_dict().items()}
+        with empty_weights():
+            kept = UMT5EncoderModel(CONFIG)
+        weights, scales = cast_keeping_float8(kept, dict(state), {}, torch.float32, keep_half=True)
+        keep_float8(assign(kept, weights, Path("umt5.safetensors")), scales, torch.float32)
+        layer = kept.encoder.block[0].layer
+        assert layer[0].SelfAttention.q.weight.dtype == stored
+        assert layer[1].DenseReluDense.wo.weight.dtype == stored
+        assert kept.dtype == torch.float32
+        cast_whole = loaded({n: t.float() for n, t in state.items()})
+        ids = torch.randint(0, 300, (2, 12))
+        with torch.no_grad():
+            ours, theirs = kept(input_ids=ids).last_hidden_state, cast_whole(input_ids=ids).last_hidden_state
+        assert ours.dtype == torch.float32 and torch.equal(ours, theirs)
+
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, image_size=28, patch_size=14)
+    state = {n: t.to(torch.bfloat16) for n, t in CLIPVisionModel(config).state_dict().items()}
+    kept, cast_whole = (half_loaded(config, weights)
+                        for weights in (dict(state), {n: t.float() for n, t in state.items()}))
+    fc1 = next(layer for name, layer in kept.named_modules() if name.endswith("layers.0.mlp.fc1"))
+    assert fc1.weight.dtype == torch.bfloat16 and fc1.bias.dtype == torch.float32
+    pixels = torch.randn(1, 3, 28, 28)
+    with torch.no_grad():
+        ours = kept(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
+        theirs = cast_whole(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
+    assert torch.equal(ours, theirs)
+
+
+def half_loaded(config, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    from transformers import CLIPVisionModel
+
+    with empty_weights():
+        model = CLIPVisionModel(config)
+    weights, scales = cast_keeping_float8(model, weights, {}, torch.float32, keep_half=True)
+    keep_float8(assign(model, weights, Path("clip.safetensors")), scales, torch.float32)
+    return model

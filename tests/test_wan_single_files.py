@@ -137,6 +137,30 @@ def test_every_format_people_have_loads_and_runs(fmt, tolerance, files_root, mod
     assert 0 < (ours.frames - theirs.frames).abs().max() < tolerance
 
 
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_half_encoder_files_stay_half_in_an_fp32_run_as_the_guard_counts_them(fmt, files_root, still_image,
+                                                                              fresh_cache):
+    """The encoders of a bf16 / fp16 set keep their matrices as stored in an fp32 run (cast as each layer
+    runs), so they hold half the bytes of fp32; the guard's weight figures are those bytes."""
+    from i2v_nodes.runtime import memory
+
+    name = "tiny-wan2.1-i2v"
+    paths = models.tiny_single_files(name, files_root, fmt)
+    handle = load_node({slot: path.name for slot, path in paths.items()})
+    run(handle, still_image, settings(name), fresh_cache)
+    pipe = fresh_cache.peek(handle.cache_key).pipeline
+    stored = getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[fmt])
+    counted = memory.weight_bytes(handle)
+    for role in ("text_encoder", "image_encoder"):
+        module = getattr(pipe, role)
+        matrices = [m.weight for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        assert matrices and all(w.dtype == stored for w in matrices)
+        tensors = {p.data_ptr(): p for p in module.parameters()}  # a tied table is held once
+        held = sum(p.numel() * p.element_size() for p in tensors.values())
+        assert held == pytest.approx(counted[role], rel=0.01), role
+        assert held < 0.6 * sum(p.numel() for p in tensors.values()) * 4
+
+
 def test_the_node_lists_comfyuis_folders_with_none_where_a_file_is_optional(comfy_files):
     required = NODE.INPUT_TYPES()["required"]
     a14b = comfy_files["tiny-wan2.2-i2v-a14b"]["fp32"]

@@ -335,11 +335,11 @@ def main() -> int:
         if ONLY["models"] or ONLY["phases"]:
             return 0  # a part: merged into the whole by hand
         asked = record_asked(config_keys())
-    table = trace_table.read()
+    table = trace_table.read(OUT[0])
     added = add_exact(table, asked)
     save(table)
     log.info("%d exact points from the tier workflows, their Notes and the tier chart", added)
-    print(f"wrote {trace_table.TABLE_PATH.relative_to(REPO)} ({trace_table.TABLE_PATH.stat().st_size} bytes)")
+    print(f"wrote {OUT[0]} ({OUT[0].stat().st_size} bytes)")
     return 0
 
 

@@ -58,7 +58,7 @@ class FilePart:
     hint: str = ""  # what the file name adds (e.g. "high" / "low" noise for Wan 2.2 experts)
     tokenizer: bool = False  # the file carries its own tokenizer (ComfyUI's text encoders do)
     float8_params: int = 0  # weights that stay float8 once loaded (the rest load in the compute dtype)
-    half_params: int = 0  # embedding tables that stay in their stored bf16/fp16 (looked up, then cast)
+    half_params: int = 0  # weights that stay in their stored bf16/fp16: tables, and an encoder's matrices
     bundled: tuple[FilePart, ...] = ()  # other components the same file carries (a checkpoint's VAE)
     gguf: GGUFWeights | None = None  # a GGUF file: what stays quantised once loaded (toolkit.gguf_header)
 

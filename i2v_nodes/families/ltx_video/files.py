@@ -53,6 +53,7 @@ from i2v_nodes.families.toolkit.file_headers import (
     count_numbered,
     file_format,
     float8_params,
+    half_matrix_params,
     half_params,
     only,
     own_config,
@@ -249,7 +250,10 @@ def _t5(header: Header) -> FilePart | None:
         weight_params(encoder, tied),
         tokenizer=header.has("spiece_model"),
         float8_params=float8_params(encoder, ("shared.", "embed_tokens", "relative_attention_bias")),
-        half_params=half_params(encoder, both),
+        # the token table, and (from a bf16 / fp16 file) the matrices, stay in their stored half precision;
+        # a plain (not gated) feed-forward's output layer is cast to fp32 (transformers keeps it so)
+        half_params=half_params(encoder, both) + half_matrix_params(
+            encoder, ("shared.", "embed_tokens", "relative_attention_bias", *(() if gated else (".wo.",)))),
     )
 
 

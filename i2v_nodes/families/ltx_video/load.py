@@ -122,7 +122,7 @@ def load_text_encoder(part: FilePart, dtype: torch.dtype) -> tuple[torch.nn.Modu
             weights[other] = weights[one]  # one tied tensor, saved under one of its names
     with empty_weights():
         model = T5EncoderModel(T5Config(**part.config))
-    weights, scales = cast_keeping_float8(model, weights, scales, dtype)
+    weights, scales = cast_keeping_float8(model, weights, scales, dtype, keep_half=True)
     keep_float8(assign(model, aligned(weights), part.path), scales, dtype)
     return model, bytes(spiece.numpy().tobytes()) if spiece is not None else None
 

@@ -79,6 +79,19 @@ def half_params(header: Header, tables: tuple[str, ...]) -> int:
     return 0
 
 
+def half_matrix_params(header: Header, excluded: tuple[str, ...] = ()) -> int:
+    """Matrices (2-D weights, outside the parts ``excluded`` names) stored in bf16 or fp16: an encoder
+    loaded with ``cast_keeping_float8(keep_half=True)`` keeps them so, cast as each layer runs."""
+    return sum(
+        t.numel
+        for name, t in header.tensors.items()
+        if t.dtype in ("BF16", "F16")
+        and len(t.shape) == 2
+        and name.endswith(".weight")
+        and not any(part in name for part in excluded)
+    )
+
+
 def count_numbered(header: Header, pattern: str) -> int:
     """How many distinct N a key pattern with one ``(\\d+)`` group has (blocks, layers)."""
     regex = re.compile(pattern)

@@ -91,7 +91,8 @@ def gated_forward(ff: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
 
 def keep_float8(module: torch.nn.Module, scales: Mapping[str, torch.Tensor], dtype: torch.dtype) -> int:
     """Let every Linear layer whose weight is float8 compute in ``dtype`` (times its ComfyUI scale,
-    kept as a buffer so it moves with the layer), and every embedding table kept in its stored half
+    kept as a buffer so it moves with the layer), every Linear layer kept in its stored half precision
+    (``cast_keeping_float8(keep_half=True)``) likewise, and every embedding table kept in its stored half
     precision give rows in ``dtype``. Returns how many layers stay in float8."""
     count = 0
     gated = _gated_outputs(module, set(getattr(type(module), "_keep_in_fp32_modules", None) or ()))
@@ -100,13 +101,16 @@ def keep_float8(module: torch.nn.Module, scales: Mapping[str, torch.Tensor], dty
         stored = layer.weight.dtype if name in tables else None
         if stored in HALF and stored != dtype:
             layer.forward = embedding_forward(layer, dtype)
-        if isinstance(layer, torch.nn.Linear) and layer.weight.dtype in FLOAT8:
+        if not isinstance(layer, torch.nn.Linear):
+            continue
+        target = torch.float32 if name in gated else dtype
+        if layer.weight.dtype in FLOAT8 or (layer.weight.dtype in HALF and layer.weight.dtype != target):
             if name in scales:
                 layer.register_buffer("fp8_scale", scales[name].float().reshape(()), persistent=False)
             if name in gated:  # kept in fp32 by the class: computes in fp32, its input cast to it
                 gated[name].forward = gated_forward(gated[name])
-            layer.forward = float8_forward(layer, torch.float32 if name in gated else dtype)
-            count += 1
+            layer.forward = float8_forward(layer, target)
+            count += layer.weight.dtype in FLOAT8
     _reporting_compute_dtype(module, dtype)
     return count
 
@@ -116,8 +120,12 @@ def cast_keeping_float8(
     state: dict[str, torch.Tensor],
     scales: dict[str, torch.Tensor],
     dtype: torch.dtype,
+    keep_half: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Cast a checkpoint as from_pretrained(dtype) would, but keep float8 Linear matrices float8.
+    """Cast a checkpoint as from_pretrained(dtype) would, but keep float8 Linear matrices float8, and
+    with ``keep_half`` bf16 / fp16 Linear matrices in their stored dtype too (an encoder run once per
+    prompt: each matrix is cast as its layer runs, the very values a cast on load gives, so an fp32 run
+    of a half file holds half the bytes; a denoiser, run every step, is cast once on load instead).
 
     A float8 tensor anywhere else (an embedding, or a part the class keeps in fp32, whose callers
     cast their input to the weight's dtype) is dequantised with its scale. An embedding table stored in
@@ -136,15 +144,18 @@ def cast_keeping_float8(
     for name in list(state):
         tensor = state.pop(name)  # so the file's copy goes as soon as its cast is made
         keep_fp32 = bool(patterns & set(name.split(".")))
-        stays_float8 = name in linear and (not keep_fp32 or name.removesuffix(".weight") in fp32_outputs)
-        if (tensor.dtype in FLOAT8 and stays_float8) or (tensor.dtype in HALF and name in tables):
+        stays_stored = name in linear and (not keep_fp32 or name.removesuffix(".weight") in fp32_outputs)
+        target = torch.float32 if keep_fp32 else dtype
+        matrix_kept = keep_half and stays_stored and tensor.dtype != target
+        half_kept = tensor.dtype in HALF and (name in tables or matrix_kept)
+        if (tensor.dtype in FLOAT8 and stays_stored) or half_kept:
             weights[name] = tensor
             continue
         if tensor.dtype in FLOAT8:
             scale = kept_scales.pop(name.removesuffix(".weight"), None)
             tensor = tensor.float() * (scale.float() if scale is not None else 1.0)
         if tensor.is_floating_point():
-            tensor = tensor.to(torch.float32 if keep_fp32 else dtype)
+            tensor = tensor.to(target)
         weights[name] = tensor
     return weights, kept_scales
 

@@ -37,6 +37,7 @@ from i2v_nodes.families.toolkit.file_headers import (
     count_numbered,
     file_format,
     float8_params,
+    half_matrix_params,
     half_params,
     prefix_of,
     weight_params,
@@ -57,6 +58,7 @@ OTHER_WAN = {
 }
 
 
+TEXT_TABLES = ("shared.", "embed_tokens", "relative_attention_bias")  # UMT5's embedding tables
 GGUF_ARCHITECTURES = ("wan", "")  # ComfyUI-GGUF's name for Wan; "" for a file that names none
 # what diffusers' WanTransformer3DModel keeps in fp32 (_keep_in_fp32_modules), in the original names
 FP32_PARTS = ("time_embedding.", "modulation", ".norm3.", "img_emb.proj.0.", "img_emb.proj.4.")
@@ -192,8 +194,9 @@ def _umt5(header: Header) -> FilePart | None:
         weight_params(header, tied),
         tokenizer=header.has("spiece_model"),
         # float8 embedding tables are dequantised (the output layers kept in fp32 stay float8)
-        float8_params=float8_params(header, ("shared.", "embed_tokens", "relative_attention_bias")),
-        half_params=half_params(header, both),
+        float8_params=float8_params(header, TEXT_TABLES),
+        # the token table, and (from a bf16 / fp16 file) every matrix, stay in their stored half precision
+        half_params=half_params(header, both) + half_matrix_params(header, TEXT_TABLES),
     )
 
 
@@ -251,6 +254,9 @@ def _clip_vision(header: Header) -> FilePart | None:
         config,
         weight_params(header),
         float8_params=float8_params(header, ("embedding",)),
+        # the position table and (from a bf16 / fp16 file) the matrices stay in their stored half precision
+        half_params=half_params(header, (prefix + "vision_model.embeddings.position_embedding.weight",))
+        + half_matrix_params(header, ("embedding", "visual_projection")),
     )
 
 

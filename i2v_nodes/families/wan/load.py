@@ -5,9 +5,11 @@ tensors are assigned straight from the file (renamed to diffusers' names): nothi
 twice and nothing is initialised only to be overwritten. Weights are cast as ``from_pretrained``
 would (the compute dtype, with the class's fp32-kept parts in fp32), except float8 matrices, which
 stay float8 (a 14B expert stays 14 GB, not 28): their layers compute in the compute dtype one
-layer at a time, with ComfyUI's per-tensor scale where the file has one. A GGUF transformer keeps its
-quantised matrices as they lie in the mapped file (toolkit.gguf_tensors: diffusers' GGUF layers,
-without from_single_file's copy of the file); each is dequantised as its layer runs.
+layer at a time, with ComfyUI's per-tensor scale where the file has one. The encoders' bf16 / fp16
+matrices stay so too in an fp32 run (cast as each layer runs: the same values, half the bytes). A
+GGUF transformer keeps its quantised matrices as they lie in the mapped file (toolkit.gguf_tensors:
+diffusers' GGUF layers, without from_single_file's copy of the file); each is dequantised as its
+layer runs.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def load_text_encoder(part: FilePart, dtype: torch.dtype) -> tuple[torch.nn.Modu
             weights[other] = weights[one]  # one tied tensor, saved under one of its names
     with empty_weights():
         model = UMT5EncoderModel(UMT5Config(**part.config))
-    weights, scales = cast_keeping_float8(model, weights, scales, dtype)
+    weights, scales = cast_keeping_float8(model, weights, scales, dtype, keep_half=True)
     keep_float8(assign(model, weights, part.path), scales, dtype)
     return model, bytes(spiece.numpy().tobytes()) if spiece is not None else None
 
@@ -146,7 +148,7 @@ def load_image_encoder(part: FilePart, dtype: torch.dtype) -> torch.nn.Module:
         if name.startswith("vision_model.")
     }
     scales = {own + name.removeprefix("vision_model."): scale for name, scale in scales.items()}
-    weights, scales = cast_keeping_float8(model, weights, scales, dtype)
+    weights, scales = cast_keeping_float8(model, weights, scales, dtype, keep_half=True)
     keep_float8(assign(model, weights, part.path), scales, dtype)
     return model
 

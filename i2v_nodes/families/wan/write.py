@@ -62,7 +62,8 @@ def _save_gguf(path: Path, state: dict[str, torch.Tensor], config: dict[str, Any
 def write_files(pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> dict[str, Path]:
     """Write a Wan pipeline as single files in ComfyUI's folders under ``models_dir``; returns the
     file of each loader slot. ``fmt`` (one of FILE_FORMATS) applies to the denoisers and the text
-    encoder; the VAE and CLIP vision stay fp32."""
+    encoder, and a half precision to CLIP vision too (ComfyUI's clip_vision_h is fp16); the VAE, and
+    CLIP vision otherwise, stay fp32."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     gguf, fmt = (fmt.removeprefix(GGUF), "fp32") if fmt.startswith(GGUF) else ("", fmt)
@@ -104,12 +105,15 @@ def write_files(pipe: Any, models_dir: Path, stem: str, fmt: str = "fp32") -> di
         component_config(vae),
     )
     if getattr(pipe, "image_encoder", None) is not None:
+        half = fmt if fmt in ("bf16", "fp16") else ""
+        name = f"{stem}_clip_vision_{half}" if half else f"{stem}_clip_vision"
+        clip = {  # ComfyUI's clip_vision files name the tower "vision_model." (transformers 5 does not)
+            "vision_model." + name.removeprefix("vision_model."): tensor
+            for name, tensor in pipe.image_encoder.state_dict().items()
+        }
         files["clip_vision"] = _save(
-            models_dir / FILE_FOLDERS["clip_vision"] / f"{stem}_clip_vision.safetensors",
-            {  # ComfyUI's clip_vision files name the tower "vision_model." (transformers 5 does not)
-                "vision_model." + name.removeprefix("vision_model."): tensor.contiguous()
-                for name, tensor in pipe.image_encoder.state_dict().items()
-            },
+            models_dir / FILE_FOLDERS["clip_vision"] / f"{name}.safetensors",
+            to_format(clip, half or "fp32", set()),
             component_config(pipe.image_encoder),
         )
     return files

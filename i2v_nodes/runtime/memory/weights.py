@@ -25,13 +25,14 @@ def on_cpu(handle: ModelHandle) -> bool:
 def weight_bytes(handle: ModelHandle) -> dict[str, int]:
     """Bytes of each component's weights as loaded: the VAE in its own dtype, fp8 one byte (a float8
     file's embeddings and fp32-kept parts in the compute dtype), a GGUF file's quantised matrices as
-    stored (the file is mapped, not copied)."""
+    stored (the file is mapped, not copied), what an encoder keeps in its stored half precision at 2."""
     roles, fp8 = handle.roles, handle.fp8_roles
     parts = handle.files.parts if handle.files is not None else {}
     sizes = {}
     for name, count in handle.params:
-        if name in parts and (parts[name].fp8 or parts[name].gguf):  # what stays as stored, the rest cast
-            sizes[name] = parts[name].loaded_bytes(bytes_per_element(handle.precision))
+        part = parts.get(name)
+        if part is not None and (part.fp8 or part.gguf or part.half_params):  # some stays as stored
+            sizes[name] = part.loaded_bytes(bytes_per_element(handle.precision))
             continue
         if name in fp8:
             per = 1
@@ -101,7 +102,10 @@ def in_place_bytes(handle: ModelHandle) -> dict[str, int]:
             out[name] = 0
         else:
             here = part.format if part is not None else stored.get(name, "")
-            out[name] = sizes.get(name, 0) if here == kept else 0
+            if here == kept:
+                out[name] = sizes.get(name, 0)
+            else:  # what stays in its stored half precision (an encoder's matrices); the rest: a private cast
+                out[name] = part.half_params * 2 if part is not None else 0
     return out
 
 
