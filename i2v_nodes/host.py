@@ -26,7 +26,7 @@ import torch
 
 from i2v_nodes.runtime.loading.models import MODEL_FOLDER  # the pack's model folder in a models dir
 from i2v_nodes.runtime.memory import devices
-from i2v_nodes.runtime.services import HostServices
+from i2v_nodes.runtime.services import HostServices, default_temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,7 @@ def check_interrupt() -> None:
 def interrupt_requested() -> bool:
     """Whether a cancel is pending, without raising or clearing it (see :func:`check_interrupt`)."""
     mm = _module("comfy.model_management")
-    if mm is not None and hasattr(mm, "processing_interrupted") and mm.processing_interrupted():
-        return True
-    return _local_interrupt.is_set()
+    return bool(getattr(mm, "processing_interrupted", bool)()) or _local_interrupt.is_set()
 
 
 def interrupt_exceptions() -> tuple[type[BaseException], ...]:
@@ -135,12 +133,6 @@ class Progress:
             self._tqdm.close()
             self._tqdm = None
 
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 # --- folders ---------------------------------------------------------------------------------
 
@@ -174,12 +166,19 @@ def tiny_models_dir() -> Path:
     return model_dirs()[0]
 
 
+def temp_dir() -> Path:
+    """The temp folder: ComfyUI's (emptied when it starts), else ``I2V_TEMP_DIR`` (default ``./temp``)."""
+    return _host_folder("get_temp_directory") or default_temp_dir()
+
+
 def output_dir() -> Path:
     """The output folder: ComfyUI's, else ``I2V_OUTPUT_DIR`` (default ``./output``)."""
+    return _host_folder("get_output_directory") or Path(os.environ.get("I2V_OUTPUT_DIR", "output")).resolve()
+
+
+def _host_folder(getter: str) -> Path | None:
     fp = _module("folder_paths")
-    if fp is not None and hasattr(fp, "get_output_directory"):
-        return Path(fp.get_output_directory())
-    return Path(os.environ.get("I2V_OUTPUT_DIR", "output")).resolve()
+    return Path(getattr(fp, getter)()) if fp is not None and hasattr(fp, getter) else None
 
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".sft", ".gguf")  # never pickles, whatever else a folder holds
@@ -397,4 +396,5 @@ def services() -> HostServices:
         total_bytes=total_memory_bytes,
         register_model=HostRegistration if mp is not None and hasattr(mp, "ModelPatcher") else None,
         interrupt_requested=interrupt_requested,
+        temp_dir=temp_dir,
     )

@@ -159,6 +159,7 @@ class FakeComfy:
         folder_paths.add_model_folder_path = add_model_folder_path
         folder_paths.get_folder_paths = lambda name: folder_paths.folder_names_and_paths[name][0]
         folder_paths.get_output_directory = lambda: str(root / "comfy-output")
+        folder_paths.get_temp_directory = lambda: str(root / "comfy-temp")
         comfy = types.ModuleType("comfy")
         self.modules = {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils,
                         "comfy.model_patcher": patcher_module, "folder_paths": folder_paths}
@@ -173,15 +174,18 @@ def comfy(tmp_path, monkeypatch):
     return fake
 
 
-def test_outside_comfy_folders_come_from_the_environment(session_dirs):
+def test_outside_comfy_folders_come_from_the_environment(session_dirs, monkeypatch, tmp_path):
     assert not host.comfy_present()
     assert host.output_dir() == session_dirs["output"]
+    monkeypatch.setenv("I2V_TEMP_DIR", str(tmp_path / "temp"))
+    assert host.temp_dir() == tmp_path / "temp" == host.services().temp_dir()
     assert host.model_dirs() == [session_dirs["models"] / "i2v", session_dirs["models"] / "diffusers"]
 
 
 def test_inside_comfy_folders_come_from_folder_paths(comfy, tmp_path):
     assert host.comfy_present()
     assert host.output_dir() == tmp_path / "comfy-output"
+    assert host.temp_dir() == tmp_path / "comfy-temp" == host.services().temp_dir()
     assert host.model_dirs() == [tmp_path / "models" / "i2v", tmp_path / "models" / "diffusers"]
     registered = comfy.modules["folder_paths"].folder_names_and_paths
     assert "i2v" in registered  # registered for ComfyUI too

@@ -7,8 +7,10 @@ The engine stays host-agnostic: nodes build a :class:`HostServices` from ``i2v_n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -32,6 +34,11 @@ def _never() -> bool:
     return False
 
 
+def default_temp_dir() -> Path:
+    """The temp folder outside a host: ``I2V_TEMP_DIR`` (default ``./temp``), as the output folder is."""
+    return Path(os.environ.get("I2V_TEMP_DIR", "temp")).resolve()
+
+
 @dataclass(frozen=True)
 class HostServices:
     progress: Callable[[int, str], ProgressLike]
@@ -42,6 +49,10 @@ class HostServices:
     register_model: Callable[..., Registration] | None = None
     # whether a cancel was requested, without raising (to stop a pipeline through its own flag)
     interrupt_requested: Callable[[], bool] = _never
+    # the host's temp folder: what a run writes for itself (group offload's files), never kept
+    temp_dir: Callable[[], Path] = default_temp_dir
+
+
 
 
 class _NoProgress:

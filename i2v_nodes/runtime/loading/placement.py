@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def load_pipeline(
     family: Family, roles: Roles, source: str, local: bool, spec: LoadSpec, device: torch.device,
-    offload: str, variant: str = "", streamed: bool = False,
+    offload: str, variant: str = "", streamed: bool = False, disk: Path | None = None,
 ) -> Any:
     """The stock pipeline from a local folder or hub id: safetensors only, never remote code. Streamed,
     each denoiser is made file-backed and released as soon as it is loaded (RAM holds one at a time)."""
@@ -50,13 +50,13 @@ def load_pipeline(
     )
     pipe.set_progress_bar_config(disable=True)  # progress goes through the host's bar instead
     family.prepare(pipe)
-    place(pipe, roles, device, offload)
+    place(pipe, roles, device, offload, disk)
     return pipe
 
 
 def load_files_pipeline(family: Family, roles: Roles, files: FileSet, spec: LoadSpec, device: torch.device,
                         offload: str, tokenizer_roots: list[Path], allow_download: bool,
-                        streamed: bool = False) -> tuple[Any, str]:
+                        streamed: bool = False, disk: Path | None = None) -> tuple[Any, str]:
     """The stock pipeline from single files, placed like one from a folder; and the family's note
     (which tokenizer it used). Denoisers not already float8 get fp8 storage if asked."""
 
@@ -72,7 +72,7 @@ def load_files_pipeline(family: Family, roles: Roles, files: FileSet, spec: Load
     pipe, note = family.files.load(files, spec, tokenizer_roots, allow_download, settle)
     pipe.set_progress_bar_config(disable=True)
     family.prepare(pipe)
-    place(pipe, roles, device, offload)
+    place(pipe, roles, device, offload, disk)
     return pipe, note
 
 
@@ -83,9 +83,13 @@ def _set_aside(module: torch.nn.Module) -> None:
     residency.release(module)
 
 
-def place(pipe: Any, roles: Roles, device: torch.device, offload: str) -> None:
+def place(pipe: Any, roles: Roles, device: torch.device, offload: str, disk: Path | None = None) -> None:
     """``none``: everything on the device. ``model``: one component at a time. ``group``: one
-    block at a time, prefetched on a CUDA stream. ``sequential``: one layer at a time (slowest)."""
+    block at a time, prefetched on a CUDA stream; with ``disk``, each denoiser's groups kept in files
+    there, read back as they run (a folder per denoiser: diffusers names the files by the groups' names,
+    which two experts share, and reuses a file that exists; the other components, whose calls do not all
+    go through the modules diffusers hooks, stay in RAM, streamed per phase). ``sequential``: one layer
+    at a time (slowest)."""
     if offload == "none":
         pipe.to(device)
     elif offload == "model":
@@ -108,6 +112,7 @@ def place(pipe: Any, roles: Roles, device: torch.device, offload: str) -> None:
                     # pin each group as it goes rather than a pinned copy of every weight: RAM holds the
                     # weights once, where they lie (mapped from their file), and streaming can release them
                     low_cpu_mem_usage=True,
+                    offload_to_disk_path=str(disk / name) if disk and name in roles.denoisers else None,
                 )
     else:
         raise ValueError(f"unknown offload mode {offload!r}")

@@ -10,6 +10,7 @@ from i2v_nodes.runtime.memory.estimate import (
     CPU_RUNTIME_BYTES,
     CUDA_RUNTIME_BYTES,
     HOST_RUNTIME_BYTES,
+    RESIDENCY_WORDS,
     Estimate,
     GiB,
     MemoryOptions,
@@ -39,7 +40,8 @@ from i2v_nodes.runtime.memory.weights import (
 
 __all__ = ["ACTIVATION_MARGIN", "COMPILE_DEVICE_BYTES", "COMPILE_RAM_BYTES", "CPU_RUNTIME_BYTES",
            "CUDA_RUNTIME_BYTES", "Estimate", "FILE_FORMAT_BYTES", "GiB", "HOST_RUNTIME_BYTES",
-           "MemoryOptions", "PHASES", "RunShape", "default_options", "denoiser_activations",
+           "RESIDENCY_WORDS", "MemoryOptions", "PHASES", "RunShape", "default_options",
+           "denoiser_activations",
            "denoiser_rows", "device_phase", "estimate", "estimate_phases", "estimate_ram",
            "free_decode_chunk", "gib", "in_place_bytes", "largest_layer_bytes", "on_cpu", "ram_phases",
            "resident_weights", "speed_bytes", "streamed_weights", "weight_bytes"]

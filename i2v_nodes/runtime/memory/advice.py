@@ -81,7 +81,7 @@ def _gguf(handle: ModelHandle, shape: RunShape, options: MemoryOptions, budget: 
     lines = []
     for quant in ADVISED_GGUF:
         saved = [sizes.get(d, 0) - int(params.get(d, 0) * GGUF_BITS[quant] / 8) for d in denoisers]
-        streamed = options.residency == "phase"  # one denoiser held at a time; else all of them
+        streamed = options.residency != "resident"  # one denoiser held at a time (or none); else all
         need = _needed(handle, shape, options) - max(0, max(saved) if streamed else sum(saved))
         each = int(max(params.get(d, 0) for d in denoisers) * GGUF_BITS[quant] / 8)
         verdict = "fits" if need <= _usable(handle, budget) and _device_fits(handle, shape, options, budget,

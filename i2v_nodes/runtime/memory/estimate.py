@@ -71,13 +71,18 @@ class MemoryOptions:
     vae_tiling: bool = False
     clips_per_call: int = 0  # clips per denoiser call; 0 = all of them at once
     split_cfg: bool = False  # run the CFG halves as two denoiser calls
-    residency: str = "resident"  # resident: everything loaded stays; phase: encoders and experts streamed
+    # resident: everything loaded stays; phase: encoders and experts streamed; disk: group offload's
+    # groups kept in files, read back as they run (CUDA)
+    residency: str = "resident"
 
     def describe(self) -> str:
         return (f"offload {self.offload}, decode_chunk_size {self.decode_chunk}, VAE tiling "
                 f"{'on' if self.vae_tiling else 'off'}, clips per denoiser call "
                 f"{self.clips_per_call or 'all'}{', CFG halves split' if self.split_cfg else ''}"
-                f"{', streamed per phase' if self.residency == 'phase' else ''}")
+                f"{RESIDENCY_WORDS.get(self.residency, '')}")
+
+
+RESIDENCY_WORDS = {"phase": ", streamed per phase", "disk": ", offloaded to disk"}
 
 
 @dataclass(frozen=True)
@@ -253,8 +258,11 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
     sizes = weight_bytes(handle)
     denoisers = handle.roles.denoisers
     in_ram = sum(sizes.values()) if options.offload != "none" else 0
-    streamed = options.residency == "phase" and options.offload in ("group", "sequential")
-    if streamed:  # the original tensors stay the offload's source: mapped, one phase's at a time
+    on_disk = options.residency == "disk" and options.offload == "group"
+    streamed = on_disk or (options.residency == "phase" and options.offload in ("group", "sequential"))
+    if on_disk:  # the rest streamed per phase; of the denoisers, the groups on their way (``pinned_bytes``)
+        in_ram = max(size for phase, size in streamed_weights(handle, sizes).items() if phase != "denoise")
+    elif streamed:  # the original tensors stay the offload's source: mapped, one phase's at a time
         in_ram = max(streamed_weights(handle, sizes).values())
     # Each denoiser is read in the compute dtype and only then cast to fp8 (and, without offload,
     # moved to the device): the load peaks at one denoiser in full precision beside what stays.
@@ -273,7 +281,7 @@ def _ram_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) ->
     clip = shape.num_frames * _frame_bytes(shape)  # the clip being copied off the device
     return {
         "load": _estimate("load", load_peak, 0, 0, HOST_RUNTIME_BYTES),
-        "run": _estimate("run", in_ram, 0, frames + clip + pinned_bytes(handle, options.offload),
+        "run": _estimate("run", in_ram, 0, frames + clip + pinned_bytes(handle, options.offload, on_disk),
                          HOST_RUNTIME_BYTES + _compile_ram(shape),
                          _file_backed(handle, options, in_ram) if options.offload != "none" else 0),
     }

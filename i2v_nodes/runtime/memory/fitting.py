@@ -62,9 +62,9 @@ def ladder(
     handle: ModelHandle, shape: RunShape, options: MemoryOptions
 ) -> Iterator[tuple[str, MemoryOptions]]:
     """Memory options in the order the interface settles: decode chunking, VAE tiling, offload
-    (CUDA only; streaming per phase once the weights sit in RAM by groups, before the slowest
-    offload; on a CPU, where RAM is the device, at once), then splitting the batch into sequential
-    sub-batches (and CFG halves)."""
+    (CUDA only; streaming per phase once the weights sit in RAM by groups, then the groups on disk,
+    before the slowest offload; on a CPU, where RAM is the device, streaming at once), then splitting
+    the batch into sequential sub-batches (and CFG halves)."""
     if handle.rules.chunked_decode and options.decode_chunk > 1:
         yield (
             f"decode_chunk_size {options.decode_chunk} -> 1",
@@ -73,16 +73,9 @@ def ladder(
     if not options.vae_tiling and handle.family.spec.vae_tiling:
         yield "VAE tiling on", (options := dataclasses.replace(options, vae_tiling=True))
     if torch.device(handle.device).type == "cuda":
-        start = OFFLOAD_LADDER.index(options.offload) + 1 if options.offload in OFFLOAD_LADDER else 0
-        if options.offload == "group" and streamable(handle, options):
-            yield STREAMED, (options := dataclasses.replace(options, residency="phase"))
-        for mode in OFFLOAD_LADDER[start:]:
-            yield (
-                f"offload {options.offload} -> {mode}",
-                (options := dataclasses.replace(options, offload=mode)),
-            )
-            if mode == "group" and streamable(handle, options):
-                yield STREAMED, (options := dataclasses.replace(options, residency="phase"))
+        for step in _offload_steps(handle, options):
+            yield step
+            options = step[1]
     elif streamable(handle, options):
         yield STREAMED, (options := dataclasses.replace(options, residency="phase"))
     if shape.batch_size > 1 and options.clips_per_call != 1:
@@ -94,8 +87,39 @@ def ladder(
         yield "CFG halves run as two denoiser calls", dataclasses.replace(options, split_cfg=True)
 
 
+def _offload_steps(handle: ModelHandle, options: MemoryOptions) -> Iterator[tuple[str, MemoryOptions]]:
+    """The offload modes after the current one; after group offload, its ways to hold less RAM."""
+    start = OFFLOAD_LADDER.index(options.offload) + 1 if options.offload in OFFLOAD_LADDER else 0
+    if options.offload == "group":
+        for label, options in _off_ram(handle, options):  # noqa: B020 - each step builds on the last
+            yield label, options
+    for mode in OFFLOAD_LADDER[start:]:
+        # only group offload reads its groups back from disk: sequential offload streams from RAM
+        residency = "phase" if options.residency == "disk" else options.residency
+        yield (
+            f"offload {options.offload} -> {mode}",
+            (options := dataclasses.replace(options, offload=mode, residency=residency)),
+        )
+        if mode == "group":
+            for label, options in _off_ram(handle, options):  # noqa: B020
+                yield label, options
+
+
+def _off_ram(handle: ModelHandle, options: MemoryOptions) -> Iterator[tuple[str, MemoryOptions]]:
+    """With group offload on CUDA, the weights sit in RAM: stream them per phase, then (RAM shorter
+    than one expert) keep them on disk, each group read back as it runs."""
+    if streamable(handle, options):
+        yield STREAMED, (options := dataclasses.replace(options, residency="phase"))
+    if options.residency != "disk":
+        yield ON_DISK, dataclasses.replace(options, residency="disk")
+
+
 STREAMED = ("encoders and experts streamed per phase (each resident only while it runs; RAM for one at a "
             "time, each expert re-read from its file per clip)")
+
+
+ON_DISK = ("weights offloaded to disk (group offload with offload_to_disk_path: RAM holds only the groups "
+           "on their way to the device, each read back from a file in the temp folder as it runs)")
 
 
 def streams_here(handle: ModelHandle, options: MemoryOptions) -> bool:
@@ -105,10 +129,15 @@ def streams_here(handle: ModelHandle, options: MemoryOptions) -> bool:
     return (on_cpu(handle) or options.offload == "group") and streamable(handle, options)
 
 
+def disk_here(handle: ModelHandle, options: MemoryOptions) -> bool:
+    """Whether VRAMGuard can keep the weights on disk: group offload on CUDA, not already so."""
+    return not on_cpu(handle) and options.offload == "group" and options.residency != "disk"
+
+
 def streamable(handle: ModelHandle, options: MemoryOptions) -> bool:
     """Whether streaming per phase would hold less: not yet on, and more than one streamed component."""
     roles = handle.roles
-    return options.residency != "phase" and len([*roles.encoders, *roles.denoisers]) > 1
+    return options.residency == "resident" and len([*roles.encoders, *roles.denoisers]) > 1
 
 
 # --- advice --------------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ from i2v_nodes.runtime.memory import (
 from i2v_nodes.runtime.memory.advice import advice
 from i2v_nodes.runtime.memory.fitting import (  # noqa: F401 - the guard's API, also asked for here
     OFFLOAD_LADDER,
+    ON_DISK,
     STREAMED,
     Budget,
+    disk_here,
     fits,
     ladder,
     largest_frames,
@@ -103,11 +105,16 @@ def _resident_or_streamed(
 ) -> tuple[MemoryOptions, list[str]]:
     """Streaming per phase gives the same frames as keeping everything resident, slower: the guard
     picks it, whatever its policy, when the resident run does not fit and the streamed one does
-    (where the weights sit in RAM: on a CPU, or with group offload)."""
+    (where the weights sit in RAM: on a CPU, or with group offload). With group offload on CUDA, where
+    RAM is shorter than that, it keeps the groups on disk (the same frames again, slower still)."""
+    resident = gib(estimate_ram(handle, shape, options).peak)
     streamed = dataclasses.replace(options, residency="phase")
     if streams_here(handle, options) and fits(handle, shape, streamed, budget):
-        resident = gib(estimate_ram(handle, shape, options).peak)
         return streamed, [f"{STREAMED}: everything resident needs {resident} of RAM"]
+    on_disk = dataclasses.replace(options, residency="disk")
+    if disk_here(handle, options) and fits(handle, shape, on_disk, budget):
+        least = gib(estimate_ram(handle, shape, streamed if streams_here(handle, options) else options).peak)
+        return on_disk, [f"{ON_DISK}: in RAM it needs {least} (everything resident {resident})"]
     return options, []
 
 

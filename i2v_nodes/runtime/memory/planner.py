@@ -70,8 +70,8 @@ class Option:
             parts.append(f"{o.clips_per_call} clip(s) per call")
         if o.split_cfg:
             parts.append("CFG halves split")
-        if o.residency == "phase":
-            parts.append("streamed per phase")
+        if o.residency in memory.RESIDENCY_WORDS:
+            parts.append(memory.RESIDENCY_WORDS[o.residency].removeprefix(", "))
         return ", ".join(parts)
 
     def as_data(self) -> dict[str, Any]:
@@ -275,7 +275,7 @@ def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[s
     in RAM (group offload on CUDA; a CPU), so the graph's loader settings alone reproduce the choice."""
     cuda = torch.device(handle.device).type == "cuda"
     ways = {"resident": ("none", "model", "group", "sequential") if cuda else ("none",),
-            "phase": ("group",) if cuda else ("none",)}
+            "phase": ("group",) if cuda else ("none",), "disk": ("group",) if cuda else ()}
     storages = ("default", "fp8") if handle.fp8_storable else ("default",)
     tilings = (False, True) if handle.family.spec.vae_tiling else (False,)
     for residency, offloads in ways.items():
@@ -284,6 +284,8 @@ def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[s
             for offload in offloads:
                 way = dataclasses.replace(start, offload=offload)
                 if residency == "phase" and not guard.streams_here(handle, way):
+                    continue
+                if residency == "disk" and not guard.disk_here(handle, way):
                     continue
                 for tiling in tilings:
                     yield weights, dataclasses.replace(way, residency=residency, vae_tiling=tiling)

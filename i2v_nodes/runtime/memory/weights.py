@@ -109,15 +109,17 @@ def in_place_bytes(handle: ModelHandle) -> dict[str, int]:
     return out
 
 
-def pinned_bytes(handle: ModelHandle, offload: str) -> int:
+def pinned_bytes(handle: ModelHandle, offload: str, on_disk: bool = False) -> int:
     """Page-locked RAM of group offload on CUDA: with ``low_cpu_mem_usage`` and a stream, diffusers pins
     a copy of each group as it moves it to the device, and the next group's while it prefetches; torch
     keeps freed pinned blocks for reuse. So the run holds, beside the weights, pinned copies of the two
-    largest groups (what the device holds of them too)."""
+    largest groups (what the device holds of them too). From disk, each group is first read whole into
+    RAM and then pinned: twice that."""
     if offload != "group" or on_cpu(handle):
         return 0
     sizes = weight_bytes(handle)
-    return max((_offload_share(handle, name, "group", size) for name, size in sizes.items()), default=0)
+    pinned = max((_offload_share(handle, name, "group", size) for name, size in sizes.items()), default=0)
+    return pinned * 2 if on_disk else pinned
 
 
 def _offload_share(handle: ModelHandle, component: str, offload: str, size: int) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ class Loaded:
     loras: lora.Applied = field(default_factory=lora.Applied)  # the LoRA adapters on the denoisers now
     speed: speed.State = field(default_factory=speed.State)  # compiled blocks, MagCache calibrations
     streaming: streaming.Streaming | None = None  # hooks releasing what a phase does not need
+    disk: Path | None = None  # group offload's files (a folder of its own in the temp folder)
 
     def stream(self, roles: Roles, per_phase: bool) -> None:
         """Stream the encoders and denoisers per phase, or keep everything resident."""
@@ -76,6 +79,9 @@ class Loaded:
         if self.registration is not None:
             self.registration.release()
             self.registration = None
+        if self.disk is not None:
+            _remove_offload_folder(self.disk)
+            self.disk = None
 
 
 def _nbytes(encoding: Any) -> int:
@@ -86,26 +92,31 @@ def _nbytes(encoding: Any) -> int:
     return sum(_nbytes(getattr(encoding, f.name)) for f in fields)
 
 
+def cache_offload(offload: str, disk: bool) -> str:
+    """The offload part of a cache key: the same mode with its groups on disk is another entry."""
+    return f"{offload}+disk" if disk else offload
+
+
 def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, cache: ModelCache,
-                    streamed: bool = False):
+                    streamed: bool = False, disk: bool = False):
+    """Load ``handle``'s pipeline for the cache. ``disk`` (group offload): its groups kept in files in a
+    new folder of the host's temp folder, removed with the cache entry (or a failed load)."""
+
     def load() -> tuple[Loaded, Callable[[], None]]:
-        roles, device = handle.roles, torch.device(handle.device)
-        spec = LoadSpec(DTYPES[handle.precision], DTYPES[handle.vae_precision], handle.weights)
-        note = ""
-        if handle.files is not None:
-            roots = [Path(root) for root in handle.tokenizer_roots]
-            pipe, note = placement.load_files_pipeline(handle.family, roles, handle.files, spec, device,
-                                                       offload, roots, handle.allow_download, streamed)
-            log.info("%s: %s", handle.name, note)
-        else:
-            pipe = placement.load_pipeline(handle.family, roles, handle.source, handle.local, spec,
-                                           device, offload, handle.variant, streamed)
+        folder = _new_offload_folder(services.temp_dir()) if disk else None
+        try:
+            pipe, note = _load_placed(handle, offload, streamed or disk, folder)
+        except BaseException:
+            if folder is not None:
+                _remove_offload_folder(folder)
+            raise
+        device = torch.device(handle.device)
         # with offload hooks the pipeline knows best; without, it is where we put it
         execution = device if offload == "none" else pipe._execution_device
-        loaded = Loaded(pipe, execution, getattr(pipe, roles.vae).dtype, note=note)
+        loaded = Loaded(pipe, execution, getattr(pipe, handle.roles.vae).dtype, note=note, disk=folder)
         if services.register_model is not None:
-            key = dataclasses.replace(handle.cache_key, offload=offload)
-            modules = {name: getattr(pipe, name) for name in roles.weighted}
+            key = dataclasses.replace(handle.cache_key, offload=cache_offload(offload, disk))
+            modules = {name: getattr(pipe, name) for name in handle.roles.weighted}
             # called from inside the host's unload: no garbage collection there (see host.py)
             loaded.registration = services.register_model(modules, device, weight_total(handle),
                                                           lambda: cache.unload(key, collect=False),
@@ -113,3 +124,31 @@ def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, c
         return loaded, loaded.close
 
     return load
+
+
+def _load_placed(handle: ModelHandle, offload: str, streamed: bool, disk: Path | None) -> tuple[Any, str]:
+    roles, device = handle.roles, torch.device(handle.device)
+    spec = LoadSpec(DTYPES[handle.precision], DTYPES[handle.vae_precision], handle.weights)
+    if handle.files is None:
+        return placement.load_pipeline(handle.family, roles, handle.source, handle.local, spec, device,
+                                       offload, handle.variant, streamed, disk), ""
+    roots = [Path(root) for root in handle.tokenizer_roots]
+    pipe, note = placement.load_files_pipeline(handle.family, roles, handle.files, spec, device, offload,
+                                               roots, handle.allow_download, streamed, disk)
+    log.info("%s: %s", handle.name, note)
+    return pipe, note
+
+
+OFFLOAD_FOLDER = "i2v-offload"
+
+
+def _new_offload_folder(temp: Path) -> Path:
+    """A folder no other load uses (diffusers reuses any group file it finds), in the temp folder."""
+    parent = Path(temp) / OFFLOAD_FOLDER
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="groups-", dir=parent))
+
+
+def _remove_offload_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    log.info("removed the offloaded groups in %s", folder)

@@ -33,7 +33,7 @@ from i2v_nodes.runtime.output import audio
 from i2v_nodes.runtime.sampling import keyframes
 from i2v_nodes.runtime.sampling.decode import decode_checked
 from i2v_nodes.runtime.sampling.denoise import SampleRun, denoise_image, pipeline_calls
-from i2v_nodes.runtime.sampling.loaded import Loaded, pipeline_loader
+from i2v_nodes.runtime.sampling.loaded import Loaded, cache_offload, pipeline_loader
 from i2v_nodes.runtime.sampling.plan import plan_for_run, weight_total
 from i2v_nodes.runtime.sampling.settings import (
     MAX_SEED,
@@ -90,13 +90,14 @@ def _clips(run: SampleRun, pil_images: list[Any], ends: list[Any],
     image's end image, or none."""
     handle, s, plan, family, timings = run.handle, run.settings, run.plan, run.handle.family, run.timings
     chunk = s.decode_chunk_size or plan.options.decode_chunk
-    key = dataclasses.replace(handle.cache_key, offload=plan.options.offload)
+    disk = plan.options.residency == "disk"
+    key = dataclasses.replace(handle.cache_key, offload=cache_offload(plan.options.offload, disk))
     clips: list[torch.Tensor] = []
     sounds: list[dict[str, Any] | None] = []
     started, phase = time.perf_counter(), "load"
     try:
         loader = pipeline_loader(handle, plan.options.offload, run.services, cache,
-                                 streamed=plan.options.residency == "phase")
+                                 streamed=plan.options.residency == "phase", disk=disk)
         with torch.no_grad(), cache.use(key, weight_total(handle), loader) as loaded, _released_after(loaded):
             timings["load"] = time.perf_counter() - started
             _ready(run, loaded)
@@ -131,7 +132,7 @@ def _ready(run: SampleRun, loaded: Loaded) -> None:
         lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers, handle.family,
                   DTYPES[handle.precision])
     placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
-    loaded.stream(handle.roles, per_phase=plan.options.residency == "phase")
+    loaded.stream(handle.roles, per_phase=plan.options.residency in ("phase", "disk"))
 
 
 def _prompt_embeddings(family: Family, loaded: Loaded, s: SampleSettings,
