@@ -101,3 +101,24 @@ def test_the_planner_offers_disk_last_and_says_so(a14b):
     assert choice is not None and choice.options.residency == "disk" and choice.handle.weights == "default"
     assert choice.ram_peak <= 0.9 * machine.ram_gib * 2**30
     assert "offloaded to disk" in planner.render(planner.answer(a14b, shape, machine, search=False))
+
+
+def test_gguf_experts_on_disk_give_the_frames_they_give_in_ram(session_dirs, cache, still_image, tmp_path):
+    """diffusers' GGUF parameters keep their quantisation type when their data comes back from disk."""
+    from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
+
+    paths = models.tiny_single_files(NAME, session_dirs["models"], "gguf-Q8_0")
+    widgets = {"clip_vision": "none", "precision": "auto", "vae_precision": "auto", "device": "cpu",
+               "offload": "none", "allow_download": False}
+    widgets.update({slot: path.name for slot, path in paths.items()})
+    (handle,) = NODE_CLASS_MAPPINGS["LoadI2VModelFiles"]().load(unique_id="7", **widgets)
+    assert all(handle.files.parts[role].gguf is not None for role in handle.roles.denoisers)
+    host = dataclasses.replace(services.standalone(), temp_dir=lambda: tmp_path)
+    frames = []
+    for offload, disk in (("none", False), ("group", True)):
+        loaded, close = pipeline_loader(handle, offload, host, cache, disk=disk)()
+        try:
+            frames.append(stock_reference(handle, loaded.pipeline, still_image, SETTINGS).frames)
+        finally:
+            close()
+    assert torch.equal(*frames)
