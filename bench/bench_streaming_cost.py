@@ -4,7 +4,9 @@ One process, one cached pipeline, on ComfyUI-layout single files (bench/comfy_co
 random-weight ones: a 1.3B-style Wan 2.1 I2V transformer, the full UMT5-XXL fp8_scaled, the Wan VAE
 and CLIP ViT-H). Runs alternate resident / streamed, each with a new prompt (so the text encoder runs
 and, streamed, comes back), and the report gives the seconds per clip of each and their ratio, plus
-the process's RSS after each (file-backed pages released by streaming show up as a smaller RSS).
+the process's RSS after each (file-backed pages released by streaming show up as a smaller RSS) and
+what each run read from storage (a released component comes back from the disk, unless the kernel
+still caches its pages).
 
     python bench/bench_streaming_cost.py --models /tmp/i2v-bench-comfy/models [--rounds 2]
         [--tokenizers COMFYUI/comfy/text_encoders] [--width 256 --height 256 --frames 5 --steps 2]
@@ -41,6 +43,13 @@ def _rss_gib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**30
 
 
+def _read_gib() -> float:
+    """Bytes this process has read from storage so far (page cache hits are not counted)."""
+    with open("/proc/self/io") as f:
+        fields = dict(line.split(": ") for line in f.read().splitlines())
+    return int(fields["read_bytes"]) / 2**30
+
+
 def _planned(handle, settings, residency: str):
     shape = sampling.plan.run_shape(handle, settings)
     budget = guard.Budget(free=2**40, total=2**40, headroom=0.0, ram_free=2**40, ram_total=2**40)
@@ -72,14 +81,15 @@ def main() -> int:
             settings = sampling.SampleSettings(f"waves, round {round_} {residency}", "blurry",
                                                width=a.width, height=a.height, num_frames=a.frames,
                                                steps=a.steps, guidance_scale=5.0, seed=round_, target_fps=16)
-            started = time.perf_counter()
+            started, read = time.perf_counter(), _read_gib()
             sampling.sample(_planned(handle, settings, residency), image, settings, services.standalone(),
                             cache=process_cache)
             seconds = time.perf_counter() - started
             if round_:
                 times[residency].append(seconds)
             rss = _rss_gib()
-            print(f"round {round_} {residency:8s} {seconds:7.1f} s  RSS after {rss:5.2f} GiB", flush=True)
+            print(f"round {round_} {residency:8s} {seconds:7.1f} s  RSS after {rss:5.2f} GiB  read from disk "
+                  f"{_read_gib() - read:5.2f} GiB", flush=True)
     resident, streamed = (min(times[k]) for k in ("resident", "phase"))
     print(f"best of {a.rounds}: resident {resident:.1f} s, streamed {streamed:.1f} s per clip: "
           f"streamed / resident = {streamed / resident:.3f}")
