@@ -203,7 +203,7 @@ def device_phase(handle: ModelHandle, shape: RunShape, options: MemoryOptions, p
 def _file_backed(handle: ModelHandle, options: MemoryOptions, weights: int) -> int:
     """Of ``weights`` in RAM, the file-backed bytes: streamed per phase, all of them (what was converted
     is spilled to a file); else what lies in place."""
-    if options.residency == "phase":
+    if options.residency in ("phase", "disk"):
         return weights
     return min(weights, sum(in_place_bytes(handle).values()))
 

@@ -107,14 +107,16 @@ def _resident_or_streamed(
     picks it, whatever its policy, when the resident run does not fit and the streamed one does
     (where the weights sit in RAM: on a CPU, or with group offload). With group offload on CUDA, where
     RAM is shorter than that, it keeps the groups on disk (the same frames again, slower still)."""
-    resident = gib(estimate_ram(handle, shape, options).peak)
+    def ram(way: MemoryOptions) -> str:
+        return gib(estimate_ram(handle, shape, way).peak)
+
     streamed = dataclasses.replace(options, residency="phase")
     if streams_here(handle, options) and fits(handle, shape, streamed, budget):
-        return streamed, [f"{STREAMED}: everything resident needs {resident} of RAM"]
+        return streamed, [f"{STREAMED}: everything resident needs {ram(options)} of RAM"]
     on_disk = dataclasses.replace(options, residency="disk")
     if disk_here(handle, options) and fits(handle, shape, on_disk, budget):
-        least = gib(estimate_ram(handle, shape, streamed if streams_here(handle, options) else options).peak)
-        return on_disk, [f"{ON_DISK}: in RAM it needs {least} (everything resident {resident})"]
+        least = ram(streamed if streams_here(handle, options) else options)
+        return on_disk, [f"{ON_DISK}: in RAM it needs {least} (everything resident {ram(options)})"]
     return options, []
 
 
