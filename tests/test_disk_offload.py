@@ -8,6 +8,7 @@ where streaming per phase does not fit RAM. The offload runs here with a CPU as 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -122,3 +123,23 @@ def test_gguf_experts_on_disk_give_the_frames_they_give_in_ram(session_dirs, cac
         finally:
             close()
     assert torch.equal(*frames)
+
+
+def test_a_crashed_processs_groups_are_removed_and_a_live_ones_kept(opened, cache, tmp_path):
+    import socket
+    import subprocess
+
+    handle, _ = opened(NAME)
+    parent = tmp_path / OFFLOAD_FOLDER
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that has ended: its pid names no live process (until reused)
+    host_name = socket.gethostname()
+    orphan = parent / f"groups-{host_name}-{gone.pid}-x1"
+    live = parent / f"groups-{host_name}-{os.getppid()}-x2"
+    other_machine = parent / f"groups-elsewhere-{gone.pid}-x3"
+    for folder in (orphan, live, other_machine):
+        (folder / "transformer").mkdir(parents=True)
+    host = dataclasses.replace(services.standalone(), temp_dir=lambda: tmp_path)
+    loaded, close = pipeline_loader(handle, "group", host, cache, disk=True)()
+    close()
+    assert not orphan.exists() and live.exists() and other_machine.exists()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
+import socket
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -143,10 +145,33 @@ OFFLOAD_FOLDER = "i2v-offload"
 
 
 def _new_offload_folder(temp: Path) -> Path:
-    """A folder no other load uses (diffusers reuses any group file it finds), in the temp folder."""
+    """A folder no other load uses (diffusers reuses any group file it finds), in the temp folder,
+    named by this machine and process so that a later process can remove what a crash left."""
     parent = Path(temp) / OFFLOAD_FOLDER
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="groups-", dir=parent))
+    _remove_orphans(parent)
+    return Path(tempfile.mkdtemp(prefix=f"groups-{socket.gethostname()}-{os.getpid()}-", dir=parent))
+
+
+def _remove_orphans(parent: Path) -> None:
+    """The folders of this machine's processes that are gone (ComfyUI empties its temp folder when it
+    starts; elsewhere nothing else would)."""
+    mine = f"groups-{socket.gethostname()}-"
+    for folder in parent.iterdir():
+        pid = folder.name.removeprefix(mine).split("-")[0]
+        orphaned = folder.name.startswith(mine) and pid.isdigit() and not _alive(int(pid))
+        if orphaned and folder.is_dir() and not folder.is_symlink():
+            _remove_offload_folder(folder)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def _remove_offload_folder(folder: Path) -> None:
