@@ -64,9 +64,6 @@ def count_traces(monkeypatch) -> list[int]:
 # --- the table -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped table predates the tracer's CUDA kernels (rms_norm "
-                   "fused) and the lean Wan blocks, so plan traces (and caches on disk) until it is rebuilt: "
-                   "python tools/build_traces.py (1.5-2.5 h on 2 cores); then drop this mark")
 def test_the_shipped_table_is_current():
     table = trace_table.read()
     assert table, "no shipped table: run python tools/build_traces.py"
