@@ -5,7 +5,7 @@ from __future__ import annotations
 from i2v_nodes import host
 from i2v_nodes.nodes import family_prose
 from i2v_nodes.nodes._common import CATEGORY, FRAMES_OPTIONS, MODEL_TYPE, OPTIONS_TYPE, node_errors
-from i2v_nodes.nodes.sample import DEFAULT_NEGATIVE, TIPS, family_tips
+from i2v_nodes.nodes.sample import TIPS, family_tips, shared_widgets
 from i2v_nodes.runtime import sampling
 from i2v_nodes.runtime.sampling.extend import ExtendSettings, extend
 from i2v_nodes.runtime.sampling.extend_checks import MAX_SEGMENTS, video_conditioned
@@ -72,20 +72,14 @@ class I2VExtend:
             "required": {
                 "model": (MODEL_TYPE, {"tooltip": tip["model"]}),
                 "frames": ("IMAGE", {"tooltip": tip["frames"]}),
-                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": tip["prompt"]}),
-                "negative_prompt": ("STRING", {"multiline": True, "default": DEFAULT_NEGATIVE,
-                                               "tooltip": tip["negative_prompt"]}),
+                **shared_widgets(tip, "prompt", "negative_prompt"),
                 "num_frames": ("INT", {**FRAMES_OPTIONS, "tooltip": tip["num_frames"]}),
-                "steps": ("INT", {"default": 40, "min": 1, "max": 200, "tooltip": tip["steps"]}),
-                "guidance_scale": ("FLOAT", {"default": 9.0, "min": 0.0, "max": 100.0, "step": 0.1,
-                                             "tooltip": tip["guidance_scale"]}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": sampling.MAX_SEED,
-                                 "control_after_generate": True, "tooltip": tip["seed"]}),
+                **shared_widgets(tip, "steps", "guidance_scale", "seed"),
                 "segments": ("INT", {"default": 1, "min": 1, "max": MAX_SEGMENTS,
                                      "tooltip": tip["segments"]}),
                 "overlap": ("INT", {"default": 0, "min": 0, "max": sampling.MAX_FRAMES,
                                     "tooltip": tip["overlap"]}),
-                "target_fps": ("INT", {"default": 8, "min": 1, "max": 240, "tooltip": tip["target_fps"]}),
+                **shared_widgets(tip, "target_fps"),
                 "color_match": ("BOOLEAN", {"default": True, "tooltip": tip["color_match"]}),
             },
             "optional": {

@@ -74,6 +74,25 @@ def family_tips() -> dict[str, str]:
 
 DEFAULT_NEGATIVE = "Distorted, discontinuous, ugly, blurry, low resolution, motionless, static"
 
+# the widgets I2VSample and I2VExtend share, declared once (each node gives its own tooltips)
+SHARED_WIDGETS = {
+    "prompt": ("STRING", {"multiline": True, "default": ""}),
+    "negative_prompt": ("STRING", {"multiline": True, "default": DEFAULT_NEGATIVE}),
+    "steps": ("INT", {"default": 40, "min": 1, "max": 200}),
+    "guidance_scale": ("FLOAT", {"default": 9.0, "min": 0.0, "max": 100.0, "step": 0.1}),
+    "seed": ("INT", {"default": 0, "min": 0, "max": sampling.MAX_SEED, "control_after_generate": True}),
+    "target_fps": ("INT", {"default": 8, "min": 1, "max": 240}),
+}
+
+
+def shared_widgets(tip: dict[str, str], *names: str) -> dict[str, tuple[str, dict]]:
+    """``names`` of :data:`SHARED_WIDGETS`, in that order, each with its tooltip from ``tip``."""
+    found = {}
+    for name in names:
+        kind, options = SHARED_WIDGETS[name]
+        found[name] = (kind, {**options, "tooltip": tip[name]})
+    return found
+
 
 class I2VSample:
     DESCRIPTION = (
@@ -102,20 +121,14 @@ class I2VSample:
             "required": {
                 "model": (MODEL_TYPE, {"tooltip": tip["model"]}),
                 "image": ("IMAGE", {"tooltip": tip["image"]}),
-                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": tip["prompt"]}),
-                "negative_prompt": ("STRING", {"multiline": True, "default": DEFAULT_NEGATIVE,
-                                               "tooltip": tip["negative_prompt"]}),
+                **shared_widgets(tip, "prompt", "negative_prompt"),
                 "width": ("INT", {**SIZE_OPTIONS, "tooltip": tip["width"]}),
                 "height": ("INT", {**SIZE_OPTIONS, "tooltip": tip["height"]}),
                 "num_frames": ("INT", {**FRAMES_OPTIONS, "tooltip": tip["num_frames"]}),
-                "steps": ("INT", {"default": 40, "min": 1, "max": 200, "tooltip": tip["steps"]}),
-                "guidance_scale": ("FLOAT", {"default": 9.0, "min": 0.0, "max": 100.0, "step": 0.1,
-                                             "tooltip": tip["guidance_scale"]}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": sampling.MAX_SEED,
-                                 "control_after_generate": True, "tooltip": tip["seed"]}),
+                **shared_widgets(tip, "steps", "guidance_scale", "seed"),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": sampling.MAX_BATCH,
                                        "tooltip": tip["batch_size"]}),
-                "target_fps": ("INT", {"default": 8, "min": 1, "max": 240, "tooltip": tip["target_fps"]}),
+                **shared_widgets(tip, "target_fps"),
                 "decode_chunk_size": ("INT", {"default": 0, "min": 0, "max": sampling.MAX_FRAMES,
                                               "tooltip": tip["decode_chunk_size"]}),
             },
