@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from i2v_nodes.errors import ModelError
@@ -59,14 +59,7 @@ def weight_params(header: Header, tied: tuple[str, ...] = ()) -> int:
 def float8_params(header: Header, dequantised: tuple[str, ...] = ()) -> int:
     """Weights that stay float8 once loaded: the Linear matrices stored in float8, except in the
     parts ``dequantised`` names (embedding tables, and the parts the class keeps in fp32)."""
-    return sum(
-        t.numel
-        for name, t in header.tensors.items()
-        if t.dtype.startswith("F8")
-        and len(t.shape) == 2
-        and name.endswith(".weight")
-        and not any(part in name for part in dequantised)
-    )
+    return _matrix_params(header, lambda dtype: dtype.startswith("F8"), dequantised)
 
 
 def half_params(header: Header, tables: tuple[str, ...]) -> int:
@@ -75,17 +68,25 @@ def half_params(header: Header, tables: tuple[str, ...]) -> int:
     for name in tables:
         if name in header.tensors:
             tensor = header.tensors[name]
-            return tensor.numel if tensor.dtype in ("BF16", "F16") else 0
+            return tensor.numel if tensor.dtype in HALF_DTYPES else 0
     return 0
 
 
 def half_matrix_params(header: Header, excluded: tuple[str, ...] = ()) -> int:
     """Matrices (2-D weights, outside the parts ``excluded`` names) stored in bf16 or fp16: an encoder
     loaded with ``cast_keeping_float8(keep_half=True)`` keeps them so, cast as each layer runs."""
+    return _matrix_params(header, lambda dtype: dtype in HALF_DTYPES, excluded)
+
+
+HALF_DTYPES = ("BF16", "F16")
+
+
+def _matrix_params(header: Header, stored: Callable[[str], bool], excluded: tuple[str, ...]) -> int:
+    """Weights of the 2-D ``.weight`` tensors whose dtype ``stored`` accepts, outside ``excluded``."""
     return sum(
         t.numel
         for name, t in header.tensors.items()
-        if t.dtype in ("BF16", "F16")
+        if stored(t.dtype)
         and len(t.shape) == 2
         and name.endswith(".weight")
         and not any(part in name for part in excluded)
