@@ -15,6 +15,7 @@ from i2v_nodes.runtime.memory.estimate import (
     GiB,
     MemoryOptions,
     RunShape,
+    cpu_load,
     default_options,
     denoiser_activations,
     denoiser_rows,
@@ -40,7 +41,7 @@ from i2v_nodes.runtime.memory.weights import (
 
 __all__ = ["ACTIVATION_MARGIN", "COMPILE_DEVICE_BYTES", "COMPILE_RAM_BYTES", "CPU_RUNTIME_BYTES",
            "CUDA_RUNTIME_BYTES", "Estimate", "FILE_FORMAT_BYTES", "GiB", "HOST_RUNTIME_BYTES",
-           "RESIDENCY_WORDS", "MemoryOptions", "PHASES", "RunShape", "default_options",
+           "RESIDENCY_WORDS", "MemoryOptions", "PHASES", "RunShape", "cpu_load", "default_options",
            "denoiser_activations",
            "denoiser_rows", "device_phase", "estimate", "estimate_phases", "estimate_ram",
            "free_decode_chunk", "gib", "in_place_bytes", "largest_layer_bytes", "on_cpu", "ram_phases",

@@ -12,7 +12,8 @@ The estimate is built from parts that are each measured, not guessed:
 
 The run's peak is the largest of its phases (encode, denoise, decode), since each phase frees its
 working memory before the next starts. System RAM adds a load phase: what passes through RAM
-while the weights are read and, for fp8 storage, cast.
+while the weights are read and, for fp8 storage or another dtype than stored, cast (on a CPU, where
+the RAM is the device, the load is one of the device phases).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from i2v_nodes.runtime.memory.weights import (
     pinned_bytes,
     read_bytes,
     resident_weights,
+    source_bytes,
     streamed_weights,
     weight_bytes,
 )
@@ -240,7 +242,30 @@ def _compile_ram(shape: RunShape) -> int:
 
 
 def _device_phases(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> dict[str, Estimate]:
-    return {phase: device_phase(handle, shape, options, phase) for phase in PHASES}
+    phases = {phase: device_phase(handle, shape, options, phase) for phase in PHASES}
+    return {"load": cpu_load(handle, options), **phases} if on_cpu(handle) else phases
+
+
+def cpu_load(handle: ModelHandle, options: MemoryOptions) -> Estimate:
+    """RAM of a CPU run's load, where the device is the RAM: the weights kept so far, plus, for the
+    component being cast, its passing copy (private) and its stored bytes (mapped while it is read).
+    Streamed per phase, each denoiser is spilled and released as it loads, then the rest load together."""
+    sizes, in_place, params = weight_bytes(handle), in_place_bytes(handle), dict(handle.params)
+    source = {name: source_bytes(handle, name, count) for name, count in params.items()}
+    full = {d: read_bytes(handle, d, params.get(d, 0), sizes.get(d, 0)) for d in handle.roles.denoisers}
+    passing = {d: _passing(handle, d, full, sizes) for d in full}
+
+    def loading(names: list[str], cast: dict[str, int]) -> tuple[int, int]:  # (private, mapped)
+        private = sum(sizes.get(n, 0) - in_place.get(n, 0) for n in names) + max(cast.values(), default=0)
+        return private, sum(in_place.get(n, 0) for n in names) + max(source.get(n, 0) for n in names)
+
+    if options.residency in ("phase", "disk"):
+        rest = [n for n in sizes if n not in full]
+        candidates = [loading([d], {d: passing[d]}) for d in full] + ([loading(rest, {})] if rest else [])
+    else:
+        candidates = [loading(list(sizes), passing)]
+    private, mapped = max(candidates, key=sum)
+    return _estimate("load", private + mapped, 0, 0, CPU_RUNTIME_BYTES, mapped)
 
 
 def _frame_bytes(shape: RunShape) -> int:
@@ -291,15 +316,17 @@ def _streamed_load(handle: ModelHandle, sizes: dict[str, int], full: dict[str, i
     """RAM of a streamed load: each denoiser is spilled and released as it loads, then the rest load
     together before they are; so the peak is one denoiser's converted weights (and what passes through
     while it is cast, unless it is read where it lies) or the rest's. Mapped weights are not read."""
-    denoisers, in_place, stored = handle.roles.denoisers, in_place_bytes(handle), dict(handle.stored)
+    denoisers, in_place = handle.roles.denoisers, in_place_bytes(handle)
     private = {name: size - in_place.get(name, 0) for name, size in sizes.items()}
-
-    def passing(name: str) -> int:
-        mapped = handle.files is None and stored.get(name) == handle.precision
-        return 0 if mapped else max(0, full[name] - sizes.get(name, 0))
-
     rest = sum(size for name, size in private.items() if name not in denoisers)
-    return max([rest, *(private.get(d, 0) + passing(d) for d in denoisers)])
+    return max([rest, *(private.get(d, 0) + _passing(handle, d, full, sizes) for d in denoisers)])
+
+
+def _passing(handle: ModelHandle, name: str, full: dict[str, int], sizes: dict[str, int]) -> int:
+    """Bytes that pass through RAM while a denoiser is cast beside what it keeps (none when a folder's
+    weights are mapped in the precision they are kept in)."""
+    mapped = handle.files is None and dict(handle.stored).get(name) == handle.precision
+    return 0 if mapped else max(0, full[name] - sizes.get(name, 0))
 
 
 def estimate(handle: ModelHandle, shape: RunShape, options: MemoryOptions) -> Estimate:

@@ -13,6 +13,7 @@ from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.memory import (
     MemoryOptions,
     RunShape,
+    cpu_load,
     device_phase,
     estimate_ram,
     on_cpu,
@@ -48,6 +49,8 @@ def fits(handle: ModelHandle, shape: RunShape, options: MemoryOptions, budget: B
     """Whether the run fits the budget; the cheapest checks first (RAM needs no trace, then the
     resident weights, then one phase at a time), so a run that cannot fit is known early."""
     if not on_cpu(handle) and estimate_ram(handle, shape, options).peak > budget.ram_usable:
+        return False
+    if on_cpu(handle) and cpu_load(handle, options).peak > budget.usable:
         return False
     resident = resident_weights(handle, options.offload, options.residency)
     if max(resident.values()) > budget.usable:
