@@ -117,9 +117,15 @@ def test_a_streamed_run_equals_a_resident_run_bit_for_bit(name, model_dirs, stil
         assert state.entered == ["text_encoder", "text_encoder", "transformer", "transformer_2"]
     assert others_resident and max(others_resident) == 0  # whatever runs, it runs alone
     assert state.current is None and all(residency.resident_bytes(m) == 0 for m in state.components.values())
+    # what a later plan may take as free: what the entry holds now, not its whole weights
+    total = sum(memory.weight_bytes(handle).values())
+    streamed_options = planned(handle, "phase").plan.options
+    assert fresh_cache.held_bytes(handle.cache_key) == sampling.held_bytes(handle, streamed_options)
+    assert fresh_cache.held_bytes(handle.cache_key) < total / 2
     again = sampling.sample(planned(handle, "resident"), still_image, SETTINGS, services.standalone(),
                             cache=fresh_cache)
     assert loaded.streaming is None and torch.equal(again.frames, resident.frames)
+    assert fresh_cache.held_bytes(handle.cache_key) == total
 
 
 @pytest.mark.parametrize("policy", ["error", "adapt"])
@@ -152,7 +158,7 @@ def test_the_budget_counts_the_process_runtime_once(model_dirs, monkeypatch):
     free = 8 * 2**30
     host = dataclasses.replace(services.standalone(), free_bytes=lambda device: free)
     assert devices.process_resident_bytes() > 100 * 2**20  # torch is imported
-    budget = sampling.budget_for(handle, host, 0.1, False)
+    budget = sampling.budget_for(handle, host, 0.1, held=0)
     assert budget.free == budget.ram_free == free + min(devices.process_resident_bytes(),
                                                          memory.CPU_RUNTIME_BYTES)
 

@@ -64,7 +64,8 @@ class ModelCache:
             loader: Callable[[], tuple[Any, Callable[[], None] | None]]) -> Iterator[Any]:
         """Yield the value for ``key`` with its run lock held, loading it first if needed.
 
-        ``loader()`` returns the value and an optional callback run when it is dropped.
+        ``loader()`` returns the value and an optional callback run when it is dropped. ``size_bytes``:
+        what the entry holds on its device after this use (a run may stream what an earlier one kept).
         """
         entry = self._acquire(key, size_bytes, loader)
         try:
@@ -84,6 +85,7 @@ class ModelCache:
                 if entry is not None and not entry.stale:
                     self._entries.move_to_end(key)
                     entry.users += 1
+                    entry.size_bytes = size_bytes
                     self.hits += 1
                     return entry
                 pending = self._loading.get(key)
@@ -180,6 +182,12 @@ class ModelCache:
         with self._lock:
             entry = self._entries.get(key)
             return entry is not None and not entry.stale
+
+    def held_bytes(self, key: CacheKey) -> int:
+        """Bytes the entry for ``key`` holds on its device between runs (0 when it is not loaded)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry.size_bytes if entry is not None and not entry.stale else 0
 
     def stats(self) -> CacheStats:
         with self._lock:

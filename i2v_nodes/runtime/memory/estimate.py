@@ -33,7 +33,7 @@ from i2v_nodes.runtime.memory.weights import (
     pinned_bytes,
     read_bytes,
     resident_weights,
-    source_bytes,
+    stored_bytes,
     streamed_weights,
     weight_bytes,
 )
@@ -251,7 +251,8 @@ def cpu_load(handle: ModelHandle, options: MemoryOptions) -> Estimate:
     component being cast, its passing copy (private) and its stored bytes (mapped while it is read).
     Streamed per phase, each denoiser is spilled and released as it loads, then the rest load together."""
     sizes, in_place, params = weight_bytes(handle), in_place_bytes(handle), dict(handle.params)
-    source = {name: source_bytes(handle, name, count) for name, count in params.items()}
+    # what a load reads beside the weights used where they lie: the stored bytes being cast
+    source = {n: max(0, stored_bytes(handle, n, c) - in_place.get(n, 0)) for n, c in params.items()}
     full = {d: read_bytes(handle, d, params.get(d, 0), sizes.get(d, 0)) for d in handle.roles.denoisers}
     passing = {d: _passing(handle, d, full, sizes) for d in full}
 

@@ -170,15 +170,14 @@ def largest_layer_bytes(handle: ModelHandle, component: str) -> int:
     return _part_sizes(handle.family, component, config)[1] * bytes_per_element(handle.precision)
 
 
-def source_bytes(handle: ModelHandle, role: str, params: int) -> int:
-    """Stored bytes a component's load maps and reads beside what it keeps, when it is cast (file-backed
-    pages while it loads); 0 when its weights are used where they lie (counted in ``in_place_bytes``)."""
+def stored_bytes(handle: ModelHandle, role: str, params: int) -> int:
+    """Bytes of a component's weights as stored (a single file by its format, a GGUF file's quantised
+    size, a folder by its headers' precision; 0 where that is not known)."""
     part = handle.files.parts.get(role) if handle.files is not None else None
     if part is not None:
-        return 0 if part.gguf else params * FILE_FORMAT_BYTES.get(part.format, 4)
+        return part.gguf.stored_bytes if part.gguf else params * FILE_FORMAT_BYTES.get(part.format, 4)
     stored = dict(handle.stored).get(role)
-    kept = handle.vae_precision if role == handle.roles.vae else handle.precision
-    return 0 if not stored or stored == kept else params * bytes_per_element(stored)
+    return params * bytes_per_element(stored) if stored else 0
 
 
 def read_bytes(handle: ModelHandle, role: str, params: int, kept: int) -> int:

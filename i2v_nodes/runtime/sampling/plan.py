@@ -30,11 +30,11 @@ def run_shape(handle: ModelHandle, s: SampleSettings, family_settings: Any = Non
                            keyframes=keyframes)
 
 
-def budget_for(handle: ModelHandle, services: HostServices, headroom: float,
-               key_loaded: bool) -> guard.Budget:
-    """Device memory and system RAM free now; this model's own weights count as free if loaded."""
+def budget_for(handle: ModelHandle, services: HostServices, headroom: float, held: int) -> guard.Budget:
+    """Device memory and system RAM free now; what this model's cache entry holds (``held``, from
+    ``ModelCache.held_bytes``) counts as free, since the run uses it again."""
     device, cpu = torch.device(handle.device), torch.device("cpu")
-    weights = weight_total(handle) if key_loaded else 0
+    weights = held
     # The estimates count the process's own runtime (interpreter, libraries), which free memory
     # measured from inside it has already taken away: counted once, not twice.
     on_cpu = device.type == "cpu"
@@ -55,7 +55,7 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
     headroom = attached.headroom if attached is not None else 0.10
     offload = attached.options.offload if attached is not None else handle.offload
     key = dataclasses.replace(handle.cache_key, offload=offload)
-    budget = budget_for(handle, services, headroom, cache.is_loaded(key))
+    budget = budget_for(handle, services, headroom, cache.held_bytes(key))
     if attached is not None and attached.covers(shape):
         extra = memory.speed_bytes(handle, shape) - memory.speed_bytes(handle, attached.shape)
         if policy != "off" and extra > 0 and attached.estimate.peak + extra > budget.usable:
@@ -81,3 +81,12 @@ def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices,
 
 def weight_total(handle: ModelHandle) -> int:
     return sum(memory.weight_bytes(handle).values())
+
+
+def held_bytes(handle: ModelHandle, options: memory.MemoryOptions) -> int:
+    """Weight bytes a cached model holds on its device between runs: all of them when resident;
+    streamed per phase or offloaded to disk, what stays beside the phases' own parts (the smallest
+    phase's weights: counted high rather than low, as what a later run may take as free)."""
+    if options.residency == "resident":
+        return weight_total(handle)
+    return min(memory.resident_weights(handle, options.offload, options.residency).values())

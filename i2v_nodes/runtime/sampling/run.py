@@ -34,7 +34,7 @@ from i2v_nodes.runtime.sampling import keyframes
 from i2v_nodes.runtime.sampling.decode import decode_checked
 from i2v_nodes.runtime.sampling.denoise import SampleRun, denoise_image, pipeline_calls
 from i2v_nodes.runtime.sampling.loaded import Loaded, cache_offload, pipeline_loader
-from i2v_nodes.runtime.sampling.plan import plan_for_run, weight_total
+from i2v_nodes.runtime.sampling.plan import held_bytes, plan_for_run
 from i2v_nodes.runtime.sampling.settings import (
     MAX_SEED,
     SampleResult,
@@ -98,7 +98,8 @@ def _clips(run: SampleRun, pil_images: list[Any], ends: list[Any],
     try:
         loader = pipeline_loader(handle, plan.options.offload, run.services, cache,
                                  streamed=plan.options.residency == "phase", disk=disk)
-        with torch.no_grad(), cache.use(key, weight_total(handle), loader) as loaded, _released_after(loaded):
+        held = held_bytes(handle, plan.options)
+        with torch.no_grad(), cache.use(key, held, loader) as loaded, _released_after(loaded):
             timings["load"] = time.perf_counter() - started
             _ready(run, loaded)
             phase = "encode"
