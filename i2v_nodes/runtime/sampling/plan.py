@@ -84,9 +84,7 @@ def weight_total(handle: ModelHandle) -> int:
 
 
 def held_bytes(handle: ModelHandle, options: memory.MemoryOptions) -> int:
-    """Weight bytes a cached model holds on its device between runs: all of them when resident;
-    streamed per phase or offloaded to disk, what stays beside the phases' own parts (the smallest
-    phase's weights: counted high rather than low, as what a later run may take as free)."""
-    if options.residency == "resident":
-        return weight_total(handle)
-    return min(memory.resident_weights(handle, options.offload, options.residency).values())
+    """Weight bytes a cached model holds on its device between runs, which a later run of it may count
+    as free: all of them when resident; streamed per phase or offloaded to disk, none (each part is
+    released after its phase; what stays is mapped from files, which free memory counts already)."""
+    return weight_total(handle) if options.residency == "resident" else 0
