@@ -25,12 +25,11 @@ import math
 import sys
 from pathlib import Path
 
-import torch
-
 from i2v_nodes import host
 from i2v_nodes.errors import I2VError
 from i2v_nodes.families import registry
 from i2v_nodes.families.contract.files import FILE_FORMATS, FILE_SLOTS, file_folders
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading import models
 from i2v_nodes.runtime.loading.precision import PRECISION_CHOICES, VAE_PRECISION_CHOICES, WEIGHTS_CHOICES

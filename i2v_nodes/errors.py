@@ -1,8 +1,8 @@
-"""Error types the runtime raises; nodes add the node id and class before they reach the user."""
+"""Error types the runtime raises; nodes add the node id and class before they reach the user.
+(The sampler's out-of-memory error, a torch error too, is ``runtime.sampling.DeviceOutOfMemory``: this
+module needs no torch.)"""
 
 from __future__ import annotations
-
-import torch
 
 
 class I2VError(Exception):
@@ -28,8 +28,3 @@ class MemoryGuardError(I2VError, RuntimeError):
 
 class NonFiniteError(I2VError, RuntimeError):
     """NaN or Inf values appeared; the message says where."""
-
-
-class DeviceOutOfMemory(I2VError, torch.OutOfMemoryError):
-    """The device ran out of memory mid-run. Still a torch out-of-memory error, so a host that
-    reacts to those (ComfyUI frees its models) still does; the message adds what to change."""

@@ -22,8 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
-
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.loading.models import MODEL_FOLDER  # the pack's model folder in a models dir
 from i2v_nodes.runtime.memory import devices
 from i2v_nodes.runtime.services import HostServices, default_temp_dir

@@ -10,7 +10,7 @@ import torch
 from transformers import UMT5Config, UMT5EncoderModel
 
 from i2v_nodes.families.toolkit.file_tensors import assign, empty_weights
-from i2v_nodes.families.toolkit.float8 import FLOAT8, cast_keeping_float8, keep_float8
+from i2v_nodes.families.toolkit.float8 import cast_keeping_float8, is_float8, keep_float8
 
 CONFIG = UMT5Config(vocab_size=300, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
                     relative_attention_num_buckets=8, feed_forward_proj="gated-gelu")
@@ -23,7 +23,8 @@ def stored_checkpoint() -> dict[str, torch.Tensor]:
     out = {}
     for name, tensor in state.items():
         table = "shared" in name or "embed_tokens" in name or "relative_attention_bias" in name
-        out[name] = tensor.to(torch.bfloat16 if table else FLOAT8[0]) if tensor.ndim == 2 else tensor
+        stored = torch.bfloat16 if table else torch.float8_e4m3fn
+        out[name] = tensor.to(stored) if tensor.ndim == 2 else tensor
     return out
 
 
@@ -42,7 +43,7 @@ def test_tables_stay_bf16_and_give_the_rows_of_the_table_cast_whole():
     assert kept.shared.weight.dtype == torch.bfloat16
     assert kept.encoder.block[0].layer[0].SelfAttention.relative_attention_bias.weight.dtype == torch.bfloat16
     assert cast_whole.shared.weight.dtype == torch.float32
-    assert kept.encoder.block[0].layer[0].SelfAttention.q.weight.dtype in FLOAT8
+    assert is_float8(kept.encoder.block[0].layer[0].SelfAttention.q.weight.dtype)
     assert kept.dtype == torch.float32  # not the first parameter's (the bf16 table)
     assert type(kept).__name__ == "UMT5EncoderModel" and isinstance(kept, UMT5EncoderModel)
     ids = torch.randint(0, 300, (2, 12))
@@ -61,7 +62,7 @@ def test_the_gated_output_layers_stay_float8_and_compute_in_fp32():
         with empty_weights():
             kept = UMT5EncoderModel(CONFIG)
         weights, scales = cast_keeping_float8(kept, dict(state), {}, dtype)
-        assert weights[wo].dtype in FLOAT8
+        assert is_float8(weights[wo].dtype)
         keep_float8(assign(kept, weights, Path("umt5.safetensors")), scales, dtype)
         with empty_weights():
             dequantised = UMT5EncoderModel(CONFIG)

@@ -1,6 +1,7 @@
 """The house rules (ARCHITECTURE.md), read from the code's own imports and definitions.
 
-- a family package imports only itself, the family contract, the shared toolkit and the errors;
+- a family package imports only itself, the family contract, the shared toolkit and the errors (and the
+  lazy torch, ``i2v_nodes.lazy``, which every room may import);
 - nothing outside the families imports a family package, except the registry;
 - the engine (``runtime``) imports no node, no host module and not the command line;
 - the contract and the toolkit import no family, the toolkit not even the contract;
@@ -24,6 +25,7 @@ PACK, HOST = "i2v_nodes", "host_stub"
 FAMILIES = f"{PACK}.families"
 SHARED = {f"{FAMILIES}.contract", f"{FAMILIES}.toolkit"}  # what every family may build on
 ERRORS = f"{PACK}.errors"
+EVERYWHERE = {ERRORS, f"{PACK}.lazy"}  # what every room may import: the errors, torch on first use
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 
@@ -80,7 +82,7 @@ def test_a_family_imports_only_itself_the_contract_the_toolkit_and_the_errors():
         if own is None:
             continue
         for target, line in imports(name, path):
-            allowed = (family_of(target) == own or target == ERRORS
+            allowed = (family_of(target) == own or target in EVERYWHERE
                        or any(in_shared(target, shared) for shared in SHARED))
             if not allowed:
                 wrong.append(f"{path.relative_to(REPO)}:{line} imports {target}")
@@ -104,7 +106,7 @@ def test_the_contract_and_the_toolkit_import_no_family_and_the_toolkit_not_the_c
             if not in_shared(name, shared):
                 continue
             for target, line in imports(name, path):
-                inside = target == ERRORS or in_shared(target, f"{FAMILIES}.toolkit")
+                inside = target in EVERYWHERE or in_shared(target, f"{FAMILIES}.toolkit")
                 if shared.endswith("contract"):
                     inside = inside or in_shared(target, shared) or target == tracer
                 if not inside:

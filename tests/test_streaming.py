@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from i2v_nodes.errors import DeviceOutOfMemory, MemoryGuardError
+from i2v_nodes.errors import MemoryGuardError
 from i2v_nodes.runtime import memory, sampling, services
 from i2v_nodes.runtime.loading import models, residency, streaming
 from i2v_nodes.runtime.memory import devices, guard
@@ -177,7 +177,7 @@ def test_out_of_memory_in_a_streamed_phase_leaves_the_cache_consistent(model_dir
         raise torch.OutOfMemoryError("CPU out of memory (simulated)")
 
     monkeypatch.setattr(type(expert), "forward", out_of_memory)
-    with pytest.raises(DeviceOutOfMemory, match="denoise"):
+    with pytest.raises(sampling.DeviceOutOfMemory, match="denoise"):
         sampling.sample(planned(handle, "phase"), still_image, SETTINGS, services.standalone(),
                         cache=fresh_cache)
     state = loaded.streaming

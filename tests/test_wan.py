@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from i2v_nodes.errors import DeviceOutOfMemory, InputError
+from i2v_nodes.errors import InputError
 from i2v_nodes.families.registry import WAN
 from i2v_nodes.families.wan.spec import WanSettings
 from i2v_nodes.nodes import NODE_CLASS_MAPPINGS
@@ -268,7 +268,7 @@ def test_out_of_memory_mid_run_leaves_the_cache_usable_and_says_what_to_change(
     hook = target.register_forward_pre_hook(fail_on_second_call)
     try:
         with pytest.raises(
-            DeviceOutOfMemory,
+            sampling.DeviceOutOfMemory,
             match=f"ran out of device memory during {where} .* VRAMGuard with "
             "policy 'adapt' .* torch: CUDA out of memory",
         ) as caught:
@@ -295,7 +295,7 @@ def test_out_of_memory_in_a_graph_writes_no_file(
 
     monkeypatch.setattr(WAN, "decode", out_of_memory)
     with pytest.raises(
-        DeviceOutOfMemory, match=r"^I2VSample \(node 8\): ran out of device memory during decode"
+        sampling.DeviceOutOfMemory, match=r"^I2VSample \(node 8\): ran out of device memory during decode"
     ):
         sampler.sample(model, still_image, "waves", "", 64, 48, 9, 2, 5.0, 0, 1, 16, 0, unique_id="8")
     assert sorted(session_dirs["output"].rglob("*")) == before

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
-
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.memory import devices
 
 

@@ -33,12 +33,11 @@ What else sets it apart, and how the pack handles it:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from i2v_nodes.errors import InputError, ModelError
 from i2v_nodes.families.animatediff import components, files, load, write
@@ -54,13 +53,14 @@ from i2v_nodes.families.animatediff.spec import (
     AnimateDiffSettings,
 )
 from i2v_nodes.families.animatediff.tiers import TIERS
-from i2v_nodes.families.animatediff.traces import AnimateDiffTraces
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import LoadSpec, SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StepCancelled, StockOutput, StockRun
+from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.toolkit.frames import bridge_vae_dtype, video_to_frames
 from i2v_nodes.families.toolkit.meta import config_json
 from i2v_nodes.families.toolkit.options import check_own_or_range, with_own
+from i2v_nodes.lazy import torch
 
 # An SD 1.5 checkpoint (UNet, VAE, CLIP text) in diffusion_model and PIA's motion module in
 # diffusion_model_2: see .files (what a file is), .load and .write.
@@ -78,9 +78,17 @@ FILES = SingleFiles(
 
 class AnimateDiffFamily(Family):
     spec = SPEC
-    traces = AnimateDiffTraces()
+    traces_file = Path(__file__).with_name("traces.py")
     tiers = TIERS
     files = FILES
+
+    @functools.cached_property
+    def traces(self) -> MemoryTraces:
+        from i2v_nodes.families.animatediff.traces import (
+            AnimateDiffTraces,  # builds models on the meta device: torch
+        )
+
+        return AnimateDiffTraces()
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.animatediff.files import BUFFERS, MOTION, TEXT, TOKENIZER, UNET, VAE
 from i2v_nodes.families.animatediff.pairs import runnable_unet_config
 from i2v_nodes.families.animatediff.spec import ADAPTER
@@ -33,6 +31,7 @@ from i2v_nodes.families.toolkit.file_tensors import aligned, assign, empty_weigh
 from i2v_nodes.families.toolkit.meta import config_json, keep_fp32
 from i2v_nodes.families.toolkit.safetensors_header import read_header
 from i2v_nodes.families.toolkit.tokenizers import refuse_missing_tokenizer, tokenizer_in
+from i2v_nodes.lazy import torch
 
 TOKENIZER_HUB_ID = "openai/clip-vit-large-patch14"
 # looked for under each tokenizer root: the hub repo's name, then ComfyUI's own copy of it

@@ -9,11 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import ModelError
 from i2v_nodes.families.animatediff.spec import ADAPTER, IMAGE_CHANNELS, RULES
 from i2v_nodes.families.toolkit.meta import config_json, meta_module
+from i2v_nodes.lazy import torch
 
 
 def check_pair(unet: Mapping[str, Any], adapter: Mapping[str, Any], where: str = "") -> None:

@@ -21,8 +21,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.animatediff.configs import PIA_ADAPTER, SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE
 from i2v_nodes.families.animatediff.files import MOTION, TEXT, TOKENIZER, UNET, VAE
@@ -36,6 +34,7 @@ from i2v_nodes.families.toolkit.file_writing import (
 )
 from i2v_nodes.families.toolkit.meta import config_json, meta_module
 from i2v_nodes.families.toolkit.stand_ins import Tensors, write_header
+from i2v_nodes.lazy import torch
 
 MOTION_FOLDER = FILE_ALSO_FOLDERS["diffusion_model_2"][0]  # AnimateDiff-Evolved's animatediff_models
 WRITABLE = ("fp32", "bf16", "fp16")

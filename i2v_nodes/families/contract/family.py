@@ -30,9 +30,8 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
-
-import torch
 
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.continuation import Continuation
@@ -42,6 +41,7 @@ from i2v_nodes.families.contract.spec import FamilySpec, Roles, Rules
 from i2v_nodes.families.contract.tiers import Tiers
 from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.toolkit.meta import config_json, numel
+from i2v_nodes.lazy import torch
 
 
 class CallSettings(Protocol):
@@ -65,7 +65,10 @@ class Family(abc.ABC):
     """One pipeline family: ``spec`` is what it is, the methods what it does."""
 
     spec: FamilySpec
-    traces: MemoryTraces
+    traces: MemoryTraces  # a family may build it on first use (it needs torch; ``plan`` often does not)
+    # the source of its traces' class, when declared (so it is hashed without importing it): what keys its
+    # figures in the shipped trace table
+    traces_file: Path | None = None
     files: SingleFiles | None = None  # how it reads ComfyUI's single files; None: it reads none
     tiers: Tiers | None = None  # the tier workflows it ships; None: none
     # how it continues a clip from its last frames (I2VExtend); None: from the last frame as its image

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.toolkit.gguf_header import GGUFWeights
 from i2v_nodes.families.toolkit.safetensors_header import Header
+from i2v_nodes.lazy import torch
 
 # LoadI2VModelFiles' inputs, in order, and the ComfyUI model folder each one lists
 FILE_FOLDERS = {

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
+from i2v_nodes.lazy import torch
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import abc
 
-import torch
-
 from i2v_nodes.families.contract.jobs import Trace
+from i2v_nodes.lazy import torch
 
 
 class MemoryTraces(abc.ABC):

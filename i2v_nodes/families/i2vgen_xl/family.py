@@ -15,22 +15,22 @@ outside, what the pipeline lacks:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import LoadSpec
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
+from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.i2vgen_xl import components
 from i2v_nodes.families.i2vgen_xl.spec import ROLES, SPEC, VARIANT
 from i2v_nodes.families.i2vgen_xl.tiers import TIERS
-from i2v_nodes.families.i2vgen_xl.traces import I2VGenXLTraces
 from i2v_nodes.families.toolkit.calls import common_arguments
 from i2v_nodes.families.toolkit.frames import bridge_vae_dtype, video_to_frames
+from i2v_nodes.lazy import torch
 
 # Fixed seed for the one global-RNG draw the stock pipeline makes (the VAE's latent sample of
 # the input image). Fixed rather than derived from the clip seed, so that clip i of a batch is
@@ -40,8 +40,16 @@ IMAGE_LATENT_SEED = 0
 
 class I2VGenXLFamily(Family):
     spec = SPEC
-    traces = I2VGenXLTraces()
+    traces_file = Path(__file__).with_name("traces.py")
     tiers = TIERS
+
+    @functools.cached_property
+    def traces(self) -> MemoryTraces:
+        from i2v_nodes.families.i2vgen_xl.traces import (
+            I2VGenXLTraces,  # builds models on the meta device: torch
+        )
+
+        return I2VGenXLTraces()
 
     def variant_of(self, index, configs, source="") -> str | None:
         return VARIANT if index.get("_class_name") in self.spec.pipeline_classes else None

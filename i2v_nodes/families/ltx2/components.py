@@ -8,11 +8,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.ltx2.spec import TEXT_TOKENS
 from i2v_nodes.families.toolkit import tiny
 from i2v_nodes.families.toolkit.meta import keep_fp32, meta_module, meta_vae
+from i2v_nodes.lazy import torch
 
 
 def vae_class() -> type:

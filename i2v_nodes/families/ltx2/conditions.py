@@ -16,9 +16,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.ltx2.spec import RULES
+from i2v_nodes.lazy import torch
 
 
 def pipeline_for(pipe: Any, call: Any) -> Any:

@@ -28,14 +28,14 @@ import functools
 import importlib.util
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
-
-import torch
 
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, PromptEncoding, StockOutput, StockRun
+from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.ltx2 import assemble, components, conditions, files, load, write
 from i2v_nodes.families.ltx2.configs import (
     AUDIO_GUIDANCE,
@@ -48,8 +48,8 @@ from i2v_nodes.families.ltx2.configs import (
 from i2v_nodes.families.ltx2.continuation import CONTINUATION
 from i2v_nodes.families.ltx2.spec import LTX2, RULES, SPEC, TEXT_TOKENS
 from i2v_nodes.families.ltx2.tiers import TIERS
-from i2v_nodes.families.ltx2.traces import LTX2Traces
 from i2v_nodes.families.toolkit.frames import bridge_vae_encoder, video_to_frames
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,16 @@ FILES = SingleFiles(
 
 class LTX2Family(Family):
     spec = SPEC
-    traces = LTX2Traces()
+    traces_file = Path(__file__).with_name("traces.py")
     tiers = TIERS
     files = FILES
     continuation = CONTINUATION
+
+    @functools.cached_property
+    def traces(self) -> MemoryTraces:
+        from i2v_nodes.families.ltx2.traces import LTX2Traces  # builds models on the meta device: torch
+
+        return LTX2Traces()
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

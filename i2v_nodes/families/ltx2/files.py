@@ -38,8 +38,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import ModelError
 from i2v_nodes.families.contract.files import FilePart
 from i2v_nodes.families.ltx2.components import meta_component
@@ -47,6 +45,7 @@ from i2v_nodes.families.ltx2.configs import PUBLISHED
 from i2v_nodes.families.ltx2.keys import STATISTICS, VISION
 from i2v_nodes.families.toolkit.file_headers import CONFIG_KEY, count_numbered, float8_params, own_config
 from i2v_nodes.families.toolkit.safetensors_header import Header
+from i2v_nodes.lazy import torch
 
 HUB = "Lightricks/LTX-2"
 LTX2 = "ltx2"

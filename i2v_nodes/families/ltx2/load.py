@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import ModelError
 from i2v_nodes.families.contract.files import FilePart, FileSet, LoadSpec
 from i2v_nodes.families.ltx2.files import CONNECTOR_PARTS, PROJECTION, QUANT_EXTRAS, SCALE_SUFFIXES, SECTIONS
@@ -37,8 +35,9 @@ from i2v_nodes.families.ltx2.keys import (
     vocoder_name,
 )
 from i2v_nodes.families.toolkit.file_tensors import aligned, assign, empty_weights, read_tensors
-from i2v_nodes.families.toolkit.float8 import FLOAT8, cast_keeping_float8, keep_float8
+from i2v_nodes.families.toolkit.float8 import cast_keeping_float8, is_float8, keep_float8
 from i2v_nodes.families.toolkit.tokenizers import refuse_missing_tokenizer, tokenizer_in
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ def _section(part: FilePart, prefix: str) -> dict[str, torch.Tensor]:
 def _widened(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Convolutions and norms have no float8 path: a float8 tensor (rare in a VAE) is widened."""
     for name, tensor in state.items():
-        if tensor.dtype in FLOAT8:
+        if is_float8(tensor.dtype):
             state[name] = tensor.float()
     return state
 

@@ -17,8 +17,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.contract.files import FILE_FOLDERS, FILE_FORMATS
 from i2v_nodes.families.ltx2.files import PROJECTION
 from i2v_nodes.families.ltx2.keys import (
@@ -36,6 +34,7 @@ from i2v_nodes.families.toolkit.file_writing import (
     save_with_configs,
     to_format,
 )
+from i2v_nodes.lazy import torch
 
 TRANSFORMER = "model.diffusion_model."
 BYTE_PIECE, CONTROL, UNKNOWN, NORMAL = 6, 3, 2, 1  # sentencepiece piece types

@@ -8,12 +8,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.ltx_video.configs import BLOCK_095, DEV, LEGACY
 from i2v_nodes.families.ltx_video.spec import TEXT_TOKENS
 from i2v_nodes.families.toolkit import tiny
 from i2v_nodes.families.toolkit.meta import meta_module, meta_transformers_model, meta_vae
+from i2v_nodes.lazy import torch
 
 
 @functools.lru_cache(maxsize=32)

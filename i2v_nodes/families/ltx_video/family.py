@@ -23,16 +23,17 @@ through :mod:`.files` (what a file is, from its header), :mod:`.load` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
-
-import torch
 
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, PromptEncoding, StockOutput, StockRun
+from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.ltx_video import components, conditions, files, load, write
 from i2v_nodes.families.ltx_video.configs import BLOCK_095, DEV, DISTILLED, LEGACY
 from i2v_nodes.families.ltx_video.continuation import CONTINUATION
@@ -48,9 +49,9 @@ from i2v_nodes.families.ltx_video.spec import (
     LTXVideoSettings,
 )
 from i2v_nodes.families.ltx_video.tiers import TIERS
-from i2v_nodes.families.ltx_video.traces import LTXVideoTraces
 from i2v_nodes.families.toolkit.frames import bridge_vae_encoder, video_to_frames
 from i2v_nodes.families.toolkit.options import with_own
+from i2v_nodes.lazy import torch
 
 FILES = SingleFiles(
     description=("ComfyUI's LTX-Video 0.9.x files: checkpoints (transformer and VAE), transformers, "
@@ -67,10 +68,18 @@ FILES = SingleFiles(
 
 class LTXVideoFamily(Family):
     spec = SPEC
-    traces = LTXVideoTraces()
+    traces_file = Path(__file__).with_name("traces.py")
     tiers = TIERS
     files = FILES
     continuation = CONTINUATION
+
+    @functools.cached_property
+    def traces(self) -> MemoryTraces:
+        from i2v_nodes.families.ltx_video.traces import (
+            LTXVideoTraces,  # builds models on the meta device: torch
+        )
+
+        return LTXVideoTraces()
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import ModelError
 from i2v_nodes.families.contract.files import FilePart, FileSet, LoadSpec
 from i2v_nodes.families.ltx_video.configs import LEGACY
@@ -26,13 +24,14 @@ from i2v_nodes.families.ltx_video.files import (
     vae_to_diffusers,
 )
 from i2v_nodes.families.toolkit.file_tensors import aligned, assign, empty_weights
-from i2v_nodes.families.toolkit.float8 import FLOAT8, cast_keeping_float8, keep_float8, split_scales
+from i2v_nodes.families.toolkit.float8 import cast_keeping_float8, is_float8, keep_float8, split_scales
 from i2v_nodes.families.toolkit.gguf_tensors import assign_quantised, read_gguf_tensors
 from i2v_nodes.families.toolkit.tokenizers import (
     refuse_missing_tokenizer,
     t5_tokenizer_from_spiece,
     tokenizer_in,
 )
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ def load_vae(part: FilePart, dtype: torch.dtype) -> torch.nn.Module:
     except KeyError as exc:
         raise ModelError(f"{part.path.name} does not fit the {part.variant} layout: {exc}") from exc
     for name, tensor in state.items():  # in place: the file's copy goes as soon as its cast is made
-        if tensor.dtype in FLOAT8:  # (rare) its convolutions have no float8 path: widen first
+        if is_float8(tensor.dtype):  # (rare) its convolutions have no float8 path: widen first
             tensor = tensor.float()
         state[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
     return assign(model, aligned(state), part.path)

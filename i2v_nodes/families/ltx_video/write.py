@@ -17,8 +17,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.contract.files import FILE_FOLDERS, FILE_FORMATS, GGUF, GGUF_FOLDER
 from i2v_nodes.families.ltx_video.components import meta_component
 from i2v_nodes.families.ltx_video.configs import TRANSFORMER_2B, TRANSFORMER_13B
@@ -41,6 +39,7 @@ from i2v_nodes.families.toolkit.gguf_writing import quantised, tensor_types, wri
 from i2v_nodes.families.toolkit.meta import config_json
 from i2v_nodes.families.toolkit.stand_ins import Tensors, stored, write_header
 from i2v_nodes.families.toolkit.tokenizers import unigram_spiece_bytes
+from i2v_nodes.lazy import torch
 
 TRANSFORMER_PREFIX, VAE_PREFIX = "model.diffusion_model.", "vae."
 FORMATS = (*FILE_FORMATS, GGUF + "Q8_0")

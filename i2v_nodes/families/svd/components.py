@@ -8,10 +8,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.toolkit import tiny
 from i2v_nodes.families.toolkit.meta import meta_module, meta_transformers_model, meta_vae
+from i2v_nodes.lazy import torch
 
 
 @functools.lru_cache(maxsize=32)

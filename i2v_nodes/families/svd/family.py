@@ -26,29 +26,35 @@ What sets SVD apart from the other families, and how the pack handles it:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import LoadSpec
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StepCancelled, StockOutput, StockRun
+from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.svd import components
 from i2v_nodes.families.svd.configs import SVD, SVD_XT, XT_FRAMES
 from i2v_nodes.families.svd.spec import OPTION_INPUTS, OWN, ROLES, SPEC, SVDSettings
 from i2v_nodes.families.svd.tiers import TIERS
-from i2v_nodes.families.svd.traces import SVDTraces
 from i2v_nodes.families.toolkit.frames import video_to_frames
 from i2v_nodes.families.toolkit.options import check_own_or_range, with_own
+from i2v_nodes.lazy import torch
 
 
 class SVDFamily(Family):
     spec = SPEC
-    traces = SVDTraces()
+    traces_file = Path(__file__).with_name("traces.py")
     tiers = TIERS
+
+    @functools.cached_property
+    def traces(self) -> MemoryTraces:
+        from i2v_nodes.families.svd.traces import SVDTraces  # builds models on the meta device: torch
+
+        return SVDTraces()
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

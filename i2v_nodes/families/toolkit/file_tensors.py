@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from i2v_nodes.errors import ModelError
+from i2v_nodes.lazy import torch
 
 ALIGNMENT = 64  # bytes: what torch's CPU allocator gives every fresh tensor
 

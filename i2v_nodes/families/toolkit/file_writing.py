@@ -10,13 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.toolkit.file_headers import CONFIG_KEY
 from i2v_nodes.families.toolkit.float8 import quantize_fp8_scaled
+from i2v_nodes.lazy import torch
 
 CHECKPOINTS = "checkpoints"  # ComfyUI's folder for checkpoints (CheckpointLoaderSimple's)
-HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+HALF = {"bf16": "bfloat16", "fp16": "float16"}  # formats stored whole in a half precision (torch names)
 
 
 def to_format(state: dict[str, torch.Tensor], fmt: str, linear: set[str]) -> dict[str, torch.Tensor]:
@@ -27,7 +26,7 @@ def to_format(state: dict[str, torch.Tensor], fmt: str, linear: set[str]) -> dic
         if fmt == "fp32" or not tensor.is_floating_point():
             out[name] = tensor.contiguous()
         elif fmt in HALF:
-            out[name] = tensor.to(HALF[fmt]).contiguous()
+            out[name] = tensor.to(getattr(torch, HALF[fmt])).contiguous()
         elif name not in linear:
             out[name] = tensor.to(torch.bfloat16).contiguous()
         elif fmt == "fp8_e4m3fn":

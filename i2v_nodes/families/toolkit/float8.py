@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import torch
-import torch.nn.functional as F  # noqa: N812 - the usual alias
+from i2v_nodes.lazy import torch
 
-FLOAT8 = tuple(getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name))
 FP8_MAX = 448.0  # the largest float8_e4m3fn value
-HALF = (torch.bfloat16, torch.float16)
+
+
+def is_float8(dtype: torch.dtype) -> bool:
+    """Whether weights of ``dtype`` are stored in float8 (any of torch's one-byte float formats)."""
+    return dtype.is_floating_point and dtype.itemsize == 1
+
+
+def is_half(dtype: torch.dtype) -> bool:
+    """Whether ``dtype`` is a half precision (bf16 or fp16)."""
+    return dtype.is_floating_point and dtype.itemsize == 2
 
 
 def float8_forward(module: torch.nn.Linear, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -19,7 +26,7 @@ def float8_forward(module: torch.nn.Linear, dtype: torch.dtype) -> Callable[[tor
         scale = getattr(module, "fp8_scale", None)
         if scale is not None:
             weight = weight * scale.to(dtype)
-        return F.linear(x, weight, module.bias)
+        return torch.nn.functional.linear(x, weight, module.bias)
 
     return forward
 
@@ -29,7 +36,7 @@ def embedding_forward(module: torch.nn.Embedding,
     """Look rows up in the stored table, then cast them: exactly the rows of the table cast whole."""
 
     def forward(ids: torch.Tensor) -> torch.Tensor:
-        return F.embedding(ids, module.weight, module.padding_idx).to(dtype)
+        return torch.nn.functional.embedding(ids, module.weight, module.padding_idx).to(dtype)
 
     return forward
 
@@ -99,18 +106,18 @@ def keep_float8(module: torch.nn.Module, scales: Mapping[str, torch.Tensor], dty
     tables = _plain_tables(module)
     for name, layer in module.named_modules():
         stored = layer.weight.dtype if name in tables else None
-        if stored in HALF and stored != dtype:
+        if stored is not None and is_half(stored) and stored != dtype:
             layer.forward = embedding_forward(layer, dtype)
         if not isinstance(layer, torch.nn.Linear):
             continue
         target = torch.float32 if name in gated else dtype
-        if layer.weight.dtype in FLOAT8 or (layer.weight.dtype in HALF and layer.weight.dtype != target):
+        if is_float8(layer.weight.dtype) or (is_half(layer.weight.dtype) and layer.weight.dtype != target):
             if name in scales:
                 layer.register_buffer("fp8_scale", scales[name].float().reshape(()), persistent=False)
             if name in gated:  # kept in fp32 by the class: computes in fp32, its input cast to it
                 gated[name].forward = gated_forward(gated[name])
             layer.forward = float8_forward(layer, target)
-            count += layer.weight.dtype in FLOAT8
+            count += is_float8(layer.weight.dtype)
     _reporting_compute_dtype(module, dtype)
     return count
 
@@ -147,11 +154,11 @@ def cast_keeping_float8(
         stays_stored = name in linear and (not keep_fp32 or name.removesuffix(".weight") in fp32_outputs)
         target = torch.float32 if keep_fp32 else dtype
         matrix_kept = keep_half and stays_stored and tensor.dtype != target
-        half_kept = tensor.dtype in HALF and (name in tables or matrix_kept)
-        if (tensor.dtype in FLOAT8 and stays_stored) or half_kept:
+        half_kept = is_half(tensor.dtype) and (name in tables or matrix_kept)
+        if (is_float8(tensor.dtype) and stays_stored) or half_kept:
             weights[name] = tensor
             continue
-        if tensor.dtype in FLOAT8:
+        if is_float8(tensor.dtype):
             scale = kept_scales.pop(name.removesuffix(".weight"), None)
             tensor = tensor.float() * (scale.float() if scale is not None else 1.0)
         if tensor.is_floating_point():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
+from i2v_nodes.lazy import torch
 
 
 def cast_inputs_to(module: torch.nn.Module) -> Callable:

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from i2v_nodes.errors import ModelError
 from i2v_nodes.families.toolkit.file_tensors import aligned
 from i2v_nodes.families.toolkit.gguf_header import BLOCKS, read_gguf_header
+from i2v_nodes.lazy import torch
 
 
 def read_gguf_tensors(path: Path) -> dict[str, torch.Tensor]:

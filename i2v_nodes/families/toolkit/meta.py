@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import torch
+from i2v_nodes.lazy import torch
 
 # A CLIP ViT-H/14 vision tower (the image encoder of I2VGen-XL and Wan 2.1), as a transformers config.
 CLIP_VISION_H14 = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
@@ -21,13 +21,14 @@ def config_json(config: Mapping[str, Any]) -> str:
     return json.dumps(dict(config), sort_keys=True)
 
 
-def meta_module(cls: type, config: Mapping[str, Any], dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """A weightless module of ``cls`` with this (diffusers) config, for sizes and memory traces."""
+def meta_module(cls: type, config: Mapping[str, Any], dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A weightless module of ``cls`` with this (diffusers) config, for sizes and memory traces (in
+    ``dtype``, float32 by default)."""
     clean = {k: v for k, v in config.items() if not k.startswith("_")}
     with torch.device("meta"):
         module = cls.from_config(clean).eval()
     # nn.Module.to, not the diffusers override, which warns about fp32-pinned modules on every cast
-    return torch.nn.Module.to(module, dtype)
+    return torch.nn.Module.to(module, dtype or torch.float32)
 
 
 @functools.lru_cache(maxsize=32)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.toolkit import tiny
 from i2v_nodes.families.toolkit.meta import keep_fp32, meta_module, meta_transformers_model, meta_vae
 from i2v_nodes.families.wan.lean_blocks import lean_blocks
 from i2v_nodes.families.wan.spec import TEXT_TOKENS
+from i2v_nodes.lazy import torch
 
 
 @functools.lru_cache(maxsize=32)

@@ -18,16 +18,17 @@ pipeline (``output_type="latent"``), as in the stock code, so NaNs can be caught
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
-
-import torch
 
 from i2v_nodes.errors import InputError
 from i2v_nodes.families.contract.family import CallSettings, Family
 from i2v_nodes.families.contract.files import SingleFiles
 from i2v_nodes.families.contract.jobs import Denoised, DenoiseJob, StockOutput, StockRun
+from i2v_nodes.families.contract.traces import MemoryTraces
 from i2v_nodes.families.toolkit.calls import common_arguments
 from i2v_nodes.families.toolkit.frames import video_to_frames
 from i2v_nodes.families.wan import components, files, last_frame, load, write
@@ -44,7 +45,7 @@ from i2v_nodes.families.wan.spec import (
     WanSettings,
 )
 from i2v_nodes.families.wan.tiers import TIERS
-from i2v_nodes.families.wan.traces import WanTraces
+from i2v_nodes.lazy import torch
 
 FILES = SingleFiles(
     description="ComfyUI's Wan files: diffusion models, UMT5 text encoders, Wan VAEs, CLIP vision",
@@ -60,9 +61,15 @@ FILES = SingleFiles(
 
 class WanFamily(Family):
     spec = SPEC
-    traces = WanTraces()
+    traces_file = Path(__file__).with_name("traces.py")
     tiers = TIERS
     files = FILES
+
+    @functools.cached_property
+    def traces(self) -> MemoryTraces:
+        from i2v_nodes.families.wan.traces import WanTraces  # builds models on the meta device: torch
+
+        return WanTraces()
 
     def variant_of(self, index: Mapping[str, Any], configs: Mapping[str, Any],
                    source: str = "") -> str | None:

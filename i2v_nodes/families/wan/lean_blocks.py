@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-import torch
+from i2v_nodes.lazy import torch
 
 TOKEN_SLICES = 8
 

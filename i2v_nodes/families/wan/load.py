@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import ModelError
 from i2v_nodes.families.contract.files import FilePart, FileSet, LoadSpec
 from i2v_nodes.families.toolkit.file_tensors import assign, empty_weights, read_tensors
@@ -40,6 +38,7 @@ from i2v_nodes.families.wan.keys import (
     vae_to_diffusers,
 )
 from i2v_nodes.families.wan.spec import TEXT_TOKENS
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.contract.files import FILE_FOLDERS, GGUF_FOLDER
 from i2v_nodes.families.toolkit.file_writing import save_atomically
 from i2v_nodes.families.toolkit.gguf_writing import write_gguf
@@ -24,6 +22,7 @@ from i2v_nodes.families.wan.configs import FLF2V_HUB, PUBLISHED
 from i2v_nodes.families.wan.keys import transformer_to_original, vae21_to_original, vae22_to_original
 from i2v_nodes.families.wan.spec import A14B, FLF2V, TI2V, WAN21
 from i2v_nodes.families.wan.write import gguf_tensor_types
+from i2v_nodes.lazy import torch
 
 A14B_HUB = "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
 TI2V_HUB = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"

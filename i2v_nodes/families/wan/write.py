@@ -17,8 +17,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.contract.files import FILE_FOLDERS, FILE_FORMATS, GGUF, GGUF_FOLDER
 from i2v_nodes.families.toolkit.file_writing import (
     component_config,
@@ -29,6 +27,7 @@ from i2v_nodes.families.toolkit.file_writing import (
 from i2v_nodes.families.toolkit.gguf_writing import Tensors, quantised, tensor_types, write_gguf
 from i2v_nodes.families.toolkit.tokenizers import unigram_spiece_bytes
 from i2v_nodes.families.wan.keys import transformer_to_original, vae21_to_original, vae22_to_original
+from i2v_nodes.lazy import torch
 
 FORMATS = (*FILE_FORMATS, GGUF + "Q8_0")
 # city96's tools on Wan: what llama-quantize never quantises, and what convert.py keeps in F32

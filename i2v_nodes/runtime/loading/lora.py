@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import I2VError, InputError, ModelError
+from i2v_nodes.families.toolkit.float8 import is_float8
 from i2v_nodes.families.toolkit.safetensors_header import DTYPE_BYTES, Header, read_header
-from i2v_nodes.runtime.loading.precision import FLOAT8
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +253,7 @@ def _float8_layers_compute_in(module: torch.nn.Module, dtype: torch.dtype) -> No
     it would lose its precision and its matrix multiplies do not run."""
     for layer in module.modules():
         weight = getattr(layer, "weight", None)
-        stored_float8 = isinstance(weight, torch.Tensor) and weight.dtype in FLOAT8
+        stored_float8 = isinstance(weight, torch.Tensor) and is_float8(weight.dtype)
         if stored_float8 and not hasattr(layer, "compute_dtype"):
             layer.compute_dtype = dtype
 

@@ -15,13 +15,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from i2v_nodes.errors import InputError, ModelError
 from i2v_nodes.families import registry
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.families.contract.files import FileSet
 from i2v_nodes.families.toolkit.tiny import ensure_built, first_use_lock
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.loading.describe import (
     Description,
     describe_files,
@@ -306,10 +305,9 @@ def handle_for_planning(name: str, model_dirs: list[Path], *, precision: str = "
         except ModelError as exc:
             raise InputError("model", str(exc)) from exc
     rules = found.family.rules(found.variant)
-    target = torch.device(device)
     return ModelHandle(name=name, source=name, family=found.family, variant=found.variant, local=False,
-                       precision=resolve_precision(precision, target, rules.default_precision),
-                       vae_precision=resolve_vae_precision(vae_precision), device=str(target),
+                       precision=resolve_precision(precision, device, rules.default_precision),
+                       vae_precision=resolve_vae_precision(vae_precision), device=device,
                        offload=offload, weights=weights, params=found.params, configs=found.configs,
                        stored=found.stored)
 

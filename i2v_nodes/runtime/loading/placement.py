@@ -12,11 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.families.contract.files import FileSet, LoadSpec
 from i2v_nodes.families.contract.spec import Roles
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.loading import residency
 from i2v_nodes.runtime.loading.precision import FP8_STORAGE
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import functools
 import os
 
-import torch
-
 from i2v_nodes.errors import InputError
+from i2v_nodes.lazy import torch
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# each precision name's torch dtype (by attribute name: this module is read without importing torch)
+_DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1}  # "fp8": float8 weight storage
 PRECISION_CHOICES = ["auto", "fp16", "bf16", "fp32"]
 VAE_PRECISION_CHOICES = ["auto", "fp32", "fp16", "bf16"]
 WEIGHTS_CHOICES = ["default", "fp8"]
 FP8_STORAGE = "float8_e4m3fn"  # weight storage with 'weights' fp8; computation stays in the precision
-# the float8 dtypes weights may be stored in (this torch's)
-FLOAT8 = tuple(getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name))
 
 
 def check_names(precision: str, vae_precision: str, weights: str) -> None:
@@ -32,7 +31,7 @@ CPU_PRECISION_ENV = "I2V_CPU_AUTO_PRECISION"
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # the CPU computes bf16 natively
 
 
-def resolve_precision(name: str, device: torch.device, family_default: str = "fp16") -> str:
+def resolve_precision(name: str, device: torch.device | str, family_default: str = "fp16") -> str:
     """``auto`` is the family's choice on CUDA (fp16, or bf16 for models trained in it). On a CPU it is
     bf16 where the CPU computes bf16 natively (measured 2.9-3.6x faster than fp32 per denoiser call,
     bench/bench_cpu_bf16.py) and fp32 elsewhere (fp16 on CPUs is 3-30x slower, bf16 without those
@@ -40,7 +39,7 @@ def resolve_precision(name: str, device: torch.device, family_default: str = "fp
     check_names(name, "auto", "default")
     if name != "auto":
         return name
-    if torch.device(device).type == "cuda":
+    if device_type(device) == "cuda":
         return family_default
     asked = os.environ.get(CPU_PRECISION_ENV, "").strip().lower()
     if asked in ("fp32", "bf16"):
@@ -91,12 +90,18 @@ def resolve_vae_precision(name: str) -> str:
 
 
 def dtype_of(name: str) -> torch.dtype:
-    return DTYPES[name]
+    """The torch dtype of a precision name (fp32 / fp16 / bf16)."""
+    return getattr(torch, _DTYPE_NAMES[name])
 
 
 def bytes_per_element(name: str) -> int:
     """Bytes of one element of a precision name (fp32 / fp16 / bf16, or fp8 storage)."""
-    return 1 if name == "fp8" else torch.empty((), dtype=DTYPES[name]).element_size()
+    return ELEMENT_BYTES[name]
+
+
+def device_type(device: torch.device | str) -> str:
+    """A device's type ("cpu", "cuda") from a device or its name ("cuda:1"), with no torch needed."""
+    return str(device).partition(":")[0]
 
 
 def nonfinite_summary(tensor: torch.Tensor) -> str | None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 

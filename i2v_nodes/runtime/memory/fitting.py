@@ -7,9 +7,8 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import torch
-
 from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.precision import device_type
 from i2v_nodes.runtime.memory import (
     MemoryOptions,
     RunShape,
@@ -75,7 +74,7 @@ def ladder(
         )
     if not options.vae_tiling and handle.family.spec.vae_tiling:
         yield "VAE tiling on", (options := dataclasses.replace(options, vae_tiling=True))
-    if torch.device(handle.device).type == "cuda":
+    if device_type(handle.device) == "cuda":
         for step in _offload_steps(handle, options):
             yield step
             options = step[1]

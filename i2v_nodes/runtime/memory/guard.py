@@ -11,10 +11,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import torch
-
 from i2v_nodes.errors import MemoryGuardError
 from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.precision import device_type
 from i2v_nodes.runtime.memory import (
     Estimate,
     MemoryOptions,
@@ -147,7 +146,7 @@ def render_report(handle: ModelHandle, plan: Plan) -> str:
         f"available {gib(plan.available)}, usable after {plan.headroom:.0%} headroom {gib(plan.usable)}: "
         f"{verdict}",
     ]
-    if torch.device(handle.device).type != "cpu":
+    if device_type(handle.device) != "cpu":
         ram_verdict = "fits" if plan.ram.peak <= plan.ram_usable else "DOES NOT FIT"
         mapped = f" ({gib(plan.ram.file_backed)} of it file-backed)" if plan.ram.file_backed else ""
         lines.append(

@@ -71,8 +71,9 @@ def _peak(family: Family, variant: str, configs: str, phase: str, precision: str
 
 @functools.lru_cache(maxsize=64)
 def family_code(family: Family) -> str:
-    """A hash of the family's traces module: what builds the calls that are traced."""
-    return trace_table.source_hash(inspect.getsourcefile(type(family.traces)))
+    """A hash of the family's traces module: what builds the calls that are traced (read from the file
+    it declares, so a figure the table has costs no import of the builders and torch)."""
+    return trace_table.source_hash(family.traces_file or inspect.getsourcefile(type(family.traces)))
 
 
 def cache_name(family: Family, variant: str, configs: str) -> str:

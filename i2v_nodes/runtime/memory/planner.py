@@ -13,10 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading.handle import ModelHandle
+from i2v_nodes.runtime.loading.precision import device_type
 from i2v_nodes.runtime.memory import guard
 from i2v_nodes.runtime.memory.advice import advice
 
@@ -273,7 +272,7 @@ def ways_to_run(handle: ModelHandle, shape: memory.RunShape) -> Iterator[tuple[s
     within each, full-precision weights before fp8, then the fastest offload, then VAE tiling off
     before on. Streaming is tried only where VRAMGuard would stream the same workflow: with the weights
     in RAM (group offload on CUDA; a CPU), so the graph's loader settings alone reproduce the choice."""
-    cuda = torch.device(handle.device).type == "cuda"
+    cuda = device_type(handle.device) == "cuda"
     ways = {"resident": ("none", "model", "group", "sequential") if cuda else ("none",),
             "phase": ("group",) if cuda else ("none",), "disk": ("group",) if cuda else ()}
     storages = ("default", "fp8") if handle.fp8_storable else ("default",)

@@ -6,20 +6,19 @@ from __future__ import annotations
 import functools
 import json
 
-import torch
-
 from i2v_nodes.families.contract.family import Family
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.loading import lora
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.loading.placement import group_offload_type
-from i2v_nodes.runtime.loading.precision import bytes_per_element
+from i2v_nodes.runtime.loading.precision import bytes_per_element, device_type
 from i2v_nodes.runtime.memory import trace_cache, trace_table
 
 PHASES = ("encode", "denoise", "decode")
 FILE_FORMAT_BYTES = {"fp8_e4m3fn": 1, "fp8_scaled": 1, "bf16": 2, "fp16": 2, "fp32": 4}
 
 def on_cpu(handle: ModelHandle) -> bool:
-    return torch.device(handle.device).type == "cpu"
+    return device_type(handle.device) == "cpu"
 
 
 def weight_bytes(handle: ModelHandle) -> dict[str, int]:

@@ -12,10 +12,10 @@ stock call the pack must equal. The names below are the package's front.
 from i2v_nodes.runtime.sampling.keyframes import capable_models
 from i2v_nodes.runtime.sampling.oracle import stock_reference
 from i2v_nodes.runtime.sampling.plan import budget_for, held_bytes, plan_for_run, run_shape
-from i2v_nodes.runtime.sampling.run import default_cache, sample
+from i2v_nodes.runtime.sampling.run import DeviceOutOfMemory, default_cache, sample
 from i2v_nodes.runtime.sampling.settings import MAX_SEED, SampleResult, SampleSettings, validate_settings
 from i2v_nodes.runtime.shapes import MAX_BATCH, MAX_FRAMES, MAX_SIDE, validate_shape
 
-__all__ = ["MAX_BATCH", "MAX_FRAMES", "MAX_SEED", "MAX_SIDE", "SampleResult", "SampleSettings", "budget_for",
-           "held_bytes", "capable_models", "default_cache", "plan_for_run", "run_shape", "sample",
-           "stock_reference", "validate_settings", "validate_shape"]
+__all__ = ["MAX_BATCH", "MAX_FRAMES", "MAX_SEED", "MAX_SIDE", "DeviceOutOfMemory", "SampleResult",
+           "SampleSettings", "budget_for", "capable_models", "default_cache", "held_bytes", "plan_for_run",
+           "run_shape", "sample", "stock_reference", "validate_settings", "validate_shape"]

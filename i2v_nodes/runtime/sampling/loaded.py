@@ -24,7 +24,7 @@ from i2v_nodes.runtime import speed
 from i2v_nodes.runtime.loading import lora, placement, streaming
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.loading.handle import ModelHandle
-from i2v_nodes.runtime.loading.precision import DTYPES
+from i2v_nodes.runtime.loading.precision import dtype_of
 from i2v_nodes.runtime.sampling.plan import weight_total
 from i2v_nodes.runtime.services import HostServices
 
@@ -130,7 +130,7 @@ def pipeline_loader(handle: ModelHandle, offload: str, services: HostServices, c
 
 def _load_placed(handle: ModelHandle, offload: str, streamed: bool, disk: Path | None) -> tuple[Any, str]:
     roles, device = handle.roles, torch.device(handle.device)
-    spec = LoadSpec(DTYPES[handle.precision], DTYPES[handle.vae_precision], handle.weights)
+    spec = LoadSpec(dtype_of(handle.precision), dtype_of(handle.vae_precision), handle.weights)
     if handle.files is None:
         return placement.load_pipeline(handle.family, roles, handle.source, handle.local, spec, device,
                                        offload, handle.variant, streamed, disk), ""

@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from i2v_nodes.errors import DeviceOutOfMemory
+from i2v_nodes.errors import I2VError
 from i2v_nodes.families.contract.family import Family
 from i2v_nodes.runtime import memory
 from i2v_nodes.runtime.loading import lora, models, placement
 from i2v_nodes.runtime.loading.cache import ModelCache
 from i2v_nodes.runtime.loading.handle import ModelHandle
-from i2v_nodes.runtime.loading.precision import DTYPES
+from i2v_nodes.runtime.loading.precision import dtype_of
 from i2v_nodes.runtime.memory import guard
 from i2v_nodes.runtime.memory.devices import cache_budget_bytes
 from i2v_nodes.runtime.options import sampler_of
@@ -45,6 +45,11 @@ from i2v_nodes.runtime.sampling.settings import (
 from i2v_nodes.runtime.services import HostServices
 
 log = logging.getLogger(__name__)
+
+
+class DeviceOutOfMemory(I2VError, torch.OutOfMemoryError):
+    """The device ran out of memory mid-run. Still a torch out-of-memory error, so a host that
+    reacts to those (ComfyUI frees its models) still does; the message adds what to change."""
 
 
 _CACHE = ModelCache(cache_budget_bytes)
@@ -131,7 +136,7 @@ def _ready(run: SampleRun, loaded: Loaded) -> None:
         loaded.registration.ensure_loaded(plan.estimate.activations + plan.estimate.buffers)
     with _timed(run.timings, "lora"):  # inside the run lock: no other run sees half-changed adapters
         lora.sync(loaded.pipeline, loaded.loras, handle.loras, handle.roles.denoisers, handle.family,
-                  DTYPES[handle.precision])
+                  dtype_of(handle.precision))
     placement.set_vae_tiling(loaded.pipeline, handle.roles, plan.options.vae_tiling)
     loaded.stream(handle.roles, per_phase=plan.options.residency in ("phase", "disk"))
 

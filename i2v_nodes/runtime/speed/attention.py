@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import torch
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 

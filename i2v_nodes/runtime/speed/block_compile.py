@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
+from i2v_nodes.lazy import torch
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import InputError
 from i2v_nodes.families import registry
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.loading.handle import ModelHandle
 from i2v_nodes.runtime.speed import attention, step_cache
 from i2v_nodes.runtime.speed.block_compile import CompiledBlocks

@@ -21,9 +21,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from i2v_nodes.errors import InputError
+from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.speed.settings import SpeedSettings
 
 log = logging.getLogger(__name__)
