@@ -46,3 +46,15 @@ def test_importing_the_nodes_imports_torch(tmp_path):
     """A lazy module's first touch is not thread-safe in Python 3.11: the nodes load torch on import."""
     code = "import sys, i2v_nodes.nodes\nprint(type(sys.modules['torch']).__name__)"
     assert run_python(code, tmp_path).split() == ["module"]
+
+
+def test_each_family_declares_the_source_of_its_traces():
+    """The declared file is what keys a family's figures in the shipped table: it must be the source of
+    the traces the family builds (else the table would answer for code it was not made by)."""
+    import inspect
+    from pathlib import Path
+
+    from i2v_nodes.families import registry
+
+    for family in registry.REGISTERED:
+        assert family.traces_file == Path(inspect.getsourcefile(type(family.traces))), family.name
