@@ -40,3 +40,12 @@ def test_bad_sizes_are_usage_errors_and_a_run_that_does_not_fit_is_1(capsys):
     assert "num_frames" in capsys.readouterr().err
     assert exit_code([*PLAN, "--vram", "4", "--ram", "8", "--no-search"]) == 1
     assert exit_code([*PLAN, "--vram", "80", "--ram", "256", "--offload", "model", "--no-search"]) == 0
+
+
+def test_plan_searches_a_tiny_wan_model_up_to_the_most_frames_it_takes(model_dirs, capsys):
+    """The search for the most frames traces up to the variant's limit (161 for Wan 2.1): the tiny
+    configs' rope covers them (a rope of 32 positions ended the search, and the command, in a traceback)."""
+    argv = ["plan", "tiny-wan2.1-i2v", "--width", "64", "--height", "64", "--frames", "9", "--vram", "8",
+            "--ram", "16"]
+    assert exit_code(argv) == 0
+    assert "largest frames here 161 (of up to 162)" in capsys.readouterr().out

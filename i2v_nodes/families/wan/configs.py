@@ -128,7 +128,7 @@ _TINY_TRANSFORMER = {
     "num_layers": 2,
     "cross_attn_norm": True,
     "qk_norm": "rms_norm_across_heads",
-    "rope_max_seq_len": 32,
+    "rope_max_seq_len": 1024,  # the published length: the planner traces up to the most frames a model takes
 }
 _TINY_VAE = {
     "base_dim": 3,
