@@ -24,6 +24,7 @@ from typing import Any
 
 from i2v_nodes.lazy import torch
 from i2v_nodes.runtime.loading.models import MODEL_FOLDER  # the pack's model folder in a models dir
+from i2v_nodes.runtime.loading.precision import device_type
 from i2v_nodes.runtime.memory import devices
 from i2v_nodes.runtime.services import HostServices, default_temp_dir
 
@@ -284,7 +285,7 @@ def _counted(name: str, ours: Any, device: torch.device) -> int:
     if mm is None or not hasattr(mm, name):
         return ours(device)
     counted = int(getattr(mm, name)(device))
-    return counted if torch.device(device).type == "cuda" else min(counted, ours(device))
+    return counted if device_type(device) == "cuda" else min(counted, ours(device))
 
 
 def free_host_memory(bytes_needed: int, device: torch.device) -> None:

@@ -186,4 +186,4 @@ def read_bytes(handle: ModelHandle, role: str, params: int, kept: int) -> int:
     part = handle.files.parts.get(role) if handle.files is not None else None
     if part is None:
         return params * bytes_per_element(handle.precision)
-    return kept if part.gguf else max(kept, params * FILE_FORMAT_BYTES.get(part.format, 4))
+    return kept if part.gguf else max(kept, stored_bytes(handle, role, params))

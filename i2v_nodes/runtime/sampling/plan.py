@@ -34,16 +34,15 @@ def budget_for(handle: ModelHandle, services: HostServices, headroom: float, hel
     """Device memory and system RAM free now; what this model's cache entry holds (``held``, from
     ``ModelCache.held_bytes``) counts as free, since the run uses it again."""
     device, cpu = torch.device(handle.device), torch.device("cpu")
-    weights = held
     # The estimates count the process's own runtime (interpreter, libraries), which free memory
     # measured from inside it has already taken away: counted once, not twice.
     on_cpu = device.type == "cpu"
     own = devices.process_resident_bytes()
     ram_own = min(own, memory.CPU_RUNTIME_BYTES if on_cpu else memory.HOST_RUNTIME_BYTES)
     return guard.Budget(free=services.free_bytes(device) + (ram_own if on_cpu else 0),
-                        total=services.total_bytes(device), headroom=headroom, already_loaded=weights,
+                        total=services.total_bytes(device), headroom=headroom, already_loaded=held,
                         ram_free=services.free_bytes(cpu) + ram_own, ram_total=services.total_bytes(cpu),
-                        ram_already=weights if handle.offload != "none" else 0)
+                        ram_already=held if handle.offload != "none" else 0)
 
 
 def plan_for_run(handle: ModelHandle, s: SampleSettings, services: HostServices, cache: ModelCache,
